@@ -1,2 +1,32 @@
-//! Placeholder.
+#![doc = include_str!("../README.md")]
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+mod macros;
+
+pub mod client;
+pub mod device;
+mod error;
+#[cfg(feature = "std")]
+pub mod io;
+mod reply;
+pub mod segment;
+pub mod server;
+mod timeouts;
+
+pub use error::{Error, Phase};
+pub use reply::{REPLY_KEPT, Reply};
+pub use timeouts::Timeouts;
+
+/// The client's last words: `"Thank you"` and its terminating NUL, as the lesson's C client sends
+/// `sizeof "Thank you"` bytes.
+pub const REPLY: &[u8; 10] = b"Thank you\0";
+
+/// The most a server reads of the reply: one BSD `read(fd, buf, 1024)`.
+pub const REPLY_MAX: usize = 1024;
+
+/// The port the examples use.
+pub const DEFAULT_PORT: u16 = 5432;

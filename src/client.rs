@@ -1,0 +1,359 @@
+//! The receiving side: read a file until EOF, then say `"Thank you\0"` and close.
+//!
+//! ```text
+//!  Connecting ──► Receiving { received } ──FIN──► Replying { received, .. } ──► Done(Report)
+//!      │                 │                               │
+//!      └─────────────────┴───────────────────────────────┴──────────────────► Failed(Error)
+//! ```
+
+use core::fmt;
+use core::task::Poll;
+
+use embedded_io::{Error as _, Write};
+use smoltcp::iface::Context;
+use smoltcp::socket::tcp::{self, RecvError};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
+
+use crate::macros::{debug, trace};
+use crate::{Error, Phase, REPLY, Timeouts};
+
+/// What a finished transfer did, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The server.
+    pub remote: IpEndpoint,
+    /// File bytes received and written to the sink.
+    pub bytes: u64,
+    /// When `connect` was called.
+    pub started_at: Instant,
+    /// When the handshake completed.
+    pub connected_at: Instant,
+    /// When the server's FIN was read: the file is complete.
+    pub eof_at: Instant,
+    /// When the server acknowledged our reply and FIN.
+    pub finished_at: Instant,
+}
+
+impl Report {
+    /// From the handshake to the end of the file.
+    pub fn transfer_time(&self) -> Duration {
+        self.eof_at - self.connected_at
+    }
+
+    /// From `connect` to the server's acknowledgement of the reply.
+    pub fn duration(&self) -> Duration {
+        self.finished_at - self.started_at
+    }
+}
+
+/// Where the transfer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// SYN sent, no answer yet.
+    Connecting,
+    /// Reading the file into the sink.
+    Receiving {
+        /// File bytes written to the sink so far.
+        received: u64,
+    },
+    /// The server's FIN arrived: the file is complete. The reply is being queued, then our FIN.
+    Replying {
+        /// The file's length.
+        received: u64,
+        /// Reply bytes queued so far.
+        queued: usize,
+        /// When the server's FIN was read.
+        eof_at: Instant,
+    },
+    /// The server acknowledged the reply and our FIN.
+    Done(Report),
+    /// The transfer ended in an error. The sink keeps every byte written to it.
+    Failed(Error),
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            State::Connecting => f.write_str("connecting"),
+            State::Receiving { received } => write!(f, "receiving({received})"),
+            State::Replying { received, .. } => write!(f, "replying({received})"),
+            State::Done(_) => f.write_str("done"),
+            State::Failed(_) => f.write_str("failed"),
+        }
+    }
+}
+
+/// The receiving side of one transfer, as a sans-IO state machine.
+///
+/// Call [`poll`](Client::poll) after every `Interface::poll` with the current time and the
+/// client's socket. Received bytes go from the socket's receive buffer straight into the sink.
+#[derive(Debug)]
+pub struct Client<W> {
+    sink: W,
+    state: State,
+    timeouts: Timeouts,
+    remote: IpEndpoint,
+    started_at: Instant,
+    connected_at: Option<Instant>,
+    last_progress: Instant,
+    last_send_queue: usize,
+}
+
+impl<W: Write> Client<W> {
+    /// Connect `socket` to `remote` from `local` (a port, or an address and port), writing the
+    /// file to `sink`. `cx` is `iface.context()`.
+    pub fn connect(
+        cx: &mut Context,
+        socket: &mut tcp::Socket,
+        remote: impl Into<IpEndpoint>,
+        local: impl Into<IpListenEndpoint>,
+        sink: W,
+        now: Instant,
+        timeouts: Timeouts,
+    ) -> Result<Self, Error> {
+        let remote = remote.into();
+        socket.connect(cx, remote, local).map_err(Error::Connect)?;
+        Ok(Client {
+            sink,
+            state: State::Connecting,
+            timeouts,
+            remote,
+            started_at: now,
+            connected_at: None,
+            last_progress: now,
+            last_send_queue: 0,
+        })
+    }
+
+    /// Where the transfer is.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &W {
+        &self.sink
+    }
+
+    /// Give the sink back (with every byte received so far, whatever the outcome).
+    pub fn into_sink(self) -> W {
+        self.sink
+    }
+
+    /// File bytes written to the sink so far.
+    pub fn received(&self) -> u64 {
+        match &self.state {
+            State::Connecting => 0,
+            State::Receiving { received } | State::Replying { received, .. } => *received,
+            State::Done(report) => report.bytes,
+            State::Failed(error) => error.bytes(),
+        }
+    }
+
+    /// Advance the transfer. Returns `Ready` once, and again on later calls, when it is over.
+    pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
+        match &self.state {
+            State::Done(report) => return Poll::Ready(Ok(report.clone())),
+            State::Failed(error) => return Poll::Ready(Err(error.clone())),
+            State::Connecting | State::Receiving { .. } | State::Replying { .. } => {}
+        }
+        if let Err(error) = self.step(now, socket) {
+            if socket.is_active() {
+                socket.abort();
+            }
+            self.set_state(State::Failed(error));
+        }
+        match &self.state {
+            State::Done(report) => Poll::Ready(Ok(report.clone())),
+            State::Failed(error) => Poll::Ready(Err(error.clone())),
+            State::Connecting | State::Receiving { .. } | State::Replying { .. } => Poll::Pending,
+        }
+    }
+
+    fn set_state(&mut self, next: State) {
+        debug!("halfclose client: {}=>{}", self.state, next);
+        self.state = next;
+    }
+
+    fn step(&mut self, now: Instant, socket: &mut tcp::Socket) -> Result<(), Error> {
+        if let State::Connecting = self.state {
+            match socket.state() {
+                tcp::State::SynSent => return self.check_deadline(now, Phase::Connect, 0),
+                // In SYN-SENT a RST from the peer means nobody listens there.
+                tcp::State::Closed => return Err(Error::Refused),
+                tcp::State::Listen
+                | tcp::State::SynReceived
+                | tcp::State::Established
+                | tcp::State::FinWait1
+                | tcp::State::FinWait2
+                | tcp::State::CloseWait
+                | tcp::State::Closing
+                | tcp::State::LastAck
+                | tcp::State::TimeWait => {
+                    self.connected_at = Some(now);
+                    self.progress(now);
+                    self.set_state(State::Receiving { received: 0 });
+                }
+            }
+        }
+        match self.state {
+            State::Receiving { received } => self.receive(now, socket, received),
+            State::Replying {
+                received,
+                queued,
+                eof_at,
+            } => self.reply(now, socket, received, queued, eof_at),
+            State::Connecting | State::Done(_) | State::Failed(_) => Ok(()),
+        }
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        socket: &mut tcp::Socket,
+        mut received: u64,
+    ) -> Result<(), Error> {
+        let sink = &mut self.sink;
+        let outcome = loop {
+            // The sink takes bytes straight from the socket's receive buffer.
+            let wrote = socket.recv(|buf| {
+                if buf.is_empty() {
+                    return (0, Ok(0));
+                }
+                match sink.write(buf) {
+                    // A sink that accepts nothing of a non-empty buffer is full.
+                    Ok(0) => (0, Err(embedded_io::ErrorKind::WriteZero)),
+                    Ok(n) => (n, Ok(n)),
+                    Err(e) => (0, Err(e.kind())),
+                }
+            });
+            match wrote {
+                Ok(Ok(0)) => break None,
+                Ok(Ok(n)) => received += n as u64,
+                Ok(Err(kind)) => {
+                    break Some(Err(Error::Sink {
+                        kind,
+                        bytes: received,
+                    }));
+                }
+                // The server's FIN, after every byte before it: the file is complete.
+                Err(RecvError::Finished) => break Some(Ok(())),
+                Err(RecvError::InvalidState) => {
+                    break Some(Err(Error::Reset {
+                        phase: Phase::Transfer,
+                        bytes: received,
+                    }));
+                }
+            }
+        };
+        if let State::Receiving { received: before } = self.state
+            && received != before
+        {
+            trace!("halfclose client: {} bytes", received - before);
+            self.progress(now);
+        }
+        self.state = State::Receiving { received };
+        match outcome {
+            None => self.check_deadline(now, Phase::Transfer, received),
+            Some(Err(error)) => Err(error),
+            Some(Ok(())) => {
+                self.sink.flush().map_err(|e| Error::Sink {
+                    kind: e.kind(),
+                    bytes: received,
+                })?;
+                self.progress(now);
+                self.set_state(State::Replying {
+                    received,
+                    queued: 0,
+                    eof_at: now,
+                });
+                self.reply(now, socket, received, 0, now)
+            }
+        }
+    }
+
+    fn reply(
+        &mut self,
+        now: Instant,
+        socket: &mut tcp::Socket,
+        received: u64,
+        mut queued: usize,
+        eof_at: Instant,
+    ) -> Result<(), Error> {
+        if queued < REPLY.len() {
+            match socket.send_slice(&REPLY[queued..]) {
+                Ok(n) => queued += n,
+                Err(tcp::SendError::InvalidState) => {
+                    return Err(Error::Reset {
+                        phase: Phase::Reply,
+                        bytes: received,
+                    });
+                }
+            }
+            if queued == REPLY.len() {
+                // The reply is our last word: the FIN follows it.
+                socket.close();
+            }
+            self.state = State::Replying {
+                received,
+                queued,
+                eof_at,
+            };
+        }
+        let queue = socket.send_queue();
+        if queue < self.last_send_queue {
+            self.progress(now);
+        }
+        self.last_send_queue = queue;
+
+        match socket.state() {
+            // LAST-ACK ends in CLOSED when the server acknowledges our FIN, which comes after
+            // the reply: everything arrived. A reset also ends in CLOSED, but leaves the reply
+            // unacknowledged in the transmit queue.
+            tcp::State::Closed if queued == REPLY.len() && queue == 0 => {
+                let report = Report {
+                    remote: self.remote,
+                    bytes: received,
+                    started_at: self.started_at,
+                    connected_at: self.connected_at.unwrap_or(self.started_at),
+                    eof_at,
+                    finished_at: now,
+                };
+                self.set_state(State::Done(report));
+                Ok(())
+            }
+            tcp::State::Closed => Err(Error::Reset {
+                phase: Phase::Reply,
+                bytes: received,
+            }),
+            tcp::State::Listen
+            | tcp::State::SynSent
+            | tcp::State::SynReceived
+            | tcp::State::Established
+            | tcp::State::FinWait1
+            | tcp::State::FinWait2
+            | tcp::State::CloseWait
+            | tcp::State::Closing
+            | tcp::State::LastAck
+            | tcp::State::TimeWait => self.check_deadline(now, Phase::Reply, received),
+        }
+    }
+
+    fn progress(&mut self, now: Instant) {
+        self.last_progress = now;
+    }
+
+    fn check_deadline(&self, now: Instant, phase: Phase, bytes: u64) -> Result<(), Error> {
+        let (since, limit) = match phase {
+            Phase::Connect => (self.started_at, self.timeouts.connect),
+            Phase::Transfer => (self.last_progress, self.timeouts.idle),
+            Phase::Reply => (self.last_progress, self.timeouts.reply),
+        };
+        if now >= since + limit {
+            Err(Error::TimedOut { phase, bytes })
+        } else {
+            Ok(())
+        }
+    }
+}

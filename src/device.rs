@@ -1,0 +1,225 @@
+//! In-memory devices: no NIC, no allocation, no privileges.
+
+use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+/// A loopback device with a fixed ring of `SLOTS` packet buffers of `MTU` bytes each.
+///
+/// Every packet transmitted is received back in FIFO order, so one `Interface` can run a server
+/// and a client talking to each other. The packet buffers are lent to smoltcp in place: a packet
+/// is built directly in its slot and read directly from it, and slots are never zero-filled.
+///
+/// `MTU` is the device's maximum transmission unit as smoltcp counts it: the IP packet for
+/// [`Medium::Ip`], the Ethernet frame (14 bytes more) for [`Medium::Ethernet`].
+///
+/// One slot is always kept free so that the answer smoltcp may send while it reads a packet has
+/// somewhere to go; at most `SLOTS - 1` packets are queued, and `transmit` reports the device busy
+/// when that many are. `SLOTS` must be at least 2.
+///
+/// The device takes `MTU * SLOTS` bytes: put a large one in a `static` or a `Box`, not on a
+/// small stack.
+#[derive(Debug)]
+pub struct Loopback<const MTU: usize, const SLOTS: usize> {
+    slots: [[u8; MTU]; SLOTS],
+    lens: [usize; SLOTS],
+    head: usize,
+    len: usize,
+    medium: Medium,
+    checksums: bool,
+}
+
+impl<const MTU: usize, const SLOTS: usize> Loopback<MTU, SLOTS> {
+    const CHECK: () = assert!(SLOTS >= 2, "a Loopback needs at least two slots");
+
+    /// An empty loopback for `medium`; checksums are computed and verified.
+    pub const fn new(medium: Medium) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::CHECK;
+        Loopback {
+            slots: [[0; MTU]; SLOTS],
+            lens: [0; SLOTS],
+            head: 0,
+            len: 0,
+            medium,
+            checksums: true,
+        }
+    }
+
+    /// Compute and verify checksums (`true`, the default) or skip them (`false`): a loopback
+    /// cannot corrupt packets, so skipping them measures the stack without its checksum cost.
+    pub const fn with_checksums(mut self, on: bool) -> Self {
+        self.checksums = on;
+        self
+    }
+
+    /// Packets queued and not yet received.
+    pub fn queued(&self) -> usize {
+        self.len
+    }
+
+    /// The next packet `receive` will hand to smoltcp, to look at without consuming it.
+    pub fn peek(&self) -> Option<&[u8]> {
+        (self.len > 0).then(|| &self.slots[self.head][..self.lens[self.head]])
+    }
+
+    /// Drop every queued packet (a cable pulled out and plugged back in).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn tail(&self) -> usize {
+        (self.head + self.len) % SLOTS
+    }
+}
+
+impl<const MTU: usize, const SLOTS: usize> Device for Loopback<MTU, SLOTS> {
+    type RxToken<'a> = RxToken<'a>;
+    type TxToken<'a> = TxToken<'a, MTU>;
+
+    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_, MTU>)> {
+        if self.len == 0 {
+            return None;
+        }
+        let read = self.head;
+        self.head = (self.head + 1) % SLOTS;
+        self.len -= 1;
+        // At most SLOTS - 1 packets were queued, so after taking one the tail is a free slot
+        // other than the one being read.
+        let write = self.tail();
+        debug_assert_ne!(read, write);
+        let (rx, tx) = if read < write {
+            let (low, high) = self.slots.split_at_mut(write);
+            (&low[read], &mut high[0])
+        } else {
+            let (low, high) = self.slots.split_at_mut(read);
+            (&high[0], &mut low[write])
+        };
+        Some((
+            RxToken {
+                packet: &rx[..self.lens[read]],
+            },
+            TxToken {
+                slot: tx,
+                slot_len: &mut self.lens[write],
+                queue_len: &mut self.len,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_, MTU>> {
+        if self.len + 1 >= SLOTS {
+            return None;
+        }
+        let write = self.tail();
+        Some(TxToken {
+            slot: &mut self.slots[write],
+            slot_len: &mut self.lens[write],
+            queue_len: &mut self.len,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = self.medium;
+        caps.max_transmission_unit = MTU;
+        caps.checksum = if self.checksums {
+            ChecksumCapabilities::default()
+        } else {
+            ChecksumCapabilities::ignored()
+        };
+        caps
+    }
+}
+
+/// A received packet, read in place from its slot.
+#[derive(Debug)]
+pub struct RxToken<'a> {
+    packet: &'a [u8],
+}
+
+impl phy::RxToken for RxToken<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(self.packet)
+    }
+}
+
+/// A free slot, lent to smoltcp to build one packet in.
+#[derive(Debug)]
+pub struct TxToken<'a, const MTU: usize> {
+    slot: &'a mut [u8; MTU],
+    slot_len: &'a mut usize,
+    queue_len: &'a mut usize,
+}
+
+impl<const MTU: usize> phy::TxToken for TxToken<'_, MTU> {
+    /// # Panics
+    /// If `len` exceeds `MTU`; smoltcp never asks for more than the device's MTU.
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let result = f(&mut self.slot[..len]);
+        *self.slot_len = len;
+        *self.queue_len += 1;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phy::{RxToken as _, TxToken as _};
+
+    fn send(dev: &mut Loopback<64, 3>, byte: u8) -> bool {
+        match dev.transmit(Instant::ZERO) {
+            Some(tx) => {
+                tx.consume(4, |buf| buf.fill(byte));
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn packets_come_back_in_order() {
+        let mut dev = Loopback::<64, 3>::new(Medium::Ip);
+        assert!(send(&mut dev, 1));
+        assert!(send(&mut dev, 2));
+        let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+        assert_eq!(rx.consume(|p| <[u8; 4]>::try_from(p).unwrap()), [1; 4]);
+        let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+        assert_eq!(rx.consume(|p| <[u8; 4]>::try_from(p).unwrap()), [2; 4]);
+        assert!(dev.receive(Instant::ZERO).is_none());
+    }
+
+    #[test]
+    fn a_full_ring_refuses_to_transmit_but_can_answer_while_reading() {
+        let mut dev = Loopback::<64, 3>::new(Medium::Ip);
+        assert!(send(&mut dev, 1));
+        assert!(send(&mut dev, 2));
+        assert!(!send(&mut dev, 3), "one slot stays free");
+        let (rx, tx) = dev.receive(Instant::ZERO).unwrap();
+        rx.consume(|p| {
+            assert_eq!(p, [1; 4]);
+            tx.consume(4, |buf| buf.fill(9));
+        });
+        assert_eq!(dev.queued(), 2);
+        assert_eq!(dev.peek(), Some(&[2u8; 4][..]));
+        let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+        rx.consume(|_| ());
+        assert_eq!(dev.peek(), Some(&[9u8; 4][..]));
+    }
+
+    #[test]
+    fn wraps_around_many_times() {
+        let mut dev = Loopback::<64, 3>::new(Medium::Ip);
+        for i in 0..100u8 {
+            assert!(send(&mut dev, i));
+            let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+            assert_eq!(rx.consume(|p| p[0]), i);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! What can go wrong in a transfer, and in which phase.
+
+use core::fmt;
+
+use smoltcp::socket::tcp::{ConnectError, ListenError};
+
+use crate::reply::Reply;
+
+/// The part of the exchange a transfer was in when it ended.
+///
+/// Both sides walk through the same three phases:
+///
+/// | phase      | server (sender)                                   | client (receiver)                              |
+/// |------------|---------------------------------------------------|------------------------------------------------|
+/// | `Connect`  | SYN received, handshake not finished              | SYN sent, no answer yet                        |
+/// | `Transfer` | writing the file, FIN not yet acknowledged        | reading the file until the server's FIN        |
+/// | `Reply`    | FIN acknowledged, waiting for the reply and a FIN | reply and FIN sent, waiting for their ACK      |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The three-way handshake.
+    Connect,
+    /// The file's bytes and the FIN that ends them.
+    Transfer,
+    /// The client's `"Thank you\0"` and the FIN that ends it.
+    Reply,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Connect => "connect",
+            Phase::Transfer => "transfer",
+            Phase::Reply => "reply",
+        })
+    }
+}
+
+/// Why a transfer failed.
+///
+/// Every variant that can happen after bytes moved carries `bytes`: for the server the file bytes
+/// the client acknowledged, for the client the file bytes already written to its sink. Those bytes
+/// are never lost: a client's sink keeps them, whatever ends the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The socket could not listen (port 0, or the socket was in use).
+    Listen(ListenError),
+    /// The socket could not connect (unspecified or mismatched address, port 0, socket in use).
+    Connect(ConnectError),
+    /// The peer answered our SYN with a reset: nobody listens on that port.
+    Refused,
+    /// The peer reset the connection.
+    Reset {
+        /// Where the exchange was.
+        phase: Phase,
+        /// File bytes delivered before the reset.
+        bytes: u64,
+    },
+    /// Nothing moved for longer than the phase's timeout (see [`Timeouts`](crate::Timeouts)).
+    TimedOut {
+        /// Where the exchange was.
+        phase: Phase,
+        /// File bytes delivered before the timeout.
+        bytes: u64,
+    },
+    /// The server's source failed to open or read.
+    Source {
+        /// The source's error.
+        kind: embedded_io::ErrorKind,
+        /// File bytes read from the source before the failure.
+        bytes: u64,
+    },
+    /// The client's sink failed to write or flush (or is full).
+    Sink {
+        /// The sink's error.
+        kind: embedded_io::ErrorKind,
+        /// File bytes the sink accepted before the failure.
+        bytes: u64,
+    },
+    /// The client closed after a reply that is not exactly `"Thank you\0"` (an empty one included).
+    WrongReply {
+        /// What the client sent.
+        reply: Reply,
+        /// File bytes the client acknowledged.
+        bytes: u64,
+    },
+    /// The client sent more than [`REPLY_MAX`](crate::REPLY_MAX) bytes: more than one BSD `read`
+    /// of the reply would take.
+    ReplyTooLong {
+        /// The reply's first bytes (the length is how many arrived before the server gave up).
+        reply: Reply,
+        /// File bytes the client acknowledged.
+        bytes: u64,
+    },
+}
+
+impl Error {
+    /// File bytes delivered before the failure (0 where none could have moved).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Error::Listen(_) | Error::Connect(_) | Error::Refused => 0,
+            Error::Reset { bytes, .. }
+            | Error::TimedOut { bytes, .. }
+            | Error::Source { bytes, .. }
+            | Error::Sink { bytes, .. }
+            | Error::WrongReply { bytes, .. }
+            | Error::ReplyTooLong { bytes, .. } => *bytes,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Listen(e) => write!(f, "cannot listen: {e}"),
+            Error::Connect(e) => write!(f, "cannot connect: {e}"),
+            Error::Refused => {
+                f.write_str("connection refused (the peer answered the SYN with a reset)")
+            }
+            Error::Reset { phase, bytes } => {
+                write!(
+                    f,
+                    "connection reset by the peer in the {phase} phase after {bytes} bytes"
+                )
+            }
+            Error::TimedOut { phase, bytes } => {
+                write!(f, "timed out in the {phase} phase after {bytes} bytes")
+            }
+            Error::Source { kind, bytes } => {
+                write!(f, "the file source failed after {bytes} bytes: {kind:?}")
+            }
+            Error::Sink { kind, bytes } => {
+                write!(f, "the file sink failed after {bytes} bytes: {kind:?}")
+            }
+            Error::WrongReply { reply, bytes } => write!(
+                f,
+                "the client's reply was {reply}, not \"Thank you\\0\" (after {bytes} bytes)"
+            ),
+            Error::ReplyTooLong { reply, bytes } => write!(
+                f,
+                "the client's reply is over {} bytes, starting {reply} (after {bytes} bytes)",
+                crate::REPLY_MAX
+            ),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -1,0 +1,116 @@
+//! The client's last words, as the server saw them.
+
+use core::fmt;
+
+use crate::REPLY;
+
+/// How many leading bytes of a reply are kept for reports and error messages.
+pub const REPLY_KEPT: usize = 32;
+
+/// A reply: its first [`REPLY_KEPT`] bytes and its full length.
+///
+/// The server only needs to know whether the reply is exactly [`REPLY`], so it keeps a short
+/// prefix for diagnostics instead of a 1 KiB buffer per connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    kept: [u8; REPLY_KEPT],
+    len: usize,
+}
+
+impl Reply {
+    /// An empty reply.
+    pub const fn new() -> Self {
+        Reply {
+            kept: [0; REPLY_KEPT],
+            len: 0,
+        }
+    }
+
+    /// Append received bytes.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        if self.len < REPLY_KEPT {
+            let n = bytes.len().min(REPLY_KEPT - self.len);
+            self.kept[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        }
+        self.len += bytes.len();
+    }
+
+    /// Total number of bytes received.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was received.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The kept prefix (all of the reply when it is at most [`REPLY_KEPT`] bytes).
+    pub fn kept(&self) -> &[u8] {
+        &self.kept[..self.len.min(REPLY_KEPT)]
+    }
+
+    /// Whether the reply is exactly `"Thank you\0"`.
+    pub fn is_thank_you(&self) -> bool {
+        self.len == REPLY.len() && self.kept() == REPLY
+    }
+}
+
+impl Default for Reply {
+    fn default() -> Self {
+        Reply::new()
+    }
+}
+
+/// Shows the reply as a quoted string with escapes, e.g. `"Thank you\0"`, noting any truncation.
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for &b in self.kept() {
+            match b {
+                0 => f.write_str("\\0")?,
+                b'"' => f.write_str("\\\"")?,
+                b'\\' => f.write_str("\\\\")?,
+                0x20..=0x7e => write!(f, "{}", b as char)?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        f.write_str("\"")?;
+        if self.len > REPLY_KEPT {
+            write!(f, "... ({} bytes)", self.len)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thank_you_is_recognised_only_when_exact() {
+        let mut r = Reply::new();
+        r.extend(b"Thank ");
+        assert!(!r.is_thank_you());
+        r.extend(b"you\0");
+        assert!(r.is_thank_you());
+        r.extend(b"!");
+        assert!(!r.is_thank_you());
+    }
+
+    #[test]
+    fn long_reply_keeps_prefix_and_counts_everything() {
+        let mut r = Reply::new();
+        for _ in 0..100 {
+            r.extend(&[b'x'; 20]);
+        }
+        assert_eq!(r.len(), 2000);
+        assert_eq!(r.kept(), &[b'x'; REPLY_KEPT][..]);
+    }
+}

@@ -1,0 +1,224 @@
+//! A TCP segment's header fields, read from a raw packet: for traces, tests and captures.
+
+use core::fmt;
+use core::ops::Range;
+
+use smoltcp::phy::Medium;
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet,
+    TcpPacket,
+};
+
+/// The header fields of one TCP segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Sender.
+    pub src: IpEndpoint,
+    /// Receiver.
+    pub dst: IpEndpoint,
+    /// SYN flag.
+    pub syn: bool,
+    /// FIN flag.
+    pub fin: bool,
+    /// RST flag.
+    pub rst: bool,
+    /// PSH flag.
+    pub psh: bool,
+    /// The acknowledgement number, when the ACK flag is set.
+    pub ack: Option<u32>,
+    /// Sequence number of the first byte (or of the SYN/FIN).
+    pub seq: u32,
+    /// Advertised window, unscaled.
+    pub window: u16,
+    /// Where the payload starts in the packet the segment was parsed from.
+    pub payload_offset: usize,
+    /// Payload length in bytes.
+    pub payload_len: usize,
+}
+
+impl Segment {
+    /// Parse a packet as `medium` frames it (an Ethernet frame, or a bare IP packet). Returns
+    /// `None` for anything that is not a well-formed TCP segment over IPv4 or IPv6 (ARP, NDP,
+    /// IPv6 extension headers, truncated packets).
+    pub fn parse(medium: Medium, packet: &[u8]) -> Option<Segment> {
+        match medium {
+            Medium::Ethernet => {
+                let frame = EthernetFrame::new_checked(packet).ok()?;
+                let offset = EthernetFrame::<&[u8]>::header_len();
+                match frame.ethertype() {
+                    EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6 => {
+                        Self::parse_ip(&packet[offset..]).map(|s| s.shifted(offset))
+                    }
+                    _ => None,
+                }
+            }
+            Medium::Ip => Self::parse_ip(packet),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    fn parse_ip(packet: &[u8]) -> Option<Segment> {
+        let (src, dst, offset) = match packet.first()? >> 4 {
+            4 => {
+                let ip = Ipv4Packet::new_checked(packet).ok()?;
+                if ip.next_header() != IpProtocol::Tcp || ip.frag_offset() != 0 {
+                    return None;
+                }
+                let end = usize::from(ip.total_len());
+                let header = usize::from(ip.header_len());
+                (
+                    IpAddress::Ipv4(ip.src_addr()),
+                    IpAddress::Ipv4(ip.dst_addr()),
+                    header..end,
+                )
+            }
+            6 => {
+                let ip = Ipv6Packet::new_checked(packet).ok()?;
+                if ip.next_header() != IpProtocol::Tcp {
+                    return None;
+                }
+                let header = ip.header_len();
+                (
+                    IpAddress::Ipv6(ip.src_addr()),
+                    IpAddress::Ipv6(ip.dst_addr()),
+                    header..header + usize::from(ip.payload_len()),
+                )
+            }
+            _ => return None,
+        };
+        let tcp = TcpPacket::new_checked(packet.get(offset.clone())?).ok()?;
+        let header = usize::from(tcp.header_len());
+        Some(Segment {
+            src: IpEndpoint::new(src, tcp.src_port()),
+            dst: IpEndpoint::new(dst, tcp.dst_port()),
+            syn: tcp.syn(),
+            fin: tcp.fin(),
+            rst: tcp.rst(),
+            psh: tcp.psh(),
+            ack: tcp.ack().then(|| tcp.ack_number().0 as u32),
+            seq: tcp.seq_number().0 as u32,
+            window: tcp.window_len(),
+            payload_offset: offset.start + header,
+            payload_len: offset.end.checked_sub(offset.start + header)?,
+        })
+    }
+
+    fn shifted(mut self, by: usize) -> Segment {
+        self.payload_offset += by;
+        self
+    }
+
+    /// Where the payload is in the packet the segment was parsed from.
+    pub fn payload(&self) -> Range<usize> {
+        self.payload_offset..self.payload_offset + self.payload_len
+    }
+
+    /// Payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.payload_len
+    }
+
+    /// Whether the segment carries no payload.
+    pub fn is_empty(&self) -> bool {
+        self.payload_len == 0
+    }
+
+    /// Sequence space the segment occupies: payload, plus one each for SYN and FIN.
+    pub fn seq_len(&self) -> u32 {
+        self.len() as u32 + u32::from(self.syn) + u32::from(self.fin)
+    }
+
+    /// Flags as tcpdump prints them: `S` SYN, `F` FIN, `R` RST, `P` PSH, `.` ACK.
+    pub fn flags(&self) -> Flags {
+        Flags(*self)
+    }
+}
+
+/// A segment's flags in tcpdump's notation, e.g. `[S.]` or `[F.]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flags(Segment);
+
+impl fmt::Display for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.0;
+        f.write_str("[")?;
+        for (on, c) in [
+            (s.syn, "S"),
+            (s.fin, "F"),
+            (s.rst, "R"),
+            (s.psh, "P"),
+            (s.ack.is_some(), "."),
+        ] {
+            if on {
+                f.write_str(c)?;
+            }
+        }
+        f.write_str("]")
+    }
+}
+
+/// `[S.] seq 100 ack 201 win 1024 len 0`, raw sequence numbers.
+impl fmt::Display for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} seq {}", self.flags(), self.seq)?;
+        if let Some(ack) = self.ack {
+            write!(f, " ack {ack}")?;
+        }
+        write!(f, " win {} len {}", self.window, self.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{IpRepr, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber};
+    use std::string::ToString;
+
+    #[test]
+    fn parses_a_fin_with_payload() {
+        let src = Ipv4Address::new(10, 0, 0, 1);
+        let dst = Ipv4Address::new(10, 0, 0, 2);
+        let tcp = TcpRepr {
+            src_port: 1000,
+            dst_port: 2000,
+            control: TcpControl::Fin,
+            seq_number: TcpSeqNumber(77),
+            ack_number: Some(TcpSeqNumber(5)),
+            window_len: 512,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: b"Thank you\0",
+        };
+        let ip = IpRepr::Ipv4(Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        });
+        let mut buf = [0u8; 128];
+        let len = ip.header_len() + tcp.buffer_len();
+        let caps = ChecksumCapabilities::default();
+        ip.emit(&mut buf[..], &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut buf[ip.header_len()..len]),
+            &src.into(),
+            &dst.into(),
+            &caps,
+        );
+
+        let seg = Segment::parse(Medium::Ip, &buf[..len]).unwrap();
+        assert!(seg.fin && !seg.syn && !seg.rst);
+        assert_eq!(seg.seq, 77);
+        assert_eq!(seg.ack, Some(5));
+        assert_eq!(&buf[seg.payload()], b"Thank you\0");
+        assert_eq!(seg.seq_len(), 11);
+        assert_eq!(seg.flags().to_string(), "[F.]");
+        assert!(Segment::parse(Medium::Ip, &buf[..10]).is_none());
+    }
+}

@@ -1,0 +1,525 @@
+//! The sending side: write a file, half-close, wait for `"Thank you\0"`.
+//!
+//! [`Sender`] is one connection's state machine over one `tcp::Socket`; [`Server`] runs a fixed pool
+//! of them over sockets the caller created, so several clients are served at once and a finished
+//! slot listens again for the next one.
+//!
+//! ```text
+//!  Accepting ──► Sending { queued } ──close()──► HalfClosed { sent, .. } ──► Done(Report)
+//!      │               │                              │
+//!      └───────────────┴──────────────────────────────┴────────────────────► Failed(Error)
+//! ```
+
+use core::fmt;
+use core::task::Poll;
+
+use embedded_io::{Error as _, Read};
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, RecvError};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
+
+use crate::macros::{debug, trace};
+use crate::{Error, Phase, REPLY_MAX, Reply, Timeouts};
+
+/// Where each connection's file comes from.
+///
+/// A server serving several clients needs one independent reader per connection; `open` is called
+/// once per accepted connection. A byte slice (a payload in flash, say) is the simplest source.
+pub trait Source {
+    /// The reader one connection drains.
+    type Reader: Read;
+
+    /// Open the file for a new connection.
+    fn open(&mut self) -> Result<Self::Reader, embedded_io::ErrorKind>;
+}
+
+impl<'a> Source for &'a [u8] {
+    type Reader = &'a [u8];
+
+    fn open(&mut self) -> Result<&'a [u8], embedded_io::ErrorKind> {
+        Ok(self)
+    }
+}
+
+/// What a finished connection did, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The client.
+    pub remote: Option<IpEndpoint>,
+    /// File bytes sent (all of them acknowledged).
+    pub bytes: u64,
+    /// The client's reply (exactly `"Thank you\0"` in a report; anything else is an error).
+    pub reply: Reply,
+    /// When the SYN was seen.
+    pub accepted_at: Instant,
+    /// When the handshake completed.
+    pub established_at: Instant,
+    /// When the whole file was queued and `close()` queued the FIN: the half-close.
+    pub fin_queued_at: Instant,
+    /// When the client acknowledged the FIN (the socket left FIN-WAIT-1), if that was seen
+    /// before the reply ended the exchange.
+    pub fin_acked_at: Option<Instant>,
+    /// When the first byte of the reply was read.
+    pub reply_at: Instant,
+    /// When the client's FIN ended the reply and the transfer.
+    pub finished_at: Instant,
+}
+
+impl Report {
+    /// How long after the half-close the reply arrived: the time the server's input stayed open
+    /// while its output was already closed.
+    pub fn reply_after_fin(&self) -> Duration {
+        self.reply_at - self.fin_queued_at
+    }
+
+    /// From the SYN to the client's FIN.
+    pub fn duration(&self) -> Duration {
+        self.finished_at - self.accepted_at
+    }
+}
+
+/// Where one connection is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// SYN received; the handshake is not finished.
+    Accepting,
+    /// Writing the file into the socket.
+    Sending {
+        /// File bytes queued so far.
+        queued: u64,
+    },
+    /// The whole file is queued and `close()` has queued the FIN. The socket still receives:
+    /// this is where the reply arrives.
+    HalfClosed {
+        /// The file's length.
+        sent: u64,
+        /// When `close()` was called.
+        fin_queued_at: Instant,
+    },
+    /// The client acknowledged everything, replied `"Thank you\0"` and closed.
+    Done(Report),
+    /// The connection ended in an error (the socket was aborted if it was still open).
+    Failed(Error),
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            State::Accepting => f.write_str("accepting"),
+            State::Sending { queued } => write!(f, "sending({queued})"),
+            State::HalfClosed { sent, .. } => write!(f, "half-closed({sent})"),
+            State::Done(_) => f.write_str("done"),
+            State::Failed(_) => f.write_str("failed"),
+        }
+    }
+}
+
+/// One connection of the sending side, as a sans-IO state machine.
+///
+/// Call [`poll`](Sender::poll) after every `Interface::poll` with the current time and the
+/// connection's socket. It moves bytes from the reader straight into the socket's transmit buffer
+/// (no intermediate copy), half-closes when the reader is exhausted, and collects the reply.
+#[derive(Debug)]
+pub struct Sender<R> {
+    reader: R,
+    state: State,
+    timeouts: Timeouts,
+    reply: Reply,
+    remote: Option<IpEndpoint>,
+    accepted_at: Instant,
+    established_at: Option<Instant>,
+    fin_acked_at: Option<Instant>,
+    reply_at: Option<Instant>,
+    /// Last time anything moved: bytes queued, acknowledged or received, or a state change.
+    last_progress: Instant,
+    /// The socket's transmit queue length at the last poll, to see acknowledgements.
+    last_send_queue: usize,
+    /// File bytes the client has acknowledged.
+    acked: u64,
+}
+
+impl<R: Read> Sender<R> {
+    /// Start serving a connection whose SYN has arrived (or that is already established).
+    pub fn new(reader: R, now: Instant, timeouts: Timeouts) -> Self {
+        Sender {
+            reader,
+            state: State::Accepting,
+            timeouts,
+            reply: Reply::new(),
+            remote: None,
+            accepted_at: now,
+            established_at: None,
+            fin_acked_at: None,
+            reply_at: None,
+            last_progress: now,
+            last_send_queue: 0,
+            acked: 0,
+        }
+    }
+
+    /// Where the connection is.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The reply bytes received so far.
+    pub fn reply(&self) -> &Reply {
+        &self.reply
+    }
+
+    /// Advance the connection. Returns `Ready` once, and again on later calls, when it is over.
+    pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
+        match &self.state {
+            State::Done(report) => return Poll::Ready(Ok(report.clone())),
+            State::Failed(error) => return Poll::Ready(Err(error.clone())),
+            State::Accepting | State::Sending { .. } | State::HalfClosed { .. } => {}
+        }
+        if let Err(error) = self.step(now, socket) {
+            // Anything still open is torn down with a RST so the peer does not wait for us.
+            if socket.is_active() {
+                socket.abort();
+            }
+            self.set_state(State::Failed(error));
+        }
+        match &self.state {
+            State::Done(report) => Poll::Ready(Ok(report.clone())),
+            State::Failed(error) => Poll::Ready(Err(error.clone())),
+            State::Accepting | State::Sending { .. } | State::HalfClosed { .. } => Poll::Pending,
+        }
+    }
+
+    fn set_state(&mut self, next: State) {
+        debug!("halfclose server: {}=>{}", self.state, next);
+        self.state = next;
+    }
+
+    fn step(&mut self, now: Instant, socket: &mut tcp::Socket) -> Result<(), Error> {
+        if self.remote.is_none() {
+            self.remote = socket.remote_endpoint();
+        }
+        self.note_acks(now, socket);
+        let peer_closed = self.drain_reply(now, socket)?;
+
+        match self.state {
+            State::Accepting => match socket.state() {
+                tcp::State::SynReceived => self.check_deadline(now, Phase::Connect)?,
+                tcp::State::Established | tcp::State::CloseWait => {
+                    self.established_at = Some(now);
+                    self.progress(now);
+                    self.set_state(State::Sending { queued: 0 });
+                    self.fill(now, socket, 0)?;
+                }
+                // A RST in SYN-RECEIVED sends smoltcp back to LISTEN; anything else is equally
+                // not a connection we can serve.
+                _ => return Err(self.reset_error(Phase::Connect)),
+            },
+            State::Sending { queued } => {
+                if !socket.may_send() {
+                    return Err(self.reset_error(Phase::Transfer));
+                }
+                self.fill(now, socket, queued)?;
+                if matches!(self.state, State::Sending { .. }) {
+                    self.check_deadline(now, Phase::Transfer)?;
+                }
+            }
+            State::HalfClosed {
+                sent,
+                fin_queued_at,
+            } => self.half_closed(now, socket, sent, fin_queued_at, peer_closed)?,
+            State::Done(_) | State::Failed(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Queue as much of the file as the socket takes; half-close at the end of the file.
+    fn fill(
+        &mut self,
+        now: Instant,
+        socket: &mut tcp::Socket,
+        mut queued: u64,
+    ) -> Result<(), Error> {
+        let reader = &mut self.reader;
+        let eof = loop {
+            if !socket.can_send() {
+                break false;
+            }
+            // The reader fills the socket's transmit buffer in place.
+            let read = socket.send(|buf| match reader.read(buf) {
+                Ok(n) => (n, Ok(n)),
+                Err(e) => (0, Err(e.kind())),
+            });
+            match read {
+                Ok(Ok(0)) => break true,
+                Ok(Ok(n)) => queued += n as u64,
+                Ok(Err(kind)) => {
+                    return Err(Error::Source {
+                        kind,
+                        bytes: queued,
+                    });
+                }
+                Err(tcp::SendError::InvalidState) => {
+                    return Err(self.reset_error(Phase::Transfer));
+                }
+            }
+        };
+        if let State::Sending { queued: before } = self.state
+            && queued != before
+        {
+            self.progress(now);
+        }
+        if eof {
+            // The whole file is in the transmit buffer: the FIN goes out after its last byte,
+            // and the receive half stays open for the reply (FIN-WAIT-1, then FIN-WAIT-2).
+            socket.close();
+            self.last_send_queue = socket.send_queue();
+            self.progress(now);
+            self.set_state(State::HalfClosed {
+                sent: queued,
+                fin_queued_at: now,
+            });
+        } else {
+            self.last_send_queue = socket.send_queue();
+            self.state = State::Sending { queued };
+        }
+        Ok(())
+    }
+
+    fn half_closed(
+        &mut self,
+        now: Instant,
+        socket: &mut tcp::Socket,
+        sent: u64,
+        fin_queued_at: Instant,
+        peer_closed: bool,
+    ) -> Result<(), Error> {
+        let fin_acked = match socket.state() {
+            // Our FIN is queued or in flight (LAST-ACK when the client half-closed first).
+            tcp::State::FinWait1 | tcp::State::Closing | tcp::State::LastAck => false,
+            // Our FIN was acknowledged.
+            tcp::State::FinWait2 | tcp::State::TimeWait => true,
+            // LAST-ACK ends in CLOSED when our FIN is acknowledged.
+            tcp::State::Closed if peer_closed && socket.send_queue() == 0 => true,
+            // CLOSED without the client's FIN is a reset; the rest cannot follow close().
+            tcp::State::Closed
+            | tcp::State::Listen
+            | tcp::State::SynSent
+            | tcp::State::SynReceived
+            | tcp::State::Established
+            | tcp::State::CloseWait => return Err(self.reset_error(self.waiting_phase(socket))),
+        };
+        if fin_acked && self.fin_acked_at.is_none() {
+            self.fin_acked_at = Some(now);
+            self.progress(now);
+        }
+
+        if peer_closed && fin_acked {
+            if !self.reply.is_thank_you() {
+                return Err(Error::WrongReply {
+                    reply: self.reply,
+                    bytes: sent,
+                });
+            }
+            let report = Report {
+                remote: self.remote,
+                bytes: sent,
+                reply: self.reply,
+                accepted_at: self.accepted_at,
+                established_at: self.established_at.unwrap_or(self.accepted_at),
+                fin_queued_at,
+                fin_acked_at: self.fin_acked_at,
+                reply_at: self.reply_at.unwrap_or(now),
+                finished_at: now,
+            };
+            self.set_state(State::Done(report));
+            return Ok(());
+        }
+        self.check_deadline(now, self.waiting_phase(socket))
+    }
+
+    /// Until the file and FIN are acknowledged we are still transferring; after that only the
+    /// reply is missing.
+    fn waiting_phase(&self, socket: &tcp::Socket) -> Phase {
+        if self.fin_acked_at.is_some() || (socket.send_queue() == 0 && self.reply_at.is_some()) {
+            Phase::Reply
+        } else {
+            Phase::Transfer
+        }
+    }
+
+    /// Read whatever the client sent. Returns whether the client has closed (FIN seen, all read).
+    fn drain_reply(&mut self, now: Instant, socket: &mut tcp::Socket) -> Result<bool, Error> {
+        loop {
+            let reply = &mut self.reply;
+            match socket.recv(|buf| {
+                reply.extend(buf);
+                (buf.len(), buf.len())
+            }) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    trace!("halfclose server: {} reply bytes", n);
+                    if self.reply_at.is_none() {
+                        self.reply_at = Some(now);
+                    }
+                    self.progress(now);
+                    if self.reply.len() > REPLY_MAX {
+                        return Err(Error::ReplyTooLong {
+                            reply: self.reply,
+                            bytes: self.acked,
+                        });
+                    }
+                }
+                Err(RecvError::Finished) => return Ok(true),
+                // Not synchronized yet, or reset: the state checks that follow decide which.
+                Err(RecvError::InvalidState) => return Ok(false),
+            }
+        }
+    }
+
+    /// Count acknowledged file bytes: the transmit queue shrinks as ACKs arrive.
+    fn note_acks(&mut self, now: Instant, socket: &tcp::Socket) {
+        let queue = socket.send_queue();
+        if queue < self.last_send_queue {
+            self.acked += (self.last_send_queue - queue) as u64;
+            self.progress(now);
+        }
+        self.last_send_queue = queue;
+    }
+
+    fn progress(&mut self, now: Instant) {
+        self.last_progress = now;
+    }
+
+    fn check_deadline(&self, now: Instant, phase: Phase) -> Result<(), Error> {
+        let limit = match phase {
+            Phase::Connect => self.timeouts.connect,
+            Phase::Transfer => self.timeouts.idle,
+            Phase::Reply => self.timeouts.reply,
+        };
+        let since = match phase {
+            Phase::Connect => self.accepted_at,
+            Phase::Transfer | Phase::Reply => self.last_progress,
+        };
+        if now >= since + limit {
+            Err(Error::TimedOut {
+                phase,
+                bytes: self.acked,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn reset_error(&self, phase: Phase) -> Error {
+        Error::Reset {
+            phase,
+            bytes: self.acked,
+        }
+    }
+}
+
+/// One socket of the pool, idle (listening) or serving a connection.
+#[derive(Debug)]
+struct Slot<R> {
+    handle: SocketHandle,
+    sender: Option<Sender<R>>,
+}
+
+/// A pool of `N` listening sockets, each serving one client at a time.
+///
+/// The caller creates the sockets (and so owns their buffers) and adds them to the `SocketSet`;
+/// the server makes them listen and runs a [`Sender`] on each accepted connection. When a
+/// connection ends, its slot listens again at once: smoltcp's 10 s TIME-WAIT is skipped because
+/// the client has already closed and acknowledged everything.
+///
+/// A SYN that finds every slot busy is answered with a reset by smoltcp (the client sees
+/// "connection refused"), as a kernel does when its accept backlog is full.
+#[derive(Debug)]
+pub struct Server<S: Source, const N: usize> {
+    slots: [Slot<S::Reader>; N],
+    endpoint: IpListenEndpoint,
+    source: S,
+    timeouts: Timeouts,
+}
+
+impl<S: Source, const N: usize> Server<S, N> {
+    /// Make the sockets listen on `endpoint` (a port, or an address and port).
+    pub fn listen(
+        sockets: &mut SocketSet<'_>,
+        handles: [SocketHandle; N],
+        endpoint: impl Into<IpListenEndpoint>,
+        source: S,
+        timeouts: Timeouts,
+    ) -> Result<Self, Error> {
+        let endpoint = endpoint.into();
+        for &handle in &handles {
+            sockets
+                .get_mut::<tcp::Socket>(handle)
+                .listen(endpoint)
+                .map_err(Error::Listen)?;
+        }
+        Ok(Server {
+            slots: handles.map(|handle| Slot {
+                handle,
+                sender: None,
+            }),
+            endpoint,
+            source,
+            timeouts,
+        })
+    }
+
+    /// Advance every connection; returns those that ended in this call.
+    ///
+    /// A source that fails to open for a new connection aborts that connection and is reported
+    /// as [`Error::Source`].
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        sockets: &mut SocketSet<'_>,
+    ) -> heapless::Vec<Result<Report, Error>, N> {
+        let mut ended = heapless::Vec::new();
+        for slot in &mut self.slots {
+            let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+            if slot.sender.is_none() && socket.is_active() {
+                match self.source.open() {
+                    Ok(reader) => slot.sender = Some(Sender::new(reader, now, self.timeouts)),
+                    Err(kind) => {
+                        socket.abort();
+                        // At most one result per slot per call, so the push cannot fail.
+                        let _ = ended.push(Err(Error::Source { kind, bytes: 0 }));
+                    }
+                }
+            }
+            if let Some(sender) = &mut slot.sender
+                && let Poll::Ready(result) = sender.poll(now, socket)
+            {
+                let _ = ended.push(result);
+                slot.sender = None;
+            }
+            if slot.sender.is_none() && !socket.is_listening() && !socket.is_active() {
+                // CLOSED or TIME-WAIT: ready for the next client. `listen` only fails for
+                // port 0, which `Server::listen` already rejected.
+                let _ = socket.listen(self.endpoint);
+            }
+        }
+        ended
+    }
+
+    /// How many slots are serving a connection.
+    pub fn busy(&self) -> usize {
+        self.slots.iter().filter(|s| s.sender.is_some()).count()
+    }
+
+    /// The state of each slot's connection (`None` while it listens).
+    pub fn states(&self) -> impl Iterator<Item = Option<&State>> {
+        self.slots
+            .iter()
+            .map(|s| s.sender.as_ref().map(Sender::state))
+    }
+
+    /// The socket handles, in slot order.
+    pub fn handles(&self) -> impl Iterator<Item = SocketHandle> + '_ {
+        self.slots.iter().map(|s| s.handle)
+    }
+}

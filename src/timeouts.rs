@@ -1,0 +1,42 @@
+//! How long each phase may stand still.
+
+use smoltcp::time::Duration;
+
+/// Limits after which a transfer ends in [`Error::TimedOut`](crate::Error::TimedOut) naming its
+/// phase, so a dead or silent peer never leaves a connection hanging.
+///
+/// smoltcp retransmits for ever unless told otherwise; these are measured on the time the caller
+/// passes to `poll`, so they work the same on a simulated clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From SYN to an established connection.
+    pub connect: Duration,
+    /// The longest the file transfer may go without a byte queued, acknowledged or received.
+    pub idle: Duration,
+    /// After the file: how long the reply (server) or its acknowledgement (client) may stand still.
+    pub reply: Duration,
+}
+
+impl Timeouts {
+    /// The defaults: 10 s to connect, 30 s idle during the transfer, 10 s for the reply.
+    pub const DEFAULT: Timeouts = Timeouts {
+        connect: Duration::from_secs(10),
+        idle: Duration::from_secs(30),
+        reply: Duration::from_secs(10),
+    };
+
+    /// The same limit for every phase.
+    pub const fn all(limit: Duration) -> Timeouts {
+        Timeouts {
+            connect: limit,
+            idle: limit,
+            reply: limit,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts::DEFAULT
+    }
+}
