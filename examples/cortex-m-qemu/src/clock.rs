@@ -1,0 +1,90 @@
+//! Time for the firmware, from the MCU, never from the host.
+//!
+//! smoltcp runs on a [`StepClock`]: simulated time that advances by a fixed step while packets are
+//! in flight and jumps to smoltcp's next deadline when the link is idle. The run is then the same on
+//! every machine and at any emulation speed, which is what CI needs. [`SysTickTimer`] measures
+//! the same run on the core's SysTick, as real firmware would clock itself.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::SYST;
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m_rt::exception;
+use smoltcp::time::{Duration, Instant};
+
+/// Simulated time for smoltcp.
+pub struct StepClock {
+    now: Instant,
+    steps: u32,
+}
+
+impl StepClock {
+    /// How long one poll of the interface counts for while packets are queued on the link.
+    pub const STEP: Duration = Duration::from_micros(100);
+
+    pub const fn new() -> Self {
+        StepClock {
+            now: Instant::ZERO,
+            steps: 0,
+        }
+    }
+
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    /// Move on after one poll: by a step while the link carries packets, else to smoltcp's next
+    /// deadline (`poll_delay`), or by a step when smoltcp has none.
+    pub fn advance(&mut self, link_busy: bool, poll_delay: Option<Duration>) {
+        let by = match poll_delay {
+            Some(delay) if !link_busy && delay > Self::STEP => delay,
+            Some(_) | None => Self::STEP,
+        };
+        self.now += by;
+        self.steps += 1;
+    }
+}
+
+/// SysTick wrap-arounds since [`SysTickTimer::start`]: written by the exception handler only.
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+const RELOAD: u32 = 0x00ff_ffff;
+
+/// Counts core clock cycles with SysTick (24 bits, extended by counting wrap-arounds).
+pub struct SysTickTimer {
+    // Owned so that nothing else reprograms the timer.
+    _syst: SYST,
+}
+
+impl SysTickTimer {
+    pub fn start(mut syst: SYST) -> Self {
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(RELOAD);
+        syst.clear_current();
+        syst.enable_interrupt();
+        syst.enable_counter();
+        SysTickTimer { _syst: syst }
+    }
+
+    /// Core cycles since `start`.
+    pub fn cycles(&self) -> u64 {
+        loop {
+            let wraps = WRAPS.load(Ordering::Acquire);
+            let current = SYST::get_current();
+            // A wrap between the two loads would pair an old count with a new value; the handler
+            // runs at once on a wrap (interrupts are on), so an unchanged count means none.
+            if wraps == WRAPS.load(Ordering::Acquire) {
+                return u64::from(wraps) * u64::from(RELOAD + 1) + u64::from(RELOAD - current);
+            }
+        }
+    }
+}
+
+#[exception]
+fn SysTick() {
+    WRAPS.fetch_add(1, Ordering::AcqRel);
+}
