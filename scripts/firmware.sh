@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Build the Cortex-M firmware in examples/cortex-m-qemu, run it on QEMU's LM3S6965 board, build the
+# library alone for thumbv6m-none-eabi and thumbv7em-none-eabihf, and print the footprint table.
+#
+# Usage: bash scripts/firmware.sh        (from anywhere; exits non-zero on any failure or timeout)
+#
+# The machine's rustup cannot download targets, so the firmware is built with Debian's rustc and
+# cargo (packages rustc-web, cargo-web) and the standard library sources (rust-web-src) through
+# `-Zbuild-std=core`, and linked with rust-lld from the rustup toolchain.
+#
+# Environment:
+#   QEMU_TIMEOUT  wall-clock seconds allowed for each QEMU run (default 60)
+#   RUST_LLD      path of the linker to use instead of the rustup toolchain's rust-lld
+#   FOOTPRINT_MD  where to write the footprint table too (default target/firmware/footprint.md)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FW="$ROOT/examples/cortex-m-qemu"
+OUT="$ROOT/target/firmware"
+QEMU_TIMEOUT=${QEMU_TIMEOUT:-60}
+FOOTPRINT_MD=${FOOTPRINT_MD:-$OUT/footprint.md}
+
+say() { printf '== %s\n' "$*"; }
+die() { printf 'firmware.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. What the build needs, installed only when missing -------------------------------------
+# rustc-web/cargo-web: /usr/bin/rustc and /usr/bin/cargo; rust-web-src: the sources
+# -Zbuild-std compiles `core` from; qemu-system-arm: the board; binutils: `size`.
+PACKAGES=(rustc-web cargo-web rust-web-src qemu-system-arm binutils)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$pkg")
+    fi
+done
+if ((${#missing[@]})); then
+    say "installing ${missing[*]}"
+    [[ $(id -u) == 0 ]] || die "need root to apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # The package lists may be absent or stale on a new machine: refresh them only when an
+    # install is needed.
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- 2. The linker: rust-lld from the rustup toolchain the repository pins ----------------------
+if [[ -z ${RUST_LLD:-} ]]; then
+    channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml" 2>/dev/null || true)
+    host=$(/usr/bin/rustc -vV | sed -n 's/^host: //p')
+    candidates=()
+    if command -v rustup >/dev/null; then
+        for tc in "$channel" stable; do
+            [[ -n $tc ]] || continue
+            sysroot=$(rustup run "$tc" rustc --print sysroot 2>/dev/null) || continue
+            candidates+=("$sysroot/lib/rustlib/$host/bin/rust-lld")
+        done
+    fi
+    candidates+=("${RUSTUP_HOME:-$HOME/.rustup}"/toolchains/*/lib/rustlib/"$host"/bin/rust-lld)
+    for c in "${candidates[@]}"; do
+        if [[ -x $c ]]; then RUST_LLD=$c; break; fi
+    done
+fi
+[[ -n ${RUST_LLD:-} && -x $RUST_LLD ]] || die "no rust-lld found (set RUST_LLD)"
+
+# Debian's toolchain, not rustup's proxies: they would honour rust-toolchain.toml, whose
+# toolchain has no Cortex-M targets here.
+export PATH="/usr/bin:$PATH"
+export RUSTC=/usr/bin/rustc
+unset RUSTDOC RUSTC_WRAPPER RUSTUP_TOOLCHAIN CARGO_BUILD_TARGET
+export RUSTC_BOOTSTRAP=1
+CARGO=(/usr/bin/cargo)
+BUILD_STD=(-Zbuild-std=core)
+for t in THUMBV6M_NONE_EABI THUMBV7M_NONE_EABI THUMBV7EM_NONE_EABIHF; do
+    export "CARGO_TARGET_${t}_LINKER=$RUST_LLD"
+done
+JOBS=${CARGO_BUILD_JOBS:-2}
+
+say "toolchain: $(/usr/bin/rustc --version), $(/usr/bin/cargo --version | cut -d' ' -f1-2), linker $RUST_LLD"
+mkdir -p "$OUT"
+
+# --- 3. The firmware: full, server-only and client-only images ---------------------------------
+# One target directory for the three: only the top crate's features differ, so `core`, smoltcp
+# and halfclose are built once. Each image is copied out before the next build replaces it.
+declare -A FEATURES=([full]="" [server]="--no-default-features --features server" [client]="--no-default-features --features client")
+VARIANTS=(full server client)
+for v in "${VARIANTS[@]}"; do
+    say "building the $v image (thumbv7m-none-eabi, release)"
+    # shellcheck disable=SC2086
+    (cd "$FW" && "${CARGO[@]}" build --release --locked -j "$JOBS" "${BUILD_STD[@]}" ${FEATURES[$v]})
+    cp "$FW/target/thumbv7m-none-eabi/release/halfclose-cortex-m-qemu" "$OUT/$v.elf"
+done
+
+# --- 4. Run each image on the emulated board ----------------------------------------------------
+# Semihosting carries the output and the exit status; `timeout` ends a hung image (a hard fault
+# loops for ever) and counts as a failure.
+run_image() {
+    local v=$1 status=0
+    say "running the $v image on qemu-system-arm -machine lm3s6965evb (timeout ${QEMU_TIMEOUT}s)"
+    timeout --kill-after=5 "$QEMU_TIMEOUT" qemu-system-arm -machine lm3s6965evb -nographic \
+        -monitor none -serial none \
+        -semihosting-config enable=on,target=native -kernel "$OUT/$v.elf" \
+        >"$OUT/$v.log" 2>&1 </dev/null || status=$?
+    # QEMU's own notice when the program ends with SysTick still running is noise.
+    grep -v 'Timer with period zero' "$OUT/$v.log" || true
+    if ((status == 124 || status == 137)); then
+        die "the $v image did not finish within ${QEMU_TIMEOUT}s"
+    elif ((status != 0)); then
+        die "the $v image failed (exit status $status)"
+    fi
+    grep -q '^result: PASS$' "$OUT/$v.log" || die "the $v image exited 0 without reporting PASS"
+}
+for v in "${VARIANTS[@]}"; do
+    run_image "$v"
+done
+
+# --- 5. The library alone, for a Cortex-M0 (no atomic CAS) and a Cortex-M4F --------------------
+say "building the library alone (--no-default-features) for thumbv6m-none-eabi and thumbv7em-none-eabihf"
+for target in thumbv6m-none-eabi thumbv7em-none-eabihf; do
+    (cd "$ROOT" && "${CARGO[@]}" build --locked -j "$JOBS" "${BUILD_STD[@]}" --lib \
+        --no-default-features --target "$target" --target-dir "$ROOT/target/firmware-lib")
+done
+if grep -q '^defmt *=' "$ROOT/Cargo.toml"; then
+    say "building the library with defmt for thumbv7em-none-eabihf"
+    (cd "$ROOT" && "${CARGO[@]}" build --locked -j "$JOBS" "${BUILD_STD[@]}" --lib \
+        --no-default-features --features defmt --target thumbv7em-none-eabihf \
+        --target-dir "$ROOT/target/firmware-lib")
+    # `log` and `defmt` together must be refused at compile time.
+    if (cd "$ROOT" && "${CARGO[@]}" build --locked -q -j "$JOBS" "${BUILD_STD[@]}" --lib \
+        --no-default-features --features log,defmt --target thumbv7em-none-eabihf \
+        --target-dir "$ROOT/target/firmware-lib") >"$OUT/log-defmt.log" 2>&1; then
+        die "the library built with both log and defmt; it must refuse"
+    fi
+    grep -q 'compile_error\|error:' "$OUT/log-defmt.log" || die "log+defmt failed for another reason: $(tail -5 "$OUT/log-defmt.log")"
+    say "log + defmt together: refused at compile time, as intended"
+fi
+
+# --- 6. Footprint ------------------------------------------------------------------------------
+section() { size -A "$1" | awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'; }
+field() { sed -n "s/.*$2 \([0-9]*\).*/\1/p" "$OUT/$1.log" | head -n1; }
+{
+    echo "| image | \`.text\` | \`.rodata\` | \`.data\` | \`.bss\` | flash | flash without the 64 KiB payload | stack peak | RAM beyond socket buffers and loopback ring |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for v in "${VARIANTS[@]}"; do
+        elf="$OUT/$v.elf"
+        vt=$(section "$elf" .vector_table); text=$(section "$elf" .text); ro=$(section "$elf" .rodata)
+        data=$(section "$elf" .data); bss=$(section "$elf" .bss)
+        flash=$((vt + text + ro + data))
+        # The server's file is 64 KiB of `.rodata`; the client checks bytes without storing them.
+        case $v in full | server) payload=65536 ;; *) payload=0 ;; esac
+        stack=$(field "$v" 'stack peak'); sockbuf=$(field "$v" 'socket buffers'); ring=$(field "$v" 'loopback ring')
+        [[ -n $stack && -n $sockbuf && -n $ring ]] || die "the $v image's output lacks its ram line"
+        ram=$((data + bss + stack - sockbuf - ring))
+        case $v in full) name="full (server + client)" ;; server) name="server only" ;; client) name="client only" ;; esac
+        awk -v n="$name" -v t="$text" -v r="$ro" -v d="$data" -v b="$bss" -v f="$flash" -v p="$payload" \
+            -v s="$stack" -v m="$ram" 'BEGIN {
+                printf "| %s | %d | %d | %d | %d | %d (%.1f KiB) | %d (%.1f KiB) | %d | %d (%.1f KiB) |\n",
+                    n, t, r, d, b, f, f / 1024, f - p, (f - p) / 1024, s, m, m / 1024 }'
+    done
+} >"$FOOTPRINT_MD"
+say "footprint (bytes; thumbv7m-none-eabi, opt-level \"s\", LTO; made by: bash scripts/firmware.sh)"
+cat "$FOOTPRINT_MD"
+for v in "${VARIANTS[@]}"; do
+    sed -n "s/^ram: /$v: /p" "$OUT/$v.log"
+done
+say "firmware: all images passed"
