@@ -57,8 +57,15 @@ const CLIENT_TX: usize = 64;
 const SOCKETS: usize = cfg!(feature = "server") as usize + cfg!(feature = "client") as usize;
 
 /// RAM that is socket buffers, reported apart from the rest.
-const SOCKET_BUFFERS: usize = if cfg!(feature = "server") { SERVER_RX + SERVER_TX } else { 0 }
-    + if cfg!(feature = "client") { CLIENT_RX + CLIENT_TX } else { 0 };
+const SOCKET_BUFFERS: usize = if cfg!(feature = "server") {
+    SERVER_RX + SERVER_TX
+} else {
+    0
+} + if cfg!(feature = "client") {
+    CLIENT_RX + CLIENT_TX
+} else {
+    0
+};
 
 /// The run fails if it is not over by then (simulated time).
 const LIMIT: Duration = Duration::from_secs(60);
@@ -114,7 +121,13 @@ fn run() -> bool {
 
     hprintln!(
         "halfclose on LM3S6965 (Cortex-M3): {} over Loopback<{}, {}>, {} byte payload, crc32 {:08x}",
-        if SOCKETS == 2 { "server + client" } else if cfg!(feature = "server") { "server only" } else { "client only" },
+        if SOCKETS == 2 {
+            "server + client"
+        } else if cfg!(feature = "server") {
+            "server only"
+        } else {
+            "client only"
+        },
         MTU,
         SLOTS,
         payload::LEN,
@@ -124,10 +137,19 @@ fn run() -> bool {
     #[cfg(feature = "server")]
     let mut server = {
         let (rx, tx) = SERVER_BUFFERS.take();
-        let socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
+        let socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(&mut rx[..]),
+            tcp::SocketBuffer::new(&mut tx[..]),
+        );
         let handle = sockets.add(socket);
         let source: &[u8] = &payload::PAYLOAD;
-        match halfclose::server::Server::<_, 1>::listen(&mut sockets, [handle], PORT, source, timeouts) {
+        match halfclose::server::Server::<_, 1>::listen(
+            &mut sockets,
+            [handle],
+            PORT,
+            source,
+            timeouts,
+        ) {
             Ok(server) => server,
             Err(error) => {
                 hprintln!("error: server: {}", error);
@@ -141,7 +163,10 @@ fn run() -> bool {
     #[cfg(feature = "client")]
     let (client_handle, mut client) = {
         let (rx, tx) = CLIENT_BUFFERS.take();
-        let socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
+        let socket = tcp::Socket::new(
+            tcp::SocketBuffer::new(&mut rx[..]),
+            tcp::SocketBuffer::new(&mut tx[..]),
+        );
         let handle = sockets.add(socket);
         let client = halfclose::client::Client::connect(
             iface.context(),
@@ -173,10 +198,11 @@ fn run() -> bool {
             server_result = Some(result);
         }
         #[cfg(feature = "client")]
-        if client_result.is_none() {
-            if let Poll::Ready(result) = client.poll(now, sockets.get_mut::<tcp::Socket>(client_handle)) {
-                client_result = Some(result);
-            }
+        if client_result.is_none()
+            && let Poll::Ready(result) =
+                client.poll(now, sockets.get_mut::<tcp::Socket>(client_handle))
+        {
+            client_result = Some(result);
         }
 
         // The full image is over when both sides are; each single-side image when its side is
@@ -199,7 +225,10 @@ fn run() -> bool {
 
     let mut passed = !over;
     if over {
-        hprintln!("error: not over after {} ms of simulated time", LIMIT.total_millis());
+        hprintln!(
+            "error: not over after {} ms of simulated time",
+            LIMIT.total_millis()
+        );
     }
 
     #[cfg(feature = "server")]
@@ -222,7 +251,10 @@ fn run() -> bool {
                 passed = false;
             }
             #[cfg(not(feature = "client"))]
-            hprintln!("server: listened {} ms, no client in this image", LISTEN_ALONE.total_millis());
+            hprintln!(
+                "server: listened {} ms, no client in this image",
+                LISTEN_ALONE.total_millis()
+            );
         }
     }
 
@@ -257,7 +289,11 @@ fn run() -> bool {
                 hprintln!("client: connection refused, as expected with no server in this image");
             }
             Some(Err(error)) => {
-                hprintln!("client: error: {} ({} bytes received)", error, check.bytes());
+                hprintln!(
+                    "client: error: {} ({} bytes received)",
+                    error,
+                    check.bytes()
+                );
                 passed = false;
             }
             None => passed = false,
@@ -276,6 +312,21 @@ fn run() -> bool {
         stack::size(),
         SOCKET_BUFFERS,
         core::mem::size_of::<Loopback<MTU, SLOTS>>(),
+    );
+    hprintln!(
+        "sizes: Interface {} bytes, tcp::Socket {} bytes",
+        core::mem::size_of::<Interface>(),
+        core::mem::size_of::<tcp::Socket>(),
+    );
+    #[cfg(feature = "server")]
+    hprintln!(
+        "sizes: Server<&[u8], 1> {} bytes",
+        core::mem::size_of::<halfclose::server::Server<&[u8], 1>>()
+    );
+    #[cfg(feature = "client")]
+    hprintln!(
+        "sizes: Client<Check> {} bytes",
+        core::mem::size_of::<halfclose::client::Client<payload::Check>>()
     );
     passed
 }

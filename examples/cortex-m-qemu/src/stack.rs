@@ -16,7 +16,7 @@ unsafe extern "C" {
 /// Bytes between the stack's lowest painted word still intact and its top.
 pub fn peak() -> usize {
     let top = (&raw const _stack_start) as usize;
-    let mut word = (&raw const _stack_end) as *const u32;
+    let mut word = &raw const _stack_end;
     while (word as usize) < top {
         // SAFETY: every word in `_stack_end.._stack_start` is RAM this program owns; it is read
         // volatile because the compiler cannot know the stack wrote it.
