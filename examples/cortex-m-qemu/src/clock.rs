@@ -67,6 +67,8 @@ impl SysTickTimer {
         syst.clear_current();
         syst.enable_interrupt();
         syst.enable_counter();
+        // The counter reads 0 until its first reload, which would look like a full period gone.
+        while SYST::get_current() == 0 {}
         SysTickTimer { _syst: syst }
     }
 
