@@ -29,5 +29,5 @@ pub const REPLY: &[u8; 10] = b"Thank you\0";
 /// The most a server reads of the reply: one BSD `read(fd, buf, 1024)`.
 pub const REPLY_MAX: usize = 1024;
 
-/// The port the examples use.
-pub const DEFAULT_PORT: u16 = 5432;
+/// The port the examples and tests use (unassigned by IANA).
+pub const DEFAULT_PORT: u16 = 7891;

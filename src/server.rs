@@ -418,24 +418,44 @@ impl<R: Read> Sender<R> {
     }
 }
 
-/// One socket of the pool, idle (listening) or serving a connection.
+/// What one socket of the pool is doing.
+// Every slot must be able to hold a connection, so the pool's size is N senders whatever the
+// variant; boxing would need an allocator.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-struct Slot<R> {
-    handle: SocketHandle,
-    sender: Option<Sender<R>>,
+enum Slot<R> {
+    /// Waiting for a SYN.
+    Listening,
+    /// Running a connection.
+    Serving(Sender<R>),
+    /// The connection ended; the socket still has its last ACK (or a RST) to send, and may
+    /// re-acknowledge a retransmitted FIN until `until`.
+    Lingering {
+        /// When the slot may listen again.
+        until: Instant,
+        /// The socket's own delayed-ACK setting, restored when it listens again.
+        ack_delay: Option<Duration>,
+    },
 }
 
 /// A pool of `N` listening sockets, each serving one client at a time.
 ///
 /// The caller creates the sockets (and so owns their buffers) and adds them to the `SocketSet`;
-/// the server makes them listen and runs a [`Sender`] on each accepted connection. When a
-/// connection ends, its slot listens again at once: smoltcp's 10 s TIME-WAIT is skipped because
-/// the client has already closed and acknowledged everything.
+/// the server makes them listen and runs a [`Sender`] on each accepted connection.
+///
+/// When a connection ends, its socket lingers in TIME-WAIT for [`Timeouts::linger`] (and at least
+/// until the next `poll`, so the final ACK of the client's FIN, or a RST after an error, is
+/// sent first), then listens again. smoltcp's own TIME-WAIT lasts 10 s, far longer than a small
+/// pool can spare a socket.
 ///
 /// A SYN that finds every slot busy is answered with a reset by smoltcp (the client sees
-/// "connection refused"), as a kernel does when its accept backlog is full.
+/// "connection refused"), as a kernel does when its accept queue is full.
+///
+/// Call [`poll`](Server::poll) after every `Interface::poll`: the pool relies on the interface
+/// having sent what the sockets queued between two calls.
 #[derive(Debug)]
 pub struct Server<S: Source, const N: usize> {
+    handles: [SocketHandle; N],
     slots: [Slot<S::Reader>; N],
     endpoint: IpListenEndpoint,
     source: S,
@@ -459,10 +479,8 @@ impl<S: Source, const N: usize> Server<S, N> {
                 .map_err(Error::Listen)?;
         }
         Ok(Server {
-            slots: handles.map(|handle| Slot {
-                handle,
-                sender: None,
-            }),
+            handles,
+            slots: core::array::from_fn(|_| Slot::Listening),
             endpoint,
             source,
             timeouts,
@@ -479,47 +497,82 @@ impl<S: Source, const N: usize> Server<S, N> {
         sockets: &mut SocketSet<'_>,
     ) -> heapless::Vec<Result<Report, Error>, N> {
         let mut ended = heapless::Vec::new();
-        for slot in &mut self.slots {
-            let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
-            if slot.sender.is_none() && socket.is_active() {
-                match self.source.open() {
-                    Ok(reader) => slot.sender = Some(Sender::new(reader, now, self.timeouts)),
-                    Err(kind) => {
-                        socket.abort();
-                        // At most one result per slot per call, so the push cannot fail.
-                        let _ = ended.push(Err(Error::Source { kind, bytes: 0 }));
+        for (slot, &handle) in self.slots.iter_mut().zip(&self.handles) {
+            let socket = sockets.get_mut::<tcp::Socket>(handle);
+            match slot {
+                Slot::Listening => {
+                    if socket.is_active() {
+                        match self.source.open() {
+                            Ok(reader) => {
+                                *slot = Slot::Serving(Sender::new(reader, now, self.timeouts))
+                            }
+                            Err(kind) => {
+                                socket.abort();
+                                // One result per slot per call: the push cannot fail.
+                                let _ = ended.push(Err(Error::Source { kind, bytes: 0 }));
+                                *slot = Self::linger(socket, now, Duration::ZERO);
+                                continue;
+                            }
+                        }
+                    } else if !socket.is_listening() {
+                        // Someone else closed or aborted the socket; take it back. `listen` only
+                        // fails for port 0, which `Server::listen` rejected.
+                        let _ = socket.listen(self.endpoint);
                     }
                 }
+                Slot::Lingering { until, ack_delay } => {
+                    // Lingering always spans one egress (this is a later call than the one that
+                    // ended the connection). An aborted socket whose RST has gone has nothing
+                    // left to linger for.
+                    let reset_sent =
+                        socket.state() == tcp::State::Closed && socket.remote_endpoint().is_none();
+                    if now >= *until || reset_sent {
+                        socket.set_ack_delay(*ack_delay);
+                        let _ = socket.listen(self.endpoint);
+                        *slot = Slot::Listening;
+                    }
+                    continue;
+                }
+                Slot::Serving(_) => {}
             }
-            if let Some(sender) = &mut slot.sender
+            if let Slot::Serving(sender) = slot
                 && let Poll::Ready(result) = sender.poll(now, socket)
             {
                 let _ = ended.push(result);
-                slot.sender = None;
-            }
-            if slot.sender.is_none() && !socket.is_listening() && !socket.is_active() {
-                // CLOSED or TIME-WAIT: ready for the next client. `listen` only fails for
-                // port 0, which `Server::listen` already rejected.
-                let _ = socket.listen(self.endpoint);
+                *slot = Self::linger(socket, now, self.timeouts.linger);
             }
         }
         ended
     }
 
-    /// How many slots are serving a connection.
-    pub fn busy(&self) -> usize {
-        self.slots.iter().filter(|s| s.sender.is_some()).count()
+    fn linger(socket: &mut tcp::Socket, now: Instant, linger: Duration) -> Slot<S::Reader> {
+        let ack_delay = socket.ack_delay();
+        // The last ACK should leave on the next egress, not after a delayed-ACK timer.
+        socket.set_ack_delay(None);
+        Slot::Lingering {
+            until: now + linger,
+            ack_delay,
+        }
     }
 
-    /// The state of each slot's connection (`None` while it listens).
-    pub fn states(&self) -> impl Iterator<Item = Option<&State>> {
+    /// How many slots are serving a connection.
+    pub fn busy(&self) -> usize {
         self.slots
             .iter()
-            .map(|s| s.sender.as_ref().map(Sender::state))
+            .filter(|s| matches!(s, Slot::Serving(_)))
+            .count()
+    }
+
+    /// The state of each slot's connection (`None` while it listens or lingers).
+    pub fn states(&self) -> impl Iterator<Item = Option<&State>> {
+        self.slots.iter().map(|s| match s {
+            Slot::Serving(sender) => Some(sender.state()),
+            Slot::Listening | Slot::Lingering { .. } => None,
+        })
     }
 
     /// The socket handles, in slot order.
-    pub fn handles(&self) -> impl Iterator<Item = SocketHandle> + '_ {
-        self.slots.iter().map(|s| s.handle)
+    pub fn handles(&self) -> &[SocketHandle; N] {
+        &self.handles
     }
 }

@@ -15,22 +15,30 @@ pub struct Timeouts {
     pub idle: Duration,
     /// After the file: how long the reply (server) or its acknowledgement (client) may stand still.
     pub reply: Duration,
+    /// How long a finished server slot stays in TIME-WAIT before it listens again, so that it can
+    /// re-acknowledge the client's FIN if the last ACK was lost. Zero (the default) listens again
+    /// as soon as the last ACK has been sent: best for a pool of one on a reliable link. On a
+    /// lossy link a few round-trip times spare clients a reset after a lost final ACK.
+    pub linger: Duration,
 }
 
 impl Timeouts {
-    /// The defaults: 10 s to connect, 30 s idle during the transfer, 10 s for the reply.
+    /// The defaults: 10 s to connect, 30 s idle during the transfer, 10 s for the reply, no
+    /// linger.
     pub const DEFAULT: Timeouts = Timeouts {
         connect: Duration::from_secs(10),
         idle: Duration::from_secs(30),
         reply: Duration::from_secs(10),
+        linger: Duration::ZERO,
     };
 
-    /// The same limit for every phase.
+    /// The same limit for every phase (and no linger).
     pub const fn all(limit: Duration) -> Timeouts {
         Timeouts {
             connect: limit,
             idle: limit,
             reply: limit,
+            linger: Duration::ZERO,
         }
     }
 }

@@ -38,6 +38,21 @@ fn random_three_mebibytes_arrive_byte_exact() {
     assert_delivered(&mut net, &payload, 64 * 1024, false);
 }
 
+/// With smoltcp's default 10 ms delayed ACK the server's last ACK (of the client's reply and
+/// FIN) is still pending when the server sees the exchange complete; the slot must not listen
+/// again before it has gone, or the client's retransmitted FIN meets a RST.
+#[test]
+fn the_last_ack_goes_out_before_the_slot_listens_again() {
+    let payload = random_bytes(30_000, 5);
+    let mut net = Net::<1500>::new();
+    net.ack_delay = Some(Duration::from_millis(10));
+    assert_delivered(&mut net, &payload, BUFFER, false);
+    assert!(
+        !net.trace.iter().any(|s| s.seg.rst),
+        "no connection was reset"
+    );
+}
+
 #[test]
 fn the_transfer_works_over_ipv6() {
     let payload = random_bytes(100_000, 6);

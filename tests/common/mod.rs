@@ -40,6 +40,8 @@ pub struct Net<const MTU: usize> {
     pub sockets: SocketSet<'static>,
     pub now: Instant,
     pub trace: Vec<Seen>,
+    /// Delayed-ACK setting for new sockets (none unless a test asks for smoltcp's default).
+    pub ack_delay: Option<Duration>,
 }
 
 impl<const MTU: usize> Net<MTU> {
@@ -65,17 +67,18 @@ impl<const MTU: usize> Net<MTU> {
             sockets: SocketSet::new(Vec::new()),
             now,
             trace: Vec::new(),
+            ack_delay: None,
         }
     }
 
-    /// A TCP socket with `rx`/`tx` byte buffers and no delayed ACK (nothing else runs on this
-    /// clock, so a delayed ACK would only add idle simulated time).
+    /// A TCP socket with `rx`/`tx` byte buffers and `self.ack_delay` (none by default: nothing
+    /// else runs on this clock, so a delayed ACK would only add idle simulated time).
     pub fn socket(&mut self, rx: usize, tx: usize) -> SocketHandle {
         let mut socket = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; rx]),
             tcp::SocketBuffer::new(vec![0; tx]),
         );
-        socket.set_ack_delay(None);
+        socket.set_ack_delay(self.ack_delay);
         self.sockets.add(socket)
     }
 
