@@ -1,5 +1,9 @@
 //! The transfer: one smoltcp interface over `halfclose::device::Loopback`, the halfclose server
 //! and/or client on it, driven by a step clock until both sides are done, then the summary.
+//!
+//! The loop is the one every smoltcp program has: `iface.poll`, then each state machine's
+//! `poll` with the same `now`, then the clock moves on. On a board, `now` comes from a hardware
+//! timer and the loop sleeps (`wfi`) until `iface.poll_delay` or the NIC's interrupt.
 
 #[cfg(feature = "client")]
 use core::task::Poll;
@@ -12,8 +16,8 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 use static_cell::{ConstStaticCell, StaticCell};
 
-use halfclose::Timeouts;
 use halfclose::device::Loopback;
+use halfclose::{Error, Timeouts};
 
 use crate::clock::{StepClock, SysTickTimer};
 use crate::{payload, stack};
@@ -66,6 +70,23 @@ static SERVER_BUFFERS: ConstStaticCell<([u8; SERVER_RX], [u8; SERVER_TX])> =
 static CLIENT_BUFFERS: ConstStaticCell<([u8; CLIENT_RX], [u8; CLIENT_TX])> =
     ConstStaticCell::new(([0; CLIENT_RX], [0; CLIENT_TX]));
 
+/// How the run ended, for [`report`].
+struct Outcome {
+    /// The simulated-time limit passed before the sides were done.
+    over: bool,
+    #[cfg(feature = "server")]
+    server: Option<Result<halfclose::server::Report, Error>>,
+    #[cfg(feature = "client")]
+    client: Option<Result<halfclose::client::Report, Error>>,
+    /// What the client's sink saw.
+    #[cfg(feature = "client")]
+    check: payload::Check,
+    clock: StepClock,
+    cycles: u64,
+    /// The stack's peak when the transfer was over, before the summary was formatted.
+    stack_peak: usize,
+}
+
 /// Set up, transfer, report. Returns whether everything this image does went as expected.
 pub fn run() -> bool {
     let Some(peripherals) = cortex_m::Peripherals::take() else {
@@ -73,6 +94,19 @@ pub fn run() -> bool {
         return false;
     };
     let systick = SysTickTimer::start(peripherals.SYST);
+    banner();
+    match transfer(&systick) {
+        Ok(outcome) => report(&outcome),
+        Err(error) => {
+            hprintln!("error: setting up: {}", error);
+            false
+        }
+    }
+}
+
+/// Build the interface and the sockets, start the server and/or the client, and poll them all
+/// until each side is done.
+fn transfer(systick: &SysTickTimer) -> Result<Outcome, Error> {
     let mut clock = StepClock::new();
     let timeouts = Timeouts::DEFAULT;
 
@@ -88,21 +122,6 @@ pub fn run() -> bool {
     let mut storage = [SocketStorage::EMPTY; SOCKETS];
     let mut sockets = SocketSet::new(&mut storage[..]);
 
-    hprintln!(
-        "halfclose on LM3S6965 (Cortex-M3): {} over Loopback<{}, {}>, {} byte payload, crc32 {:08x}",
-        if SOCKETS == 2 {
-            "server + client"
-        } else if cfg!(feature = "server") {
-            "server only"
-        } else {
-            "client only"
-        },
-        MTU,
-        SLOTS,
-        payload::LEN,
-        payload::CRC,
-    );
-
     #[cfg(feature = "server")]
     let mut server = {
         let (rx, tx) = SERVER_BUFFERS.take();
@@ -112,19 +131,7 @@ pub fn run() -> bool {
         );
         let handle = sockets.add(socket);
         let source: &[u8] = &payload::PAYLOAD;
-        match halfclose::server::Server::<_, 1>::listen(
-            &mut sockets,
-            [handle],
-            PORT,
-            source,
-            timeouts,
-        ) {
-            Ok(server) => server,
-            Err(error) => {
-                hprintln!("error: server: {}", error);
-                return false;
-            }
-        }
+        halfclose::server::Server::<_, 1>::listen(&mut sockets, [handle], PORT, source, timeouts)?
     };
     #[cfg(feature = "server")]
     let mut server_result = None;
@@ -145,14 +152,8 @@ pub fn run() -> bool {
             payload::Check::new(),
             clock.now(),
             timeouts,
-        );
-        match client {
-            Ok(client) => (handle, client),
-            Err(error) => {
-                hprintln!("error: client: {}", error);
-                return false;
-            }
-        }
+        )?;
+        (handle, client)
     };
     #[cfg(feature = "client")]
     let mut client_result = None;
@@ -192,8 +193,45 @@ pub fn run() -> bool {
     };
     let cycles = systick.cycles() - start_cycles;
 
-    let mut passed = !over;
-    if over {
+    Ok(Outcome {
+        over,
+        #[cfg(feature = "server")]
+        server: server_result,
+        #[cfg(feature = "client")]
+        client: client_result,
+        #[cfg(feature = "client")]
+        check: client.into_sink(),
+        clock,
+        cycles,
+        stack_peak: stack::peak(),
+    })
+}
+
+/// Out of line, like [`report`], so that formatting's stack frames are not added to the
+/// transfer's.
+#[inline(never)]
+fn banner() {
+    hprintln!(
+        "halfclose on LM3S6965 (Cortex-M3): {} over Loopback<{}, {}>, {} byte payload, crc32 {:08x}",
+        if SOCKETS == 2 {
+            "server + client"
+        } else if cfg!(feature = "server") {
+            "server only"
+        } else {
+            "client only"
+        },
+        MTU,
+        SLOTS,
+        payload::LEN,
+        payload::CRC,
+    );
+}
+
+/// Print the summary; returns whether the run went as this image expects.
+#[inline(never)]
+fn report(outcome: &Outcome) -> bool {
+    let mut passed = !outcome.over;
+    if outcome.over {
         hprintln!(
             "error: not over after {} ms of simulated time",
             LIMIT.total_millis()
@@ -201,7 +239,7 @@ pub fn run() -> bool {
     }
 
     #[cfg(feature = "server")]
-    match &server_result {
+    match &outcome.server {
         Some(Ok(report)) => hprintln!(
             "server: sent {} bytes, reply {} {} us after its FIN, connection {} us",
             report.bytes,
@@ -229,8 +267,8 @@ pub fn run() -> bool {
 
     #[cfg(feature = "client")]
     {
-        let check = client.sink();
-        match &client_result {
+        let check = &outcome.check;
+        match &outcome.client {
             Some(Ok(report)) => {
                 hprintln!(
                     "client: received {} bytes in {} us, crc32 {:08x}, {}",
@@ -254,7 +292,7 @@ pub fn run() -> bool {
             }
             // With no server in the image, nobody listens: a refused connection is the
             // expected end.
-            Some(Err(halfclose::Error::Refused)) if !cfg!(feature = "server") => {
+            Some(Err(Error::Refused)) if !cfg!(feature = "server") => {
                 hprintln!("client: connection refused, as expected with no server in this image");
             }
             Some(Err(error)) => {
@@ -271,14 +309,15 @@ pub fn run() -> bool {
 
     hprintln!(
         "time: {} us on the step clock ({} polls), {} SysTick cycles",
-        (clock.now() - Instant::ZERO).total_micros(),
-        clock.steps(),
-        cycles,
+        (outcome.clock.now() - Instant::ZERO).total_micros(),
+        outcome.clock.steps(),
+        outcome.cycles,
     );
     hprintln!(
-        "ram: stack peak {} of {} bytes; socket buffers {} bytes; loopback ring {} bytes",
+        "ram: stack peak {} of {} bytes ({} until the transfer was over); socket buffers {} bytes; loopback ring {} bytes",
         stack::peak(),
         stack::size(),
+        outcome.stack_peak,
         SOCKET_BUFFERS,
         core::mem::size_of::<Loopback<MTU, SLOTS>>(),
     );
