@@ -98,7 +98,8 @@ for v in "${VARIANTS[@]}"; do
     # smoltcp and halfclose are built once. Other compiler flags need a directory of their own.
     flags=() target_dir="$FW/target"
     if [[ $v == server-tiny ]]; then
-        flags=(--config "target.thumbv7m-none-eabi.rustflags=['-Clink-arg=-Tlink.x','-Zunstable-options','-Cpanic=immediate-abort']")
+        # Added to the rustflags of examples/cortex-m-qemu/.cargo/config.toml (`-Tlink.x`).
+        flags=(--config "target.thumbv7m-none-eabi.rustflags=['-Zunstable-options','-Cpanic=immediate-abort']")
         target_dir="$FW/target/tiny"
     fi
     # shellcheck disable=SC2046
