@@ -5,6 +5,11 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+#[cfg(all(feature = "log", feature = "defmt"))]
+compile_error!(
+    "the `log` and `defmt` features are alternatives: enable one (for defmt: `default-features = false, features = [\"defmt\"]`)"
+);
+
 mod macros;
 
 pub mod client;

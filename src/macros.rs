@@ -1,13 +1,17 @@
-//! Logging macros that route to `log` when its feature is on and compile to nothing otherwise.
+//! Logging macros that route to `log` or `defmt`, whichever feature is on, and compile to nothing
+//! otherwise.
 //!
 //! Arguments are still type-checked when logging is off, so a format string cannot rot
-//! behind a disabled feature.
+//! behind a disabled feature. Through `defmt`, each argument is sent with its `Display`
+//! (`defmt::Display2Format`), so the types need no `defmt::Format` of their own.
 
 macro_rules! debug {
     ($($arg:tt)*) => {{
         #[cfg(feature = "log")]
         ::log::debug!($($arg)*);
-        #[cfg(not(feature = "log"))]
+        #[cfg(feature = "defmt")]
+        $crate::macros::to_defmt!(debug, $($arg)*);
+        #[cfg(not(any(feature = "log", feature = "defmt")))]
         { let _ = ::core::format_args!($($arg)*); }
     }};
 }
@@ -16,9 +20,20 @@ macro_rules! trace {
     ($($arg:tt)*) => {{
         #[cfg(feature = "log")]
         ::log::trace!($($arg)*);
-        #[cfg(not(feature = "log"))]
+        #[cfg(feature = "defmt")]
+        $crate::macros::to_defmt!(trace, $($arg)*);
+        #[cfg(not(any(feature = "log", feature = "defmt")))]
         { let _ = ::core::format_args!($($arg)*); }
     }};
 }
 
+#[cfg(feature = "defmt")]
+macro_rules! to_defmt {
+    ($level:ident, $fmt:literal $(, $arg:expr)* $(,)?) => {
+        ::defmt::$level!($fmt $(, ::defmt::Display2Format(&($arg)))*)
+    };
+}
+
+#[cfg(feature = "defmt")]
+pub(crate) use to_defmt;
 pub(crate) use {debug, trace};
