@@ -92,6 +92,10 @@ features() {
     baseline) echo "--no-default-features" ;;
     esac
 }
+# Panic messages carry source paths: map the checkout and cargo's home to fixed names, so that the
+# sizes do not depend on where the repository was cloned.
+CARGO_HOME_DIR=${CARGO_HOME:-$HOME/.cargo}
+REMAP=(--config "target.thumbv7m-none-eabi.rustflags=['--remap-path-prefix=$ROOT=/halfclose','--remap-path-prefix=$CARGO_HOME_DIR=/cargo']")
 for v in "${VARIANTS[@]}"; do
     say "building the $v image (thumbv7m-none-eabi, release)"
     # One target directory for the first four: only the top crate's features differ, so `core`,
@@ -103,7 +107,7 @@ for v in "${VARIANTS[@]}"; do
         target_dir="$FW/target/tiny"
     fi
     # shellcheck disable=SC2046
-    (cd "$FW" && "${CARGO[@]}" build --release --locked -j "$JOBS" "${BUILD_STD[@]}" "${flags[@]}" \
+    (cd "$FW" && "${CARGO[@]}" build --release --locked -j "$JOBS" "${BUILD_STD[@]}" "${REMAP[@]}" "${flags[@]}" \
         --target-dir "$target_dir" $(features "$v"))
     cp "$target_dir/thumbv7m-none-eabi/release/halfclose-cortex-m-qemu" "$OUT/$v.elf"
 done
@@ -198,7 +202,7 @@ for v in "${VARIANTS[@]}"; do
 done
 if command -v llvm-dwarfdump >/dev/null; then
     say "code of the server-only image by crate (made by: python3 scripts/size-by-crate.py)"
-    python3 "$ROOT/scripts/size-by-crate.py" "$OUT/server.elf" "$ROOT" | tee "$OUT/server-by-crate.md"
+    python3 "$ROOT/scripts/size-by-crate.py" "$OUT/server.elf" /halfclose | tee "$OUT/server-by-crate.md"
 else
     say "llvm-dwarfdump not found (Debian package llvm): no breakdown by crate"
 fi
