@@ -81,14 +81,16 @@ mkdir -p "$OUT"
 # --- 3. The firmware images --------------------------------------------------------------------
 # full: server and client; server / client: one side each, for its footprint; baseline: no
 # network (start-up, semihosting, core::fmt), subtracted to show what the network costs;
+# server-eth: the server over an Ethernet loopback (ARP, Ethernet framing), as a board's MAC needs;
 # server-tiny: the server image with `-Cpanic=immediate-abort` (unstable), which drops panic
 # messages and their formatting: a panic becomes a fault, which the image reports as a failure.
-VARIANTS=(full server client baseline server-tiny)
+VARIANTS=(full server client baseline server-eth server-tiny)
 features() {
     case $1 in
     full) ;;
     server | server-tiny) echo "--no-default-features --features server" ;;
     client) echo "--no-default-features --features client" ;;
+    server-eth) echo "--no-default-features --features server,ethernet" ;;
     baseline) echo "--no-default-features" ;;
     esac
 }
@@ -98,8 +100,8 @@ CARGO_HOME_DIR=${CARGO_HOME:-$HOME/.cargo}
 REMAP=(--config "target.thumbv7m-none-eabi.rustflags=['--remap-path-prefix=$ROOT=/halfclose','--remap-path-prefix=$CARGO_HOME_DIR=/cargo']")
 for v in "${VARIANTS[@]}"; do
     say "building the $v image (thumbv7m-none-eabi, release)"
-    # One target directory for the first four: only the top crate's features differ, so `core`,
-    # smoltcp and halfclose are built once. Other compiler flags need a directory of their own.
+    # One target directory for all but the last: they differ only in crate features, so `core`
+    # is built once. Other compiler flags need a directory of their own.
     flags=() target_dir="$FW/target"
     if [[ $v == server-tiny ]]; then
         # Added to the rustflags of examples/cortex-m-qemu/.cargo/config.toml (`-Tlink.x`).
@@ -187,6 +189,7 @@ base_flash=$(flash_of "$OUT/baseline.elf")
         server) name="server only" ;;
         client) name="client only" ;;
         baseline) name="baseline (no network)" ;;
+        server-eth) name="server only, Ethernet medium" ;;
         server-tiny) name="server only, \`-Cpanic=immediate-abort\`" ;;
         esac
         awk -v n="$name" -v t="$text" -v r="$ro" -v d="$data" -v b="$bss" -v f="$flash" -v p="$payload" \

@@ -13,6 +13,8 @@ use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
 use smoltcp::phy::Medium;
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
+#[cfg(feature = "ethernet")]
+use smoltcp::wire::EthernetAddress;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 use static_cell::{ConstStaticCell, StaticCell};
 
@@ -22,8 +24,17 @@ use halfclose::{Error, Timeouts};
 use crate::clock::{StepClock, SysTickTimer};
 use crate::{payload, stack};
 
-/// The loopback's packet size (an IP packet: [`Medium::Ip`]) and ring length.
+/// The loopback's medium and packet size: bare IP packets by default; Ethernet frames (14 bytes
+/// more) with the `ethernet` feature, as a board's Ethernet MAC needs.
+#[cfg(not(feature = "ethernet"))]
+const MEDIUM: Medium = Medium::Ip;
+#[cfg(not(feature = "ethernet"))]
 const MTU: usize = 1500;
+#[cfg(feature = "ethernet")]
+const MEDIUM: Medium = Medium::Ethernet;
+#[cfg(feature = "ethernet")]
+const MTU: usize = 1514;
+/// Packets the loopback holds.
 const SLOTS: usize = 4;
 
 /// The interface's one address: server and client both live on it.
@@ -110,8 +121,13 @@ fn transfer(systick: &SysTickTimer) -> Result<Outcome, Error> {
     let mut clock = StepClock::new();
     let timeouts = Timeouts::DEFAULT;
 
-    let device = DEVICE.init_with(|| Loopback::new(Medium::Ip));
-    let mut config = Config::new(HardwareAddress::Ip);
+    let device = DEVICE.init_with(|| Loopback::new(MEDIUM));
+    #[cfg(not(feature = "ethernet"))]
+    let hardware_addr = HardwareAddress::Ip;
+    // A locally administered unicast MAC address.
+    #[cfg(feature = "ethernet")]
+    let hardware_addr = HardwareAddress::Ethernet(EthernetAddress([0x02, 0, 0, 0, 0, 1]));
+    let mut config = Config::new(hardware_addr);
     // Fixed, so every run is the same: ports and sequence numbers come from this seed.
     config.random_seed = 0x6861_6c66_636c_6f73;
     let mut iface = Interface::new(config, device, clock.now());
@@ -212,7 +228,7 @@ fn transfer(systick: &SysTickTimer) -> Result<Outcome, Error> {
 #[inline(never)]
 fn banner() {
     hprintln!(
-        "halfclose on LM3S6965 (Cortex-M3): {} over Loopback<{}, {}>, {} byte payload, crc32 {:08x}",
+        "halfclose on LM3S6965 (Cortex-M3): {} over Loopback<{}, {}> ({:?}), {} byte payload, crc32 {:08x}",
         if SOCKETS == 2 {
             "server + client"
         } else if cfg!(feature = "server") {
@@ -222,6 +238,7 @@ fn banner() {
         },
         MTU,
         SLOTS,
+        MEDIUM,
         payload::LEN,
         payload::CRC,
     );
