@@ -114,6 +114,13 @@ for v in "${VARIANTS[@]}"; do
     cp "$target_dir/thumbv7m-none-eabi/release/halfclose-cortex-m-qemu" "$OUT/$v.elf"
 done
 
+# The full image with the library's `defmt` feature: its traces go to the host file defmt.bin,
+# decoded below. DEFMT_LOG is read when the crates that log are compiled.
+say "building the defmt image (full, --features defmt, DEFMT_LOG=debug)"
+(cd "$FW" && DEFMT_LOG=debug "${CARGO[@]}" build --release --locked -j "$JOBS" "${BUILD_STD[@]}" \
+    "${REMAP[@]}" --target-dir "$FW/target" --features defmt)
+cp "$FW/target/thumbv7m-none-eabi/release/halfclose-cortex-m-qemu" "$OUT/defmt.elf"
+
 # --- 4. Run each image on the emulated board ----------------------------------------------------
 # Semihosting carries the output and the exit status (a panic or a fault exits with failure);
 # `timeout` ends an image that hangs, and counts as a failure too. Every image runs, so one
@@ -122,9 +129,10 @@ failed=()
 run_image() {
     local v=$1 status=0
     say "running the $v image on qemu-system-arm -machine lm3s6965evb (timeout ${QEMU_TIMEOUT}s)"
-    timeout --kill-after=5 "$QEMU_TIMEOUT" qemu-system-arm -machine lm3s6965evb -nographic \
-        -monitor none -serial none \
-        -semihosting-config enable=on,target=native -kernel "$OUT/$v.elf" \
+    # In $OUT: semihosting opens host files (the defmt image's defmt.bin) relative to QEMU.
+    (cd "$OUT" && exec timeout --kill-after=5 "$QEMU_TIMEOUT" qemu-system-arm -machine lm3s6965evb \
+        -nographic -monitor none -serial none \
+        -semihosting-config enable=on,target=native -kernel "$OUT/$v.elf") \
         >"$OUT/$v.log" 2>&1 </dev/null || status=$?
     # QEMU's own notice when the program ends with SysTick still running is noise.
     grep -v 'Timer with period zero' "$OUT/$v.log" || true
@@ -136,10 +144,27 @@ run_image() {
         failed+=("$v (exited 0 without reporting PASS)")
     fi
 }
-for v in "${VARIANTS[@]}"; do
+rm -f "$OUT/defmt.bin"
+for v in "${VARIANTS[@]}" defmt; do
     run_image "$v"
 done
 ((${#failed[@]} == 0)) || die "failed on QEMU: ${failed[*]}"
+
+# The defmt image's frames, decoded with the image's own string table: the library's state
+# transitions must be there. defmt-print comes from crates.io, once per machine.
+[[ -s $OUT/defmt.bin ]] || die "the defmt image wrote no defmt frames"
+if ! command -v defmt-print >/dev/null; then
+    say "installing defmt-print (cargo install --locked defmt-print)"
+    "${CARGO[@]}" install --locked -q -j "$JOBS" defmt-print --version '^1'
+    export PATH="$PATH:${CARGO_HOME_DIR}/bin"
+fi
+defmt-print -e "$OUT/defmt.elf" <"$OUT/defmt.bin" >"$OUT/defmt.log" 2>&1 || true
+say "defmt frames decoded ($(wc -l <"$OUT/defmt.log") lines), the library's own:"
+grep 'halfclose' "$OUT/defmt.log" || true
+for line in 'halfclose server: accepting=>sending(0)' 'halfclose client: receiving(65536)=>replying(65536)' \
+    'halfclose server: half-closed(65536)=>done' 'halfclose client: replying(65536)=>done'; do
+    grep -qF "$line" "$OUT/defmt.log" || die "defmt output lacks \"$line\" (see $OUT/defmt.log)"
+done
 
 # --- 5. The library alone, for a Cortex-M0 (no atomic CAS) and a Cortex-M4F --------------------
 say "building the library alone (--no-default-features) for thumbv6m-none-eabi and thumbv7em-none-eabihf"

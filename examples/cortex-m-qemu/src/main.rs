@@ -14,6 +14,8 @@
 #![no_main]
 
 mod clock;
+#[cfg(feature = "defmt")]
+mod defmt_log;
 #[cfg(any(feature = "server", feature = "client"))]
 mod payload;
 mod stack;
