@@ -10,7 +10,7 @@ use smoltcp::time::Instant;
 /// is built directly in its slot and read directly from it, and slots are never zero-filled.
 ///
 /// `MTU` is the device's maximum transmission unit as smoltcp counts it: the IP packet for
-/// [`Medium::Ip`], the Ethernet frame (14 bytes more) for [`Medium::Ethernet`].
+/// [`Medium::Ip`], the Ethernet frame (14 bytes more) for `Medium::Ethernet`.
 ///
 /// One slot is always kept free so that the answer smoltcp may send while it reads a packet has
 /// somewhere to go; at most `SLOTS - 1` packets are queued, and `transmit` reports the device busy

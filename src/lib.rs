@@ -18,7 +18,6 @@ mod error;
 #[cfg(feature = "std")]
 pub mod io;
 mod reply;
-#[cfg(all(feature = "medium-ethernet", feature = "proto-ipv6"))]
 pub mod segment;
 pub mod server;
 mod timeouts;

@@ -4,10 +4,11 @@ use core::fmt;
 use core::ops::Range;
 
 use smoltcp::phy::Medium;
-use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol, Ipv4Packet, Ipv6Packet,
-    TcpPacket,
-};
+#[cfg(feature = "medium-ethernet")]
+use smoltcp::wire::{EthernetFrame, EthernetProtocol};
+#[cfg(feature = "proto-ipv6")]
+use smoltcp::wire::Ipv6Packet;
+use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket};
 
 /// The header fields of one TCP segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +40,11 @@ pub struct Segment {
 impl Segment {
     /// Parse a packet as `medium` frames it (an Ethernet frame, or a bare IP packet). Returns
     /// `None` for anything that is not a well-formed TCP segment over IPv4 or IPv6 (ARP, NDP,
-    /// IPv6 extension headers, truncated packets).
+    /// IPv6 extension headers, truncated packets), and for a medium or IP version this build
+    /// leaves out (features `medium-ethernet`, `proto-ipv6`).
     pub fn parse(medium: Medium, packet: &[u8]) -> Option<Segment> {
         match medium {
+            #[cfg(feature = "medium-ethernet")]
             Medium::Ethernet => {
                 let frame = EthernetFrame::new_checked(packet).ok()?;
                 let offset = EthernetFrame::<&[u8]>::header_len();
@@ -73,6 +76,7 @@ impl Segment {
                     header..end,
                 )
             }
+            #[cfg(feature = "proto-ipv6")]
             6 => {
                 let ip = Ipv6Packet::new_checked(packet).ok()?;
                 if ip.next_header() != IpProtocol::Tcp {
@@ -104,6 +108,7 @@ impl Segment {
         })
     }
 
+    #[cfg(feature = "medium-ethernet")]
     fn shifted(mut self, by: usize) -> Segment {
         self.payload_offset += by;
         self
