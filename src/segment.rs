@@ -4,10 +4,10 @@ use core::fmt;
 use core::ops::Range;
 
 use smoltcp::phy::Medium;
-#[cfg(feature = "medium-ethernet")]
-use smoltcp::wire::{EthernetFrame, EthernetProtocol};
 #[cfg(feature = "proto-ipv6")]
 use smoltcp::wire::Ipv6Packet;
+#[cfg(feature = "medium-ethernet")]
+use smoltcp::wire::{EthernetFrame, EthernetProtocol};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket};
 
 /// The header fields of one TCP segment.
