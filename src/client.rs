@@ -153,17 +153,17 @@ impl<W: Write> Client<W> {
 
     /// Advance the transfer. Returns `Ready` once, and again on later calls, when it is over.
     pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
-        match &self.state {
-            State::Done(report) => return Poll::Ready(Ok(report.clone())),
-            State::Failed(error) => return Poll::Ready(Err(error.clone())),
-            State::Connecting | State::Receiving { .. } | State::Replying { .. } => {}
-        }
-        if let Err(error) = self.step(now, socket) {
-            if socket.is_active() {
-                socket.abort();
-            }
+        if self.outcome().is_pending()
+            && let Err(error) = self.step(now, socket)
+        {
+            crate::abort_if_open(socket);
             self.set_state(State::Failed(error));
         }
+        self.outcome()
+    }
+
+    /// `Ready` with the result once the state is `Done` or `Failed`.
+    fn outcome(&self) -> Poll<Result<Report, Error>> {
         match &self.state {
             State::Done(report) => Poll::Ready(Ok(report.clone())),
             State::Failed(error) => Poll::Ready(Err(error.clone())),

@@ -35,3 +35,10 @@ pub const REPLY_MAX: usize = 1024;
 
 /// The port the examples and tests use (unassigned by IANA).
 pub const DEFAULT_PORT: u16 = 7891;
+
+/// Tear down a connection that ended in an error with a RST, so the peer does not wait for us.
+fn abort_if_open(socket: &mut smoltcp::socket::tcp::Socket) {
+    if socket.is_active() {
+        socket.abort();
+    }
+}
