@@ -156,12 +156,13 @@ fn run(args: &Args) -> Result<(), String> {
         }
         tap_common::wait(fd, &mut iface, &sockets);
     }
-    // Let the last ACK leave before the process (and its stack) goes away.
-    for _ in 0..3 {
+    // Let the last ACK (or RST) leave before the process, and its stack, goes away.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while server.lingering() > 0 && std::time::Instant::now() < end {
+        tap_common::wait(fd, &mut iface, &sockets);
         let now = Instant::now();
         iface.poll(now, &mut device, &mut sockets);
         server.poll(now, &mut sockets);
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     if failed > 0 {
         return Err(format!("{failed} of {} clients failed", served + failed));

@@ -443,8 +443,8 @@ enum Slot<R> {
 /// the server makes them listen and runs a [`Sender`] on each accepted connection.
 ///
 /// When a connection ends, its socket lingers in TIME-WAIT for [`Timeouts::linger`] (and at least
-/// until the next `poll`, so the final ACK of the client's FIN, or a RST after an error, is
-/// sent first), then listens again. smoltcp's own TIME-WAIT lasts 10 s, far longer than a small
+/// until the next `poll` and the socket's delayed-ACK time, so the final ACK of the client's FIN,
+/// or a RST after an error, is sent first), then listens again. smoltcp's own TIME-WAIT lasts 10 s, far longer than a small
 /// pool can spare a socket.
 ///
 /// A SYN that finds every slot busy is answered with a reset by smoltcp (the client sees
@@ -546,12 +546,22 @@ impl<S: Source, const N: usize> Server<S, N> {
 
     fn linger(socket: &mut tcp::Socket, now: Instant, linger: Duration) -> Slot<S::Reader> {
         let ack_delay = socket.ack_delay();
-        // The last ACK should leave on the next egress, not after a delayed-ACK timer.
+        // A delayed-ACK timer already running keeps its deadline, so the slot lingers at least
+        // that long; ACKs of anything that still arrives leave at once.
         socket.set_ack_delay(None);
         Slot::Lingering {
-            until: now + linger,
+            until: now + linger.max(ack_delay.unwrap_or(Duration::ZERO)),
             ack_delay,
         }
+    }
+
+    /// How many slots are lingering after a connection, their last ACK or RST perhaps not yet
+    /// sent. A program that stops serving should keep polling until this is zero.
+    pub fn lingering(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Lingering { .. }))
+            .count()
     }
 
     /// How many slots are serving a connection.

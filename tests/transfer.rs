@@ -53,6 +53,62 @@ fn the_last_ack_goes_out_before_the_slot_listens_again() {
     );
 }
 
+/// A kernel-like client (its reply and its FIN leave in separate segments, so the reply starts
+/// the server's delayed-ACK timer before the FIN arrives) and a loop that polls several times
+/// per instant, as one on a fast clock does: the exchange still ends without a reset. (The TAP
+/// capture test covers the real-clock case, where a slot that reopened before its delayed-ACK
+/// timer fired once lost the last ACK.)
+#[test]
+fn a_busy_poll_loop_waits_for_the_delayed_ack_before_listening_again() {
+    let payload = random_bytes(30_000, 9);
+    let mut net = Net::<1500>::new();
+    net.ack_delay = Some(Duration::from_millis(10));
+    let s = net.socket(BUFFER, BUFFER);
+    let c = net.socket(BUFFER, BUFFER);
+    let mut server =
+        server::Server::listen(&mut net.sockets, [s], PORT, &payload[..], Timeouts::DEFAULT)
+            .unwrap();
+    let cx = net.iface.context();
+    net.sockets
+        .get_mut::<tcp::Socket>(c)
+        .connect(cx, (SERVER_V4, PORT), 49152)
+        .unwrap();
+
+    let mut served = None;
+    let mut received = Vec::new();
+    let mut replied = false;
+    net.drive(Duration::from_secs(60), |net| {
+        // Several rounds at the same instant, as a loop on a fast clock would do.
+        for _ in 0..5 {
+            net.step();
+            let now = net.now;
+            if let Some(r) = server.poll(now, &mut net.sockets).into_iter().next() {
+                served = Some(r);
+            }
+            let client = net.tcp(c);
+            if replied && client.state() == tcp::State::CloseWait {
+                client.close(); // write(), and later close(): two segments
+            } else if !replied {
+                match client.recv(|b| (b.len(), b.to_vec())) {
+                    Ok(bytes) => received.extend(bytes),
+                    Err(tcp::RecvError::Finished) => {
+                        client.send_slice(REPLY).unwrap();
+                        replied = true;
+                    }
+                    Err(tcp::RecvError::InvalidState) => {}
+                }
+            }
+        }
+        served.is_some() && net.tcp(c).state() == tcp::State::Closed
+    });
+    assert!(served.unwrap().unwrap().reply.is_thank_you());
+    assert!(received == payload);
+    assert!(
+        !net.trace.iter().any(|s| s.seg.rst),
+        "no connection was reset"
+    );
+}
+
 #[test]
 fn the_transfer_works_over_ipv6() {
     let payload = random_bytes(100_000, 6);

@@ -94,6 +94,18 @@ pub fn open(opts: &Common) -> Result<(Device, i32, Interface), String> {
         log::set_logger(&StderrLogger).ok();
         log::set_max_level(log::LevelFilter::Trace);
     }
+    // smoltcp would create a missing TAP device (down, so the first frame would fail): insist on
+    // one that exists and is up.
+    let flags = std::fs::read_to_string(format!("/sys/class/net/{}/flags", opts.tap))
+        .map_err(|_| format!("cannot open TAP device {}: no such device (create it: `ip tuntap add dev {} mode tap`)", opts.tap, opts.tap))?;
+    let up =
+        u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).is_ok_and(|f| f & 1 == 1);
+    if !up {
+        return Err(format!(
+            "TAP device {} is down (`ip link set {} up`)",
+            opts.tap, opts.tap
+        ));
+    }
     let tap = TunTapInterface::new(&opts.tap, Medium::Ethernet).map_err(|e| {
         format!(
             "cannot open TAP device {}: {e} (it must exist, e.g. `ip tuntap add dev {} mode tap`, and we need CAP_NET_ADMIN)",
