@@ -97,6 +97,8 @@ pub struct Client<W> {
     started_at: Instant,
     connected_at: Option<Instant>,
     last_progress: Instant,
+    /// When the current phase times out if nothing moves (as of the last poll).
+    deadline: Instant,
     last_send_queue: usize,
 }
 
@@ -122,8 +124,15 @@ impl<W: Write> Client<W> {
             started_at: now,
             connected_at: None,
             last_progress: now,
+            deadline: now + timeouts.connect,
             last_send_queue: 0,
         })
+    }
+
+    /// When this transfer times out if nothing happens before (`None` once it is over). An
+    /// event loop sleeps no later than this, as it does for `Interface::poll_at`.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.outcome().is_pending().then_some(self.deadline)
     }
 
     /// Where the transfer is.
@@ -344,13 +353,13 @@ impl<W: Write> Client<W> {
         self.last_progress = now;
     }
 
-    fn check_deadline(&self, now: Instant, phase: Phase, bytes: u64) -> Result<(), Error> {
-        let (since, limit) = match phase {
-            Phase::Connect => (self.started_at, self.timeouts.connect),
-            Phase::Transfer => (self.last_progress, self.timeouts.idle),
-            Phase::Reply => (self.last_progress, self.timeouts.reply),
+    fn check_deadline(&mut self, now: Instant, phase: Phase, bytes: u64) -> Result<(), Error> {
+        let since = match phase {
+            Phase::Connect => self.started_at,
+            Phase::Transfer | Phase::Reply => self.last_progress,
         };
-        if now >= since + limit {
+        self.deadline = since + self.timeouts.limit(phase);
+        if now >= self.deadline {
             Err(Error::TimedOut { phase, bytes })
         } else {
             Ok(())

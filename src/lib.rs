@@ -20,6 +20,7 @@ pub mod io;
 mod reply;
 pub mod segment;
 pub mod server;
+pub mod sim;
 mod timeouts;
 
 pub use error::{Error, Phase};

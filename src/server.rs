@@ -133,6 +133,8 @@ pub struct Sender<R> {
     reply_at: Option<Instant>,
     /// Last time anything moved: bytes queued, acknowledged or received, or a state change.
     last_progress: Instant,
+    /// When the current phase times out if nothing moves (as of the last poll).
+    deadline: Instant,
     /// The socket's transmit queue length at the last poll, to see acknowledgements.
     last_send_queue: usize,
     /// File bytes the client has acknowledged.
@@ -153,9 +155,16 @@ impl<R: Read> Sender<R> {
             fin_acked_at: None,
             reply_at: None,
             last_progress: now,
+            deadline: now + timeouts.connect,
             last_send_queue: 0,
             acked: 0,
         }
+    }
+
+    /// When this connection times out if nothing happens before (`None` once it is over). An
+    /// event loop sleeps no later than this, as it does for `Interface::poll_at`.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.outcome().is_pending().then_some(self.deadline)
     }
 
     /// Where the connection is.
@@ -389,17 +398,13 @@ impl<R: Read> Sender<R> {
         self.last_progress = now;
     }
 
-    fn check_deadline(&self, now: Instant, phase: Phase) -> Result<(), Error> {
-        let limit = match phase {
-            Phase::Connect => self.timeouts.connect,
-            Phase::Transfer => self.timeouts.idle,
-            Phase::Reply => self.timeouts.reply,
-        };
+    fn check_deadline(&mut self, now: Instant, phase: Phase) -> Result<(), Error> {
         let since = match phase {
             Phase::Connect => self.accepted_at,
             Phase::Transfer | Phase::Reply => self.last_progress,
         };
-        if now >= since + limit {
+        self.deadline = since + self.timeouts.limit(phase);
+        if now >= self.deadline {
             Err(Error::TimedOut {
                 phase,
                 bytes: self.acked,
@@ -562,6 +567,19 @@ impl<S: Source, const N: usize> Server<S, N> {
             .iter()
             .filter(|s| matches!(s, Slot::Lingering { .. }))
             .count()
+    }
+
+    /// The earliest time a connection or a lingering slot needs a `poll` even if no packet
+    /// arrives (`None` when every slot listens). Sleep no later than this and `poll_at`.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Listening => None,
+                Slot::Serving(sender) => sender.deadline(),
+                Slot::Lingering { until, .. } => Some(*until),
+            })
+            .min()
     }
 
     /// How many slots are serving a connection.

@@ -1,0 +1,733 @@
+//! Two hosts joined by a virtual wire with faults, on a simulated clock.
+//!
+//! A [`Wire`] carries IP packets between a server host and a client host, each direction with its
+//! own [`Link`] settings: latency, loss, duplication, reordering, single-bit corruption, MTU and
+//! queue capacity. Every random choice comes from one seeded [`Rng`], so a run is reproduced
+//! exactly by its seed. [`Network`] puts a smoltcp `Interface` on each end and moves the clock
+//! straight to the next event (a packet's arrival, a smoltcp timer, the protocol's own
+//! deadline), so a transfer that takes a simulated minute takes milliseconds.
+//!
+//! Corruption flips a single bit of a packet. The Internet checksum (IPv4 header, TCP over its
+//! pseudo-header) detects every single-bit error, so a corrupted packet is dropped by the
+//! receiver and retransmitted, never delivered as wrong data; the tests check that it is so.
+//!
+//! Everything here is `no_std` and allocation-free: packets live in `CAP` fixed slots of `MTU`
+//! bytes per direction.
+
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+/// A small, fast, seeded pseudo-random generator (xoshiro256++, seeded through SplitMix64).
+///
+/// SplitMix64 alone is a counter passed through a mixer: drawn at a fixed stride (the wire draws
+/// the same number of values for every packet) its outputs for one purpose were visibly
+/// correlated, e.g. whole runs of retransmissions all corrupted at a 20 % rate.
+#[derive(Debug, Clone)]
+pub struct Rng([u64; 4]);
+
+impl Rng {
+    /// A generator whose whole sequence is fixed by `seed`.
+    pub const fn new(seed: u64) -> Self {
+        let mut state = [0u64; 4];
+        let mut x = seed;
+        let mut i = 0;
+        while i < 4 {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            state[i] = z ^ (z >> 31);
+            i += 1;
+        }
+        Rng(state)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let s = &mut self.0;
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// `true` with probability `ppm` parts per million.
+    pub fn chance(&mut self, ppm: u32) -> bool {
+        ppm > 0 && self.below(1_000_000) < u64::from(ppm)
+    }
+}
+
+/// One direction of the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    /// Time from transmission to arrival.
+    pub latency: Duration,
+    /// Probability of losing a packet, in parts per million (10 000 = 1 %).
+    pub loss_ppm: u32,
+    /// Probability of delivering a packet twice.
+    pub duplicate_ppm: u32,
+    /// Probability of holding a packet back by up to `reorder_by`, so later ones overtake it.
+    pub reorder_ppm: u32,
+    /// The most a reordered packet is held back.
+    pub reorder_by: Duration,
+    /// Probability of flipping one random bit of a packet.
+    pub corrupt_ppm: u32,
+    /// Largest IP packet this direction carries (at most the wire's `MTU`); smoltcp on the
+    /// sending host is told this MTU.
+    pub mtu: usize,
+    /// Packets that may be in flight at once; more are dropped, as by a full router queue.
+    pub queue: usize,
+}
+
+impl Link {
+    /// A perfect link: 1 ms latency, no faults, the given MTU and a queue of 16 packets.
+    pub const fn clean(mtu: usize) -> Link {
+        Link {
+            latency: Duration::from_millis(1),
+            loss_ppm: 0,
+            duplicate_ppm: 0,
+            reorder_ppm: 0,
+            reorder_by: Duration::from_millis(5),
+            corrupt_ppm: 0,
+            mtu,
+            queue: 16,
+        }
+    }
+}
+
+/// Parts per million for a percentage, for [`Link`]'s probabilities.
+pub const fn percent(p: u32) -> u32 {
+    p * 10_000
+}
+
+/// What happened to the packets sent in one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets handed to the wire.
+    pub sent: u64,
+    /// Packets taken off the wire by the receiver.
+    pub delivered: u64,
+    /// Dropped by the loss probability.
+    pub lost: u64,
+    /// Dropped because the queue was full.
+    pub overflowed: u64,
+    /// Dropped because the link was cut.
+    pub cut: u64,
+    /// Extra copies delivered.
+    pub duplicated: u64,
+    /// Held back to be overtaken.
+    pub reordered: u64,
+    /// Delivered with one bit flipped.
+    pub corrupted: u64,
+}
+
+/// Which end of the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The host running the server.
+    Server,
+    /// The host running the client.
+    Client,
+}
+
+/// Packets in flight in one direction.
+#[derive(Debug)]
+struct Direction<const MTU: usize, const CAP: usize> {
+    link: Link,
+    slots: [[u8; MTU]; CAP],
+    /// Per slot: arrival time, order of sending (ties keep FIFO), length; `None` when free.
+    meta: [Option<(Instant, u64, usize)>; CAP],
+    order: u64,
+    stats: Stats,
+}
+
+impl<const MTU: usize, const CAP: usize> Direction<MTU, CAP> {
+    fn new(link: Link) -> Self {
+        Direction {
+            link,
+            slots: [[0; MTU]; CAP],
+            meta: [None; CAP],
+            order: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.meta.iter().filter(|m| m.is_some()).count()
+    }
+
+    /// The next packet to arrive: slot and time.
+    fn next(&self) -> Option<(usize, Instant)> {
+        self.meta
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.map(|(due, order, _)| (i, due, order)))
+            .min_by_key(|&(_, due, order)| (due, order))
+            .map(|(i, due, _)| (i, due))
+    }
+
+    fn free(&self) -> Option<usize> {
+        if self.in_flight() >= self.link.queue.min(CAP) {
+            return None;
+        }
+        self.meta.iter().position(Option::is_none)
+    }
+}
+
+/// The wire between the two hosts, its clock and its random source.
+#[derive(Debug)]
+pub struct Wire<const MTU: usize, const CAP: usize> {
+    to_client: Direction<MTU, CAP>,
+    to_server: Direction<MTU, CAP>,
+    rng: Rng,
+    now: Instant,
+    cut: bool,
+    scratch: [u8; MTU],
+    digest: u64,
+}
+
+impl<const MTU: usize, const CAP: usize> Wire<MTU, CAP> {
+    /// A wire whose faults are drawn from `seed`. Link MTUs above `MTU` are lowered to it.
+    pub fn new(seed: u64, to_client: Link, to_server: Link) -> Self {
+        let fit = |mut l: Link| {
+            l.mtu = l.mtu.min(MTU);
+            l
+        };
+        Wire {
+            to_client: Direction::new(fit(to_client)),
+            to_server: Direction::new(fit(to_server)),
+            rng: Rng::new(seed),
+            now: Instant::ZERO,
+            cut: false,
+            scratch: [0; MTU],
+            digest: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+
+    /// The simulated time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Move the clock forward to `t` (never back).
+    pub fn advance_to(&mut self, t: Instant) {
+        self.now = self.now.max(t);
+    }
+
+    /// When the next packet arrives at either host.
+    pub fn next_arrival(&self) -> Option<Instant> {
+        let a = self.to_client.next().map(|(_, t)| t);
+        let b = self.to_server.next().map(|(_, t)| t);
+        a.into_iter().chain(b).min()
+    }
+
+    /// Cut the link (`true`): every packet in flight is lost, and so is every packet sent until
+    /// it is restored (`false`). A host that vanishes looks exactly like this to its peer.
+    pub fn cut(&mut self, cut: bool) {
+        self.cut = cut;
+        if cut {
+            for dir in [&mut self.to_client, &mut self.to_server] {
+                dir.stats.cut += dir.in_flight() as u64;
+                dir.meta = [None; CAP];
+            }
+        }
+    }
+
+    /// Change one direction's settings from now on.
+    pub fn set_link(&mut self, towards: Side, link: Link) {
+        let dir = match towards {
+            Side::Client => &mut self.to_client,
+            Side::Server => &mut self.to_server,
+        };
+        dir.link = Link {
+            mtu: link.mtu.min(MTU),
+            ..link
+        };
+    }
+
+    /// What happened to the packets sent towards `side`.
+    pub fn stats(&self, towards: Side) -> Stats {
+        match towards {
+            Side::Client => self.to_client.stats,
+            Side::Server => self.to_server.stats,
+        }
+    }
+
+    /// A fingerprint of every packet sent so far, its bytes and its arrival time: two runs with
+    /// the same digest put the same packets on the wire at the same times.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// The device of the host on `side`: it receives what arrives there and sends the other way.
+    pub fn host(&mut self, side: Side) -> Host<'_, MTU, CAP> {
+        let (rx, tx) = match side {
+            Side::Server => (&mut self.to_server, &mut self.to_client),
+            Side::Client => (&mut self.to_client, &mut self.to_server),
+        };
+        Host {
+            rx,
+            tx,
+            rng: &mut self.rng,
+            now: self.now,
+            cut: self.cut,
+            scratch: &mut self.scratch,
+            digest: &mut self.digest,
+        }
+    }
+}
+
+/// One host's network device on the wire (`Medium::Ip`).
+#[derive(Debug)]
+pub struct Host<'w, const MTU: usize, const CAP: usize> {
+    rx: &'w mut Direction<MTU, CAP>,
+    tx: &'w mut Direction<MTU, CAP>,
+    rng: &'w mut Rng,
+    now: Instant,
+    cut: bool,
+    scratch: &'w mut [u8; MTU],
+    digest: &'w mut u64,
+}
+
+impl<const MTU: usize, const CAP: usize> Device for Host<'_, MTU, CAP> {
+    type RxToken<'a>
+        = RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxToken<'a, MTU, CAP>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_, MTU, CAP>)> {
+        let (slot, due) = self.rx.next()?;
+        if due > self.now {
+            return None;
+        }
+        let (_, _, len) = self.rx.meta[slot].take()?;
+        self.rx.stats.delivered += 1;
+        Some((
+            RxToken {
+                packet: &self.rx.slots[slot][..len],
+            },
+            TxToken {
+                tx: self.tx,
+                rng: self.rng,
+                now: self.now,
+                cut: self.cut,
+                scratch: self.scratch,
+                digest: self.digest,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_, MTU, CAP>> {
+        Some(TxToken {
+            tx: self.tx,
+            rng: self.rng,
+            now: self.now,
+            cut: self.cut,
+            scratch: self.scratch,
+            digest: self.digest,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = self.tx.link.mtu;
+        caps
+    }
+}
+
+/// A packet arriving at a host.
+#[derive(Debug)]
+pub struct RxToken<'a> {
+    packet: &'a [u8],
+}
+
+impl phy::RxToken for RxToken<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(self.packet)
+    }
+}
+
+/// Room for a packet leaving a host; the wire decides its fate when it is written.
+#[derive(Debug)]
+pub struct TxToken<'a, const MTU: usize, const CAP: usize> {
+    tx: &'a mut Direction<MTU, CAP>,
+    rng: &'a mut Rng,
+    now: Instant,
+    cut: bool,
+    scratch: &'a mut [u8; MTU],
+    digest: &'a mut u64,
+}
+
+impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let dir = self.tx;
+        let link = dir.link;
+        dir.stats.sent += 1;
+        // Every random draw happens whatever the outcome, so one fault never shifts the
+        // sequence of later ones.
+        let lost = self.rng.chance(link.loss_ppm);
+        let duplicate = self.rng.chance(link.duplicate_ppm);
+        let reorder = self.rng.chance(link.reorder_ppm);
+        let corrupt = self.rng.chance(link.corrupt_ppm);
+        let extra = self.rng.below(link.reorder_by.total_micros().max(1));
+        let bit = self.rng.below(len.max(1) as u64 * 8) as usize;
+
+        let slot = if self.cut || lost || len > link.mtu {
+            None
+        } else {
+            dir.free()
+        };
+        let Some(slot) = slot else {
+            let result = f(&mut self.scratch[..len]);
+            match () {
+                _ if self.cut => dir.stats.cut += 1,
+                _ if lost || len > link.mtu => dir.stats.lost += 1,
+                _ => dir.stats.overflowed += 1,
+            }
+            return result;
+        };
+
+        let result = f(&mut dir.slots[slot][..len]);
+        let mut due = self.now + link.latency;
+        if reorder {
+            due += Duration::from_micros(extra);
+            dir.stats.reordered += 1;
+        }
+        if corrupt && len > 0 {
+            dir.slots[slot][bit / 8] ^= 1 << (bit % 8);
+            dir.stats.corrupted += 1;
+        }
+        // FNV-1a over the arrival time and the bytes as they will arrive.
+        let mut h = *self.digest;
+        for b in due
+            .total_micros()
+            .to_le_bytes()
+            .iter()
+            .chain(&dir.slots[slot][..len])
+        {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        *self.digest = h;
+        dir.meta[slot] = Some((due, dir.order, len));
+        dir.order += 1;
+
+        if duplicate && let Some(copy) = dir.free() {
+            let (a, b) = if slot < copy {
+                let (lo, hi) = dir.slots.split_at_mut(copy);
+                (&lo[slot], &mut hi[0])
+            } else {
+                let (lo, hi) = dir.slots.split_at_mut(slot);
+                (&hi[0], &mut lo[copy])
+            };
+            b[..len].copy_from_slice(&a[..len]);
+            dir.meta[copy] = Some((due + Duration::from_micros(1), dir.order, len));
+            dir.order += 1;
+            dir.stats.duplicated += 1;
+        }
+        result
+    }
+}
+
+/// Addresses of the two hosts.
+pub mod addr {
+    use smoltcp::wire::IpAddress;
+
+    /// The server host's IPv4 address (prefix /24).
+    pub const SERVER_V4: IpAddress = IpAddress::v4(10, 0, 0, 1);
+    /// The client host's IPv4 address.
+    pub const CLIENT_V4: IpAddress = IpAddress::v4(10, 0, 0, 2);
+    /// The server host's IPv6 address (prefix /64).
+    #[cfg(feature = "proto-ipv6")]
+    pub const SERVER_V6: IpAddress = IpAddress::v6(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+    /// The client host's IPv6 address.
+    #[cfg(feature = "proto-ipv6")]
+    pub const CLIENT_V6: IpAddress = IpAddress::v6(0xfd00, 0, 0, 0, 0, 0, 0, 2);
+}
+
+/// Two hosts on a [`Wire`], each an `Interface` with its own sockets.
+///
+/// The caller keeps the protocol's state machines: after [`poll`](Network::poll) it polls its
+/// server and client with [`now`](Network::now) and the hosts' socket sets, then calls
+/// [`advance`](Network::advance) with their deadlines.
+pub struct Network<'a, 's, const MTU: usize, const CAP: usize> {
+    /// The wire (its clock, faults and statistics).
+    pub wire: &'a mut Wire<MTU, CAP>,
+    /// The server host's interface.
+    pub server: Interface,
+    /// The client host's interface.
+    pub client: Interface,
+    /// The server host's sockets.
+    pub server_sockets: SocketSet<'s>,
+    /// The client host's sockets.
+    pub client_sockets: SocketSet<'s>,
+}
+
+impl<'a, 's, const MTU: usize, const CAP: usize> Network<'a, 's, MTU, CAP> {
+    /// Bring up both hosts (addresses in [`addr`], IPv4 and IPv6) on `wire`. `seed` also seeds
+    /// smoltcp's own choices (initial sequence numbers).
+    pub fn new(
+        wire: &'a mut Wire<MTU, CAP>,
+        server_sockets: SocketSet<'s>,
+        client_sockets: SocketSet<'s>,
+    ) -> Self {
+        let seed = wire.rng.next_u64();
+        let mut iface = |side, v4: IpAddress, v6: Option<IpAddress>| {
+            let mut config = Config::new(HardwareAddress::Ip);
+            config.random_seed = seed ^ (side as u64);
+            let now = wire.now;
+            let mut iface = Interface::new(config, &mut wire.host(side), now);
+            iface.update_ip_addrs(|a| {
+                // Two addresses always fit (smoltcp's minimum address count is 2).
+                let _ = a.push(IpCidr::new(v4, 24));
+                if let Some(v6) = v6 {
+                    let _ = a.push(IpCidr::new(v6, 64));
+                }
+            });
+            iface
+        };
+        #[cfg(feature = "proto-ipv6")]
+        let (server_v6, client_v6) = (Some(addr::SERVER_V6), Some(addr::CLIENT_V6));
+        #[cfg(not(feature = "proto-ipv6"))]
+        let (server_v6, client_v6) = (None, None);
+        let server = iface(Side::Server, addr::SERVER_V4, server_v6);
+        let client = iface(Side::Client, addr::CLIENT_V4, client_v6);
+        Network {
+            wire,
+            server,
+            client,
+            server_sockets,
+            client_sockets,
+        }
+    }
+
+    /// The simulated time.
+    pub fn now(&self) -> Instant {
+        self.wire.now
+    }
+
+    /// Let both hosts process what has arrived and send what they have.
+    pub fn poll(&mut self) {
+        let now = self.wire.now;
+        self.server.poll(
+            now,
+            &mut self.wire.host(Side::Server),
+            &mut self.server_sockets,
+        );
+        self.client.poll(
+            now,
+            &mut self.wire.host(Side::Client),
+            &mut self.client_sockets,
+        );
+    }
+
+    /// Move the clock to the next event: a packet's arrival, a smoltcp timer, or the earliest of
+    /// `deadlines` (the protocol's own). Returns `false` when nothing at all is pending.
+    pub fn advance(&mut self, deadlines: impl IntoIterator<Item = Option<Instant>>) -> bool {
+        let now = self.wire.now;
+        let next = [
+            self.wire.next_arrival(),
+            self.server.poll_at(now, &self.server_sockets),
+            self.client.poll_at(now, &self.client_sockets),
+        ]
+        .into_iter()
+        .chain(deadlines)
+        .flatten()
+        .min();
+        match next {
+            Some(t) => {
+                // Never stand still: whatever was due now, `poll` has just served.
+                self.wire.advance_to(t.max(now + Duration::from_micros(1)));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The address of `side`: IPv6 if `v6` (and the `proto-ipv6` feature is on), else IPv4.
+    pub fn address(side: Side, v6: bool) -> IpAddress {
+        match (side, v6 && cfg!(feature = "proto-ipv6")) {
+            #[cfg(feature = "proto-ipv6")]
+            (Side::Server, true) => addr::SERVER_V6,
+            #[cfg(feature = "proto-ipv6")]
+            (Side::Client, true) => addr::CLIENT_V6,
+            (Side::Server, _) => addr::SERVER_V4,
+            (Side::Client, _) => addr::CLIENT_V4,
+        }
+    }
+}
+
+/// How one simulated transfer ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The server's result, `None` if it had not ended by the deadline.
+    pub server: Option<Result<crate::server::Report, crate::Error>>,
+    /// The client's result, `None` if it had not ended by the deadline.
+    pub client: Option<Result<crate::client::Report, crate::Error>>,
+    /// Bytes the client wrote to its sink.
+    pub received: usize,
+    /// The server never saw the connection (every SYN lost): it is still listening, which is
+    /// not a hang but what a server does.
+    pub never_connected: bool,
+    /// Simulated time when the run stopped.
+    pub end: Instant,
+}
+
+impl Outcome {
+    /// Neither side may still be running at the deadline: that would be a hang.
+    pub fn hung(&self) -> bool {
+        (self.server.is_none() && !self.never_connected) || self.client.is_none()
+    }
+
+    /// The file arrived whole and the server got its `"Thank you\0"`.
+    pub fn delivered(&self) -> bool {
+        matches!(&self.server, Some(Ok(r)) if r.reply.is_thank_you())
+            && matches!(self.client, Some(Ok(_)))
+    }
+}
+
+/// Serve `file` from the server host to a client on the client host over `wire`, until both
+/// ends finish or the simulated `deadline` passes.
+///
+/// `sink` receives the file (it must hold `file.len()` bytes); `buffers` is split into the four
+/// socket buffers. The server's address family is IPv6 if `v6`.
+pub fn transfer<const MTU: usize, const CAP: usize>(
+    wire: &mut Wire<MTU, CAP>,
+    file: &[u8],
+    sink: &mut [u8],
+    buffers: &mut [u8],
+    v6: bool,
+    timeouts: crate::Timeouts,
+    deadline: Instant,
+) -> Outcome {
+    use crate::{client, server};
+    use core::task::Poll;
+    use smoltcp::iface::SocketStorage;
+    use smoltcp::socket::tcp;
+
+    let quarter = buffers.len() / 4;
+    let (server_bufs, client_bufs) = buffers.split_at_mut(2 * quarter);
+    let (s_rx, s_tx) = server_bufs.split_at_mut(quarter);
+    let (c_rx, c_tx) = client_bufs.split_at_mut(quarter);
+    let mut server_storage: [SocketStorage; 1] = Default::default();
+    let mut client_storage: [SocketStorage; 1] = Default::default();
+    let mut server_sockets = SocketSet::new(&mut server_storage[..]);
+    let mut client_sockets = SocketSet::new(&mut client_storage[..]);
+    let s = server_sockets.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(s_rx),
+        tcp::SocketBuffer::new(s_tx),
+    ));
+    let c = client_sockets.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(c_rx),
+        tcp::SocketBuffer::new(&mut c_tx[..]),
+    ));
+    let mut net = Network::new(wire, server_sockets, client_sockets);
+    let server_addr = Network::<MTU, CAP>::address(Side::Server, v6);
+    let mut outcome = Outcome {
+        server: None,
+        client: None,
+        received: 0,
+        never_connected: false,
+        end: net.now(),
+    };
+    let mut server = match server::Server::listen(
+        &mut net.server_sockets,
+        [s],
+        (server_addr, crate::DEFAULT_PORT),
+        file,
+        timeouts,
+    ) {
+        Ok(server) => server,
+        Err(e) => {
+            outcome.server = Some(Err(e));
+            return outcome;
+        }
+    };
+    let now = net.now();
+    let mut client = match client::Client::connect(
+        net.client.context(),
+        net.client_sockets.get_mut::<tcp::Socket>(c),
+        (server_addr, crate::DEFAULT_PORT),
+        49152,
+        &mut sink[..],
+        now,
+        timeouts,
+    ) {
+        Ok(client) => client,
+        Err(e) => {
+            outcome.client = Some(Err(e));
+            return outcome;
+        }
+    };
+
+    while net.now() <= deadline {
+        net.poll();
+        let now = net.now();
+        // The server is polled to the end: a lingering slot has its last ACK to send.
+        let ended = server.poll(now, &mut net.server_sockets).into_iter().next();
+        if outcome.server.is_none() {
+            outcome.server = ended;
+        }
+        if outcome.client.is_none()
+            && let Poll::Ready(result) = client.poll(now, net.client_sockets.get_mut(c))
+        {
+            outcome.client = Some(result);
+        }
+        // The client gave up and no connection ever reached the server.
+        outcome.never_connected = outcome.server.is_none()
+            && outcome.client.is_some()
+            && server.busy() == 0
+            && server.lingering() == 0
+            && net.wire.next_arrival().is_none();
+        if !outcome.hung() {
+            break;
+        }
+        let deadlines = [
+            server.poll_at(),
+            client.deadline(),
+            Some(deadline + Duration::from_micros(1)),
+        ];
+        net.advance(deadlines);
+    }
+    outcome.received = client.received() as usize;
+    outcome.end = net.now();
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_reproducible_and_spread() {
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        let mut hits = 0;
+        for _ in 0..10_000 {
+            assert_eq!(a.next_u64(), b.next_u64());
+            hits += u32::from(a.chance(percent(30)));
+        }
+        assert!((2500..3500).contains(&hits), "{hits}");
+    }
+}
