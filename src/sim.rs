@@ -726,8 +726,32 @@ mod tests {
         let mut hits = 0;
         for _ in 0..10_000 {
             assert_eq!(a.next_u64(), b.next_u64());
-            hits += u32::from(a.chance(percent(30)));
+            let hit = a.chance(percent(30));
+            assert_eq!(hit, b.chance(percent(30)));
+            hits += u32::from(hit);
         }
         assert!((2500..3500).contains(&hits), "{hits}");
+    }
+
+    /// The wire draws the same number of values per packet; one purpose's draws, taken at that
+    /// stride, must not run together (SplitMix64 alone failed this).
+    #[test]
+    fn draws_at_a_fixed_stride_are_independent() {
+        for seed in 0..50 {
+            let mut rng = Rng::new(seed);
+            let (mut run, mut longest, mut hits) = (0, 0, 0);
+            for _ in 0..2000 {
+                let draws: [bool; 5] = core::array::from_fn(|_| rng.chance(percent(20)));
+                if draws[2] {
+                    run += 1;
+                    hits += 1;
+                } else {
+                    run = 0;
+                }
+                longest = longest.max(run);
+            }
+            assert!((300..500).contains(&hits), "seed {seed}: {hits} of 2000");
+            assert!(longest <= 8, "seed {seed}: {longest} hits in a row");
+        }
     }
 }
