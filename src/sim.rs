@@ -19,11 +19,8 @@ use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
-/// A small, fast, seeded pseudo-random generator (xoshiro256++, seeded through SplitMix64).
-///
-/// SplitMix64 alone is a counter passed through a mixer: drawn at a fixed stride (the wire draws
-/// the same number of values for every packet) its outputs for one purpose were visibly
-/// correlated, e.g. whole runs of retransmissions all corrupted at a 20 % rate.
+/// A small, fast, seeded pseudo-random generator (xoshiro256++, its state seeded through
+/// SplitMix64).
 #[derive(Debug, Clone)]
 pub struct Rng([u64; 4]);
 
@@ -734,7 +731,7 @@ mod tests {
     }
 
     /// The wire draws the same number of values per packet; one purpose's draws, taken at that
-    /// stride, must not run together (SplitMix64 alone failed this).
+    /// stride, must still look independent.
     #[test]
     fn draws_at_a_fixed_stride_are_independent() {
         for seed in 0..50 {
