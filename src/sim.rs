@@ -605,20 +605,58 @@ impl Outcome {
     }
 }
 
+/// How [`transfer`] sets up a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// Connect over IPv6 instead of IPv4.
+    pub v6: bool,
+    /// Both ends' timeouts.
+    pub timeouts: crate::Timeouts,
+    /// The simulated time by which both ends must have finished; still running then is a hang.
+    pub deadline: Instant,
+    /// Both sockets' congestion control.
+    pub congestion: smoltcp::socket::tcp::CongestionControl,
+    /// Cut the link for good at this time (a host vanishing).
+    pub cut_at: Option<Instant>,
+}
+
+impl Setup {
+    /// IPv4, the given timeouts, an hour of simulated time, the build's default congestion
+    /// control, no cut.
+    pub fn new(timeouts: crate::Timeouts) -> Setup {
+        Setup {
+            v6: false,
+            timeouts,
+            deadline: Instant::from_secs(3600),
+            congestion: smoltcp::socket::tcp::Socket::new(
+                smoltcp::socket::tcp::SocketBuffer::new(&mut [][..]),
+                smoltcp::socket::tcp::SocketBuffer::new(&mut [][..]),
+            )
+            .congestion_control(),
+            cut_at: None,
+        }
+    }
+}
+
 /// Serve `file` from the server host to a client on the client host over `wire`, until both
-/// ends finish or the simulated `deadline` passes.
+/// ends finish or the simulated deadline passes.
 ///
 /// `sink` receives the file (it must hold `file.len()` bytes); `buffers` is split into the four
-/// socket buffers. The server's address family is IPv6 if `v6`.
+/// socket buffers.
 pub fn transfer<const MTU: usize, const CAP: usize>(
     wire: &mut Wire<MTU, CAP>,
     file: &[u8],
     sink: &mut [u8],
     buffers: &mut [u8],
-    v6: bool,
-    timeouts: crate::Timeouts,
-    deadline: Instant,
+    setup: Setup,
 ) -> Outcome {
+    let Setup {
+        v6,
+        timeouts,
+        deadline,
+        congestion,
+        cut_at,
+    } = setup;
     use crate::{client, server};
     use core::task::Poll;
     use smoltcp::iface::SocketStorage;
@@ -632,14 +670,13 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
     let mut client_storage: [SocketStorage; 1] = Default::default();
     let mut server_sockets = SocketSet::new(&mut server_storage[..]);
     let mut client_sockets = SocketSet::new(&mut client_storage[..]);
-    let s = server_sockets.add(tcp::Socket::new(
-        tcp::SocketBuffer::new(s_rx),
-        tcp::SocketBuffer::new(s_tx),
-    ));
-    let c = client_sockets.add(tcp::Socket::new(
-        tcp::SocketBuffer::new(c_rx),
-        tcp::SocketBuffer::new(&mut c_tx[..]),
-    ));
+    let socket = |rx, tx| {
+        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+        socket.set_congestion_control(congestion);
+        socket
+    };
+    let s = server_sockets.add(socket(s_rx, s_tx));
+    let c = client_sockets.add(socket(c_rx, c_tx));
     let mut net = Network::new(wire, server_sockets, client_sockets);
     let server_addr = Network::<MTU, CAP>::address(Side::Server, v6);
     let mut outcome = Outcome {
@@ -680,6 +717,9 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
     };
 
     while net.now() <= deadline {
+        if cut_at.is_some_and(|t| net.now() >= t) {
+            net.wire.cut(true);
+        }
         net.poll();
         let now = net.now();
         // The server is polled to the end: a lingering slot has its last ACK to send.

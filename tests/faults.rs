@@ -6,7 +6,7 @@ mod common;
 use common::random_bytes;
 use halfclose::Timeouts;
 use halfclose::sim::{self, Link, Rng, Wire, percent};
-use smoltcp::time::{Duration, Instant};
+use smoltcp::time::Duration;
 
 const MTU: usize = 9000;
 const CAP: usize = 16;
@@ -61,24 +61,12 @@ fn run(seed: u64, s: Scenario) -> (sim::Outcome, Vec<u8>, Vec<u8>, u64) {
     let mut sink = vec![0u8; s.len];
     let mut buffers = vec![0u8; 4 * s.buffer];
     let mut wire = Box::new(TestWire::new(seed, s.link, s.link));
-    let deadline = Instant::from_secs(3600);
-    let outcome = sim::transfer(
-        &mut wire,
-        &file,
-        &mut sink,
-        &mut buffers,
-        s.v6,
-        TIMEOUTS,
-        deadline,
-    );
+    let setup = sim::Setup {
+        v6: s.v6,
+        ..sim::Setup::new(TIMEOUTS)
+    };
+    let outcome = sim::transfer(&mut wire, &file, &mut sink, &mut buffers, setup);
     let digest = wire.digest();
-    if std::env::var("STATS").is_ok() {
-        println!(
-            "to client {:?}\nto server {:?}",
-            wire.stats(sim::Side::Client),
-            wire.stats(sim::Side::Server)
-        );
-    }
     (outcome, file, sink, digest)
 }
 
@@ -162,38 +150,4 @@ fn the_same_seed_puts_the_same_packets_on_the_wire() {
         let (_, _, _, other) = run(seed + 1000, s);
         assert_ne!(digest_a, other, "another seed, another trace");
     }
-}
-
-#[test]
-#[ignore]
-fn debug_seed() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let mut s = Scenario::from_seed(seed);
-    let env = |k: &str, d: u32| std::env::var(k).map_or(d, |v| v.parse().unwrap());
-    s.buffer = env("BUF", s.buffer as u32) as usize;
-    s.len = env("LEN", 50_000) as usize;
-    s.link.mtu = env("MTU", s.link.mtu as u32) as usize;
-    s.link = Link {
-        corrupt_ppm: env("CORRUPT", percent(20)),
-        loss_ppm: env("LOSS", 0),
-        duplicate_ppm: env("DUP", s.link.duplicate_ppm),
-        reorder_ppm: env("REORDER", s.link.reorder_ppm),
-        ..s.link
-    };
-    struct Log;
-    impl log::Log for Log {
-        fn enabled(&self, _: &log::Metadata) -> bool {
-            true
-        }
-        fn log(&self, r: &log::Record) {
-            println!("{} {}", r.target(), r.args());
-        }
-        fn flush(&self) {}
-    }
-    if std::env::var("TRACE").is_ok() {
-        log::set_logger(&Log).unwrap();
-        log::set_max_level(log::LevelFilter::Trace);
-    }
-    let (o, _, _, _) = run(seed, s);
-    println!("{s:?}\n{o:?}");
 }
