@@ -29,10 +29,13 @@ const TIMEOUTS: Timeouts = Timeouts {
     ..Timeouts::DEFAULT
 };
 
+/// One run's link, socket buffer size, payload length and cut time.
+type Run = (Link, usize, usize, Option<Instant>);
+
 struct Scenario {
     name: &'static str,
-    /// Draws one run's link, buffer size, payload length and cut time from its RNG.
-    make: fn(&mut Rng) -> (Link, usize, usize, Option<Instant>),
+    /// Draws one run from its RNG.
+    make: fn(&mut Rng) -> Run,
 }
 
 fn base(rng: &mut Rng) -> (Link, usize, usize) {
@@ -44,7 +47,7 @@ fn base(rng: &mut Rng) -> (Link, usize, usize) {
     (link, buffer, len)
 }
 
-fn lossy(rng: &mut Rng, loss: u32) -> (Link, usize, usize, Option<Instant>) {
+fn lossy(rng: &mut Rng, loss: u32) -> Run {
     let (mut link, buffer, len) = base(rng);
     link.loss_ppm = loss;
     (link, buffer, len, None)
