@@ -1,0 +1,291 @@
+//! The in-memory transfer, measured against smoltcp's own `phy::Loopback` doing the same
+//! half-close exchange with raw sockets, and against `memcpy`, in one run.
+//!
+//! ```text
+//! cargo run --release --example bench                # 64 MiB per configuration
+//! cargo run --release --example bench -- --full      # 64 and 256 MiB
+//! cargo run --release --example bench -- --one ours|theirs   # one 4 MiB run at MTU 1500,
+//!                                                    # checksums on, 4 KiB buffers (callgrind)
+//! ```
+//!
+//! Both sides: one interface, `Medium::Ip`, server and client sockets with the same buffers, no
+//! delayed ACK; the server sends from memory, the client counts what it receives (no copy out),
+//! then replies "Thank you\0" and both close. The time is the best of three runs.
+
+use std::hint::black_box;
+use std::task::Poll;
+use std::time::Instant as WallClock;
+
+use halfclose::device::Loopback;
+use halfclose::{REPLY, Timeouts, client, server};
+use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
+use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+const ADDR: IpAddress = IpAddress::v4(127, 0, 0, 1);
+const PORT: u16 = halfclose::DEFAULT_PORT;
+
+/// A sink that counts bytes and keeps none.
+struct Count(u64);
+
+impl embedded_io::ErrorType for Count {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+fn iface(device: &mut impl Device) -> Interface {
+    let mut iface = Interface::new(Config::new(HardwareAddress::Ip), device, Instant::ZERO);
+    iface.update_ip_addrs(|a| a.push(IpCidr::new(ADDR, 8)).unwrap());
+    iface
+}
+
+fn socket(buffers: &mut [u8]) -> tcp::Socket<'_> {
+    let (rx, tx) = buffers.split_at_mut(buffers.len() / 2);
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+    s.set_ack_delay(None);
+    s
+}
+
+/// Socket buffers half a page into a page (see the loopback example): 4 buffers of `size`.
+fn buffers(storage: &mut Vec<u8>, size: usize) -> &mut [u8] {
+    storage.clear();
+    storage.resize(4 * size + 4096, 0);
+    let start = (2048 + 4096 - storage.as_ptr() as usize % 4096) % 4096;
+    &mut storage[start..start + 4 * size]
+}
+
+/// Ours: the library's `Server` and `Client` over its heapless `Loopback`.
+fn ours<const MTU: usize>(file: &[u8], buffer: usize, checksums: bool) -> f64 {
+    let mut device = Box::new(Loopback::<MTU, 8>::new(Medium::Ip).with_checksums(checksums));
+    let mut iface = iface(&mut *device);
+    let mut storage = Vec::new();
+    let bufs = buffers(&mut storage, buffer);
+    let (sb, cb) = bufs.split_at_mut(2 * buffer);
+    let mut socket_storage: [SocketStorage; 2] = Default::default();
+    let mut sockets = SocketSet::new(&mut socket_storage[..]);
+    let s = sockets.add(socket(sb));
+    let c = sockets.add(socket(cb));
+    let start = WallClock::now();
+    let mut server =
+        server::Server::listen(&mut sockets, [s], PORT, file, Timeouts::DEFAULT).unwrap();
+    let mut now = Instant::ZERO;
+    let mut client = client::Client::connect(
+        iface.context(),
+        sockets.get_mut(c),
+        (ADDR, PORT),
+        49152,
+        Count(0),
+        now,
+        Timeouts::DEFAULT,
+    )
+    .unwrap();
+    let (mut served, mut fetched) = (false, false);
+    while !(served && fetched) {
+        iface.poll(now, &mut *device, &mut sockets);
+        if let Some(r) = server.poll(now, &mut sockets).into_iter().next() {
+            assert!(r.unwrap().reply.is_thank_you());
+            served = true;
+        }
+        if !fetched && let Poll::Ready(r) = client.poll(now, sockets.get_mut(c)) {
+            assert_eq!(r.unwrap().bytes, file.len() as u64);
+            fetched = true;
+        }
+        if device.queued() == 0 {
+            now += iface
+                .poll_delay(now, &sockets)
+                .unwrap_or(Duration::from_millis(1));
+        }
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// smoltcp's own `phy::Loopback` (a `VecDeque` of `Vec`s), with the MTU and checksums set.
+struct Tuned {
+    inner: phy::Loopback,
+    mtu: usize,
+    checksums: bool,
+}
+
+impl Device for Tuned {
+    type RxToken<'a> = <phy::Loopback as Device>::RxToken<'a>;
+    type TxToken<'a> = <phy::Loopback as Device>::TxToken<'a>;
+
+    fn receive(&mut self, t: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.inner.receive(t)
+    }
+
+    fn transmit(&mut self, t: Instant) -> Option<Self::TxToken<'_>> {
+        self.inner.transmit(t)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = self.inner.capabilities();
+        caps.max_transmission_unit = self.mtu;
+        caps.checksum = if self.checksums {
+            ChecksumCapabilities::default()
+        } else {
+            ChecksumCapabilities::ignored()
+        };
+        caps
+    }
+}
+
+/// Theirs: the same exchange on raw sockets over smoltcp's `phy::Loopback`. `Err` with the
+/// bytes received if they are not the file's length.
+fn theirs(file: &[u8], mtu: usize, buffer: usize, checksums: bool) -> Result<f64, u64> {
+    let mut device = Tuned {
+        inner: phy::Loopback::new(Medium::Ip),
+        mtu,
+        checksums,
+    };
+    let mut iface = iface(&mut device);
+    let mut storage = Vec::new();
+    let bufs = buffers(&mut storage, buffer);
+    let (sb, cb) = bufs.split_at_mut(2 * buffer);
+    let mut socket_storage: [SocketStorage; 2] = Default::default();
+    let mut sockets = SocketSet::new(&mut socket_storage[..]);
+    let s = sockets.add(socket(sb));
+    let c = sockets.add(socket(cb));
+    let start = WallClock::now();
+    sockets.get_mut::<tcp::Socket>(s).listen(PORT).unwrap();
+    let mut now = Instant::ZERO;
+    let cx = iface.context();
+    sockets
+        .get_mut::<tcp::Socket>(c)
+        .connect(cx, (ADDR, PORT), 49152)
+        .unwrap();
+    let (mut sent, mut received, mut replied, mut reply) = (0, 0u64, false, 0);
+    loop {
+        iface.poll(now, &mut device, &mut sockets);
+        let server = sockets.get_mut::<tcp::Socket>(s);
+        if sent < file.len() && server.may_send() {
+            sent += server.send_slice(&file[sent..]).unwrap();
+            if sent == file.len() {
+                server.close();
+            }
+        }
+        match server.recv(|b| (b.len(), b.len())) {
+            Ok(n) => reply += n,
+            Err(tcp::RecvError::Finished) => break,
+            Err(tcp::RecvError::InvalidState) => {}
+        }
+        let client = sockets.get_mut::<tcp::Socket>(c);
+        match client.recv(|b| (b.len(), b.len())) {
+            Ok(n) => received += n as u64,
+            Err(tcp::RecvError::Finished) if !replied => {
+                client.send_slice(REPLY).unwrap();
+                client.close();
+                replied = true;
+            }
+            Err(_) => {}
+        }
+        now += iface
+            .poll_delay(now, &sockets)
+            .unwrap_or(Duration::from_millis(1));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(reply, REPLY.len());
+    if received == file.len() as u64 {
+        Ok(secs)
+    } else {
+        Err(received)
+    }
+}
+
+fn memcpy(len: usize) -> f64 {
+    let src = vec![1u8; len + 4096];
+    let mut dst = vec![0u8; len + 4096];
+    // Half a page apart, away from the `rep movsb` slow case.
+    let s = (4096 - src.as_ptr() as usize % 4096) % 4096;
+    let d = (2048 + 4096 - dst.as_ptr() as usize % 4096) % 4096;
+    best(|| {
+        let t = WallClock::now();
+        dst[d..d + len].copy_from_slice(black_box(&src[s..s + len]));
+        black_box(&dst);
+        t.elapsed().as_secs_f64()
+    })
+}
+
+fn best(mut f: impl FnMut() -> f64) -> f64 {
+    (0..3).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
+fn ours_at(mtu: usize, file: &[u8], buffer: usize, checksums: bool) -> f64 {
+    match mtu {
+        1500 => ours::<1500>(file, buffer, checksums),
+        9000 => ours::<9000>(file, buffer, checksums),
+        _ => ours::<65535>(file, buffer, checksums),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, which] = &args[..]
+        && flag == "--one"
+    {
+        let file = vec![0x5au8; 4 << 20];
+        let secs = match which.as_str() {
+            "ours" => ours::<1500>(&file, 4096, true),
+            "theirs" => theirs(&file, 1500, 4096, true).expect("every byte"),
+            _ => panic!("--one ours|theirs"),
+        };
+        println!("{which}: {} bytes in {secs:.3} s", file.len());
+        return;
+    }
+    let sizes: &[usize] = if args.iter().any(|a| a == "--full") {
+        &[64 << 20, 256 << 20]
+    } else {
+        &[64 << 20]
+    };
+    for &size in sizes {
+        let file: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4099) as u8).collect();
+        let copy = memcpy(size);
+        let mbs = |secs: f64| size as f64 / secs / 1e6;
+        println!(
+            "\n{} MiB; memcpy {:.0} MB/s in this run\n",
+            size >> 20,
+            mbs(copy)
+        );
+        println!(
+            "| MTU | checksums | buffers | ours MB/s | smoltcp Loopback MB/s | ours / theirs | ours / memcpy |"
+        );
+        println!("|--:|---|--:|--:|--:|--:|--:|");
+        for mtu in [1500, 9000, 65535] {
+            for checksums in [true, false] {
+                for buffer in [4 << 10, 64 << 10, 256 << 10] {
+                    let o = best(|| ours_at(mtu, &file, buffer, checksums));
+                    let mut short = None;
+                    let t = best(|| {
+                        theirs(&file, mtu, buffer, checksums).unwrap_or_else(|got| {
+                            short = Some(got);
+                            f64::INFINITY
+                        })
+                    });
+                    let (theirs_mbs, ratio) = match short {
+                        Some(got) => (format!("lost {} bytes", size as u64 - got), "-".into()),
+                        None => (format!("{:.0}", mbs(t)), format!("{:.2}", t / o)),
+                    };
+                    println!(
+                        "| {mtu} | {} | {} KiB | {:.0} | {theirs_mbs} | {ratio} | {:.0} % |",
+                        if checksums { "on" } else { "off" },
+                        buffer >> 10,
+                        mbs(o),
+                        100.0 * copy / o,
+                    );
+                }
+            }
+        }
+    }
+}
