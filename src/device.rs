@@ -95,9 +95,7 @@ impl<const MTU: usize, const SLOTS: usize> Device for Loopback<MTU, SLOTS> {
             (&high[0], &mut low[write])
         };
         Some((
-            RxToken {
-                packet: &rx[..self.lens[read]],
-            },
+            RxToken::new(&rx[..self.lens[read]]),
             TxToken {
                 slot: tx,
                 slot_len: &mut self.lens[write],
@@ -135,6 +133,12 @@ impl<const MTU: usize, const SLOTS: usize> Device for Loopback<MTU, SLOTS> {
 #[derive(Debug)]
 pub struct RxToken<'a> {
     packet: &'a [u8],
+}
+
+impl<'a> RxToken<'a> {
+    pub(crate) fn new(packet: &'a [u8]) -> Self {
+        RxToken { packet }
+    }
 }
 
 impl phy::RxToken for RxToken<'_> {

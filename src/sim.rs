@@ -19,6 +19,8 @@ use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
+use crate::device::RxToken;
+
 /// A small, fast, seeded pseudo-random generator (xoshiro256++, its state seeded through
 /// SplitMix64).
 #[derive(Debug, Clone)]
@@ -316,9 +318,7 @@ impl<const MTU: usize, const CAP: usize> Device for Host<'_, MTU, CAP> {
         let (_, _, len) = self.rx.meta[slot].take()?;
         self.rx.stats.delivered += 1;
         Some((
-            RxToken {
-                packet: &self.rx.slots[slot][..len],
-            },
+            RxToken::new(&self.rx.slots[slot][..len]),
             TxToken {
                 tx: self.tx,
                 rng: self.rng,
@@ -346,21 +346,6 @@ impl<const MTU: usize, const CAP: usize> Device for Host<'_, MTU, CAP> {
         caps.medium = Medium::Ip;
         caps.max_transmission_unit = self.tx.link.mtu;
         caps
-    }
-}
-
-/// A packet arriving at a host.
-#[derive(Debug)]
-pub struct RxToken<'a> {
-    packet: &'a [u8],
-}
-
-impl phy::RxToken for RxToken<'_> {
-    fn consume<R, F>(self, f: F) -> R
-    where
-        F: FnOnce(&[u8]) -> R,
-    {
-        f(self.packet)
     }
 }
 
