@@ -121,6 +121,13 @@ say "building the defmt image (full, --features defmt, DEFMT_LOG=debug)"
     "${REMAP[@]}" --target-dir "$FW/target" --features defmt)
 cp "$FW/target/thumbv7m-none-eabi/release/halfclose-cortex-m-qemu" "$OUT/defmt.elf"
 
+# The image that talks to Linux over the board's Ethernet MAC; scripts/firmware-net.sh runs it
+# against a network namespace at the end.
+say "building the net image (--features net: the Stellaris Ethernet MAC)"
+(cd "$FW" && "${CARGO[@]}" build --release --locked -j "$JOBS" "${BUILD_STD[@]}" \
+    "${REMAP[@]}" --target-dir "$FW/target" --features net)
+cp "$FW/target/thumbv7m-none-eabi/release/halfclose-cortex-m-qemu" "$OUT/net.elf"
+
 # --- 4. Run each image on the emulated board ----------------------------------------------------
 # Semihosting carries the output and the exit status (a panic or a fault exits with failure);
 # `timeout` ends an image that hangs, and counts as a failure too. Every image runs, so one
@@ -235,3 +242,6 @@ else
     say "llvm-dwarfdump not found (Debian package llvm): no breakdown by crate"
 fi
 say "firmware: all images passed"
+
+# --- 7. The net image against Linux, over a TAP device in a network namespace of its own --------
+bash "$ROOT/scripts/firmware-net.sh" "$OUT/net.elf"

@@ -10,17 +10,17 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::exception;
-#[cfg(any(feature = "server", feature = "client"))]
+#[cfg(all(any(feature = "server", feature = "client"), not(feature = "net")))]
 use smoltcp::time::{Duration, Instant};
 
 /// Simulated time for smoltcp.
-#[cfg(any(feature = "server", feature = "client"))]
+#[cfg(all(any(feature = "server", feature = "client"), not(feature = "net")))]
 pub struct StepClock {
     now: Instant,
     steps: u32,
 }
 
-#[cfg(any(feature = "server", feature = "client"))]
+#[cfg(all(any(feature = "server", feature = "client"), not(feature = "net")))]
 impl StepClock {
     /// How long one poll of the interface counts for while packets are queued on the link.
     pub const STEP: Duration = Duration::from_micros(100);

@@ -16,10 +16,14 @@
 mod clock;
 #[cfg(feature = "defmt")]
 mod defmt_log;
+#[cfg(feature = "net")]
+mod enet;
+#[cfg(feature = "net")]
+mod net;
 #[cfg(any(feature = "server", feature = "client"))]
 mod payload;
 mod stack;
-#[cfg(any(feature = "server", feature = "client"))]
+#[cfg(all(any(feature = "server", feature = "client"), not(feature = "net")))]
 mod transfer;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
@@ -27,7 +31,9 @@ use cortex_m_semihosting::{debug, hprintln};
 
 #[entry]
 fn main() -> ! {
-    #[cfg(any(feature = "server", feature = "client"))]
+    #[cfg(feature = "net")]
+    let passed = net::run();
+    #[cfg(all(any(feature = "server", feature = "client"), not(feature = "net")))]
     let passed = transfer::run();
     #[cfg(not(any(feature = "server", feature = "client")))]
     let passed = baseline();
