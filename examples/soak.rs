@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example soak -- --seeds 10000 [--congestion none|reno|cubic]
+//! cargo run --release --example soak -- --seed 58 --deadline 36000   # replay one run
 //! ```
 //!
 //! Each seed runs one scenario (seed modulo the number of scenarios) with sizes, latency and
@@ -116,6 +117,23 @@ const SCENARIOS: &[Scenario] = &[
         },
     },
     Scenario {
+        name: "1 MB/s bottleneck, 64 KiB buffers",
+        make: |r| {
+            let (mut l, _, _) = base(r);
+            l.rate = Some(1_000_000);
+            (l, 64 * 1024, r.below(1 << 20) as usize, None)
+        },
+    },
+    Scenario {
+        name: "1 MB/s bottleneck, 64 KiB buffers, loss 1%",
+        make: |r| {
+            let (mut l, _, _) = base(r);
+            l.rate = Some(1_000_000);
+            l.loss_ppm = percent(1);
+            (l, 64 * 1024, r.below(1 << 20) as usize, None)
+        },
+    },
+    Scenario {
         name: "64 B buffers",
         make: |r| {
             let (l, _, _) = base(r);
@@ -175,12 +193,22 @@ fn kind(e: &Error) -> String {
 
 fn main() -> ExitCode {
     let mut seeds = 1000u64;
+    let mut only = None;
+    let mut deadline = Instant::from_secs(3600);
     let mut congestion = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
             ("--seeds", Some(n)) => match n.parse() {
                 Ok(n) => seeds = n,
+                Err(_) => return usage(),
+            },
+            ("--seed", Some(n)) => match n.parse::<u64>() {
+                Ok(n) => only = Some(n),
+                Err(_) => return usage(),
+            },
+            ("--deadline", Some(n)) => match n.parse::<i64>() {
+                Ok(n) => deadline = Instant::from_secs(n),
                 Err(_) => return usage(),
             },
             ("--congestion", Some(c)) => {
@@ -207,7 +235,11 @@ fn main() -> ExitCode {
     let mut sink = Vec::new();
     let mut buffers = Vec::new();
     let started = WallClock::now();
-    for seed in 0..seeds {
+    let range = match only {
+        Some(seed) => seed..seed + 1,
+        None => 0..seeds,
+    };
+    for seed in range {
         let index = (seed % SCENARIOS.len() as u64) as usize;
         let mut rng = Rng::new(seed);
         let (link, buffer, len, cut_at) = (SCENARIOS[index].make)(&mut rng);
@@ -221,6 +253,7 @@ fn main() -> ExitCode {
         let mut setup = Setup {
             v6: rng.below(2) == 1,
             cut_at,
+            deadline,
             ..Setup::new(TIMEOUTS)
         };
         if let Some(c) = congestion {
@@ -229,6 +262,15 @@ fn main() -> ExitCode {
 
         let t = WallClock::now();
         let outcome = sim::transfer(&mut wire, &file, &mut sink, &mut buffers, setup);
+        if only.is_some() {
+            println!(
+                "seed {seed} ({}): {link:?}, {buffer} B buffers, {len} B file",
+                SCENARIOS[index].name
+            );
+            println!("{outcome:?}");
+            println!("wire: to client {:?}", wire.stats(sim::Side::Client));
+            println!("wire: to server {:?}", wire.stats(sim::Side::Server));
+        }
         let row = &mut rows[index];
         row.wall += t.elapsed();
         row.runs += 1;
@@ -312,6 +354,8 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: soak [--seeds N] [--congestion none|reno|cubic]");
+    eprintln!(
+        "usage: soak [--seeds N | --seed N] [--deadline SIMULATED_SECONDS] [--congestion none|reno|cubic]"
+    );
     ExitCode::from(2)
 }

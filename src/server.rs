@@ -55,7 +55,8 @@ pub struct Report {
     pub accepted_at: Instant,
     /// When the handshake completed.
     pub established_at: Instant,
-    /// When the whole file was queued and `close()` queued the FIN: the half-close.
+    /// When the client had acknowledged the whole file and `close()` queued the FIN: the
+    /// half-close.
     pub fin_queued_at: Instant,
     /// When the client acknowledged the FIN (the socket left FIN-WAIT-1), if that was seen
     /// before the reply ended the exchange.
@@ -84,12 +85,13 @@ impl Report {
 pub enum State {
     /// SYN received; the handshake is not finished.
     Accepting,
-    /// Writing the file into the socket.
+    /// Writing the file into the socket, until the client has acknowledged all of it.
     Sending {
         /// File bytes queued so far.
         queued: u64,
     },
-    /// The whole file is queued and `close()` has queued the FIN. The socket still receives:
+    /// The client has acknowledged the whole file and `close()` has queued the FIN (so the FIN
+    /// travels alone; see `fill`). The socket still receives:
     /// this is where the reply arrives.
     HalfClosed {
         /// The file's length.
@@ -276,9 +278,16 @@ impl<R: Read> Sender<R> {
         {
             self.progress(now);
         }
-        if eof {
-            // The whole file is in the transmit buffer: the FIN goes out after its last byte,
-            // and the receive half stays open for the reply (FIN-WAIT-1, then FIN-WAIT-2).
+        // Half-close once the client has acknowledged the whole file, so that the FIN travels
+        // alone instead of on the last data segment. smoltcp 0.14 drops a FIN that rides on
+        // data the receiver already holds (data that arrived out of order, ahead of a hole):
+        // its acceptability test leaves the FIN out of the segment's length, and the sender,
+        // after three duplicate ACKs with only the FIN outstanding, stops its retransmission
+        // timer. Under loss the transfer then stalls until a timeout, the whole file delivered
+        // but never ended. A FIN of its own is accepted on any retransmission. The cost is one
+        // round trip per transfer. (Found by the fault simulation; `fin_alone` in tests/faults.rs.)
+        if eof && socket.send_queue() == 0 {
+            // The receive half stays open for the reply (FIN-WAIT-1, then FIN-WAIT-2).
             socket.close();
             self.last_send_queue = socket.send_queue();
             self.progress(now);

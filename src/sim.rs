@@ -88,6 +88,9 @@ pub struct Link {
     pub mtu: usize,
     /// Packets that may be in flight at once; more are dropped, as by a full router queue.
     pub queue: usize,
+    /// The link's rate in bytes per second (`None`: unlimited). Packets leave one after another
+    /// at this rate, so a sender faster than the link fills the queue: a bottleneck.
+    pub rate: Option<u32>,
 }
 
 impl Link {
@@ -102,6 +105,7 @@ impl Link {
             corrupt_ppm: 0,
             mtu,
             queue: 16,
+            rate: None,
         }
     }
 }
@@ -149,6 +153,8 @@ struct Direction<const MTU: usize, const CAP: usize> {
     /// Per slot: arrival time, order of sending (ties keep FIFO), length; `None` when free.
     meta: [Option<(Instant, u64, usize)>; CAP],
     order: u64,
+    /// When the link finishes sending what it has accepted (with a `rate`).
+    busy_until: Instant,
     stats: Stats,
 }
 
@@ -159,6 +165,7 @@ impl<const MTU: usize, const CAP: usize> Direction<MTU, CAP> {
             slots: [[0; MTU]; CAP],
             meta: [None; CAP],
             order: 0,
+            busy_until: Instant::ZERO,
             stats: Stats::default(),
         }
     }
@@ -393,7 +400,17 @@ impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> 
         };
 
         let result = f(&mut dir.slots[slot][..len]);
-        let mut due = self.now + link.latency;
+        // With a rate, the packet leaves after those ahead of it, and takes its length's time.
+        let departs = match link.rate {
+            Some(rate) => {
+                let start = dir.busy_until.max(self.now);
+                dir.busy_until =
+                    start + Duration::from_micros(len as u64 * 1_000_000 / u64::from(rate.max(1)));
+                dir.busy_until
+            }
+            None => self.now,
+        };
+        let mut due = departs + link.latency;
         if reorder {
             due += Duration::from_micros(extra);
             dir.stats.reordered += 1;

@@ -151,3 +151,29 @@ fn the_same_seed_puts_the_same_packets_on_the_wire() {
         assert_ne!(digest_a, other, "another seed, another trace");
     }
 }
+
+/// smoltcp 0.14 drops a FIN riding on data the receiver already holds (data that arrived out of
+/// order ahead of a hole), and then stops retransmitting it. The server therefore half-closes
+/// only once the whole file is acknowledged, so the FIN travels alone. Here a small MTU, no
+/// congestion control and a 32-packet queue overflow on every window, which reorders arrivals
+/// ahead of holes all the time: with the FIN on the last data segment, these runs timed out
+/// with the whole file delivered and never ended.
+#[test]
+fn fin_alone_gets_through_when_data_arrives_out_of_order() {
+    for seed in 0..20 {
+        let mut link = Link::clean(256);
+        link.latency = Duration::from_millis(5);
+        link.queue = CAP;
+        let file = random_bytes(100_000, seed);
+        let mut sink = vec![0u8; file.len()];
+        let mut buffers = vec![0u8; 4 * 16 * 1024];
+        let mut wire = Box::new(TestWire::new(seed, link, link));
+        let setup = sim::Setup {
+            congestion: smoltcp::socket::tcp::CongestionControl::None,
+            ..sim::Setup::new(TIMEOUTS)
+        };
+        let outcome = sim::transfer(&mut wire, &file, &mut sink, &mut buffers, setup);
+        assert!(outcome.delivered(), "seed {seed}: {outcome:?}");
+        assert!(sink == file);
+    }
+}
