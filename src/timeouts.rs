@@ -63,3 +63,40 @@ impl Default for Timeouts {
         Timeouts::DEFAULT
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Phase;
+
+    #[test]
+    fn each_phase_has_its_own_limit() {
+        let t = Timeouts {
+            connect: Duration::from_secs(1),
+            idle: Duration::from_secs(2),
+            reply: Duration::from_secs(3),
+            linger: Duration::from_secs(4),
+        };
+        assert_eq!(t.limit(Phase::Connect), Duration::from_secs(1));
+        assert_eq!(t.limit(Phase::Transfer), Duration::from_secs(2));
+        assert_eq!(t.limit(Phase::Reply), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn one_limit_for_all_phases_and_no_linger() {
+        let t = Timeouts::all(Duration::from_millis(1500));
+        for phase in [Phase::Connect, Phase::Transfer, Phase::Reply] {
+            assert_eq!(t.limit(phase), Duration::from_millis(1500));
+        }
+        assert_eq!(t.linger, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_default_is_the_documented_one() {
+        assert_eq!(Timeouts::default(), Timeouts::DEFAULT);
+        assert_eq!(Timeouts::DEFAULT.connect, Duration::from_secs(30));
+        assert_eq!(Timeouts::DEFAULT.idle, Duration::from_secs(120));
+        assert_eq!(Timeouts::DEFAULT.reply, Duration::from_secs(120));
+        assert_eq!(Timeouts::DEFAULT.linger, Duration::ZERO);
+    }
+}

@@ -258,10 +258,11 @@ fn report(outcome: &Outcome) -> bool {
     #[cfg(feature = "server")]
     match &outcome.server {
         Some(Ok(report)) => hprintln!(
-            "server: sent {} bytes, reply {} {} us after its FIN, connection {} us",
+            "server: sent {} bytes, reply {} {} us {} its FIN, connection {} us",
             report.bytes,
             report.reply,
-            report.reply_after_fin().total_micros(),
+            report.reply_timing.duration().total_micros(),
+            if report.reply_timing.is_before_fin() { "before" } else { "after" },
             report.duration().total_micros(),
         ),
         Some(Err(error)) => {
