@@ -224,11 +224,16 @@ mod tests {
         let mut dev = Loopback::<64, 4>::new(Medium::Ip);
         for start in 0..8u8 {
             for i in 0..3 {
-                let tx = dev.transmit(Instant::ZERO).expect("room for SLOTS - 1 packets");
+                let tx = dev
+                    .transmit(Instant::ZERO)
+                    .expect("room for SLOTS - 1 packets");
                 tx.consume(2, |buf| buf.fill(start * 10 + i));
             }
             assert_eq!(dev.queued(), 3);
-            assert!(dev.transmit(Instant::ZERO).is_none(), "the last slot stays free");
+            assert!(
+                dev.transmit(Instant::ZERO).is_none(),
+                "the last slot stays free"
+            );
             for i in 0..3 {
                 let (rx, _) = dev.receive(Instant::ZERO).unwrap();
                 assert_eq!(rx.consume(|p| p.to_vec()), [start * 10 + i; 2]);
@@ -260,7 +265,9 @@ mod tests {
         let mut dev = Loopback::<64, 2>::new(Medium::Ip);
         assert_eq!(dev.peek(), None);
         assert!(dev.receive(Instant::ZERO).is_none());
-        let tx = dev.transmit(Instant::ZERO).expect("one packet fits in two slots");
+        let tx = dev
+            .transmit(Instant::ZERO)
+            .expect("one packet fits in two slots");
         tx.consume(3, |buf| buf.copy_from_slice(b"abc"));
         assert_eq!(dev.peek(), Some(&b"abc"[..]));
         assert!(dev.transmit(Instant::ZERO).is_none());

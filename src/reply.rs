@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(std::format!("{r}"), "\"a\\\"b\\\\c\\x01\\x7f~ \"");
         let mut r = Reply::new();
         r.extend(&[b'x'; REPLY_KEPT]);
-        assert_eq!(std::format!("{r}"), std::format!("\"{}\"", "x".repeat(REPLY_KEPT)));
+        assert_eq!(
+            std::format!("{r}"),
+            std::format!("\"{}\"", "x".repeat(REPLY_KEPT))
+        );
         r.extend(b"y");
         assert_eq!(
             std::format!("{r}"),
