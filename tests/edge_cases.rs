@@ -54,10 +54,11 @@ fn server_addr() -> smoltcp::wire::IpAddress {
     Net::address(Side::Server, false)
 }
 
-/// Step both hosts until `step` says done; every loop ends by the simulated deadline.
+/// Step both hosts until `step` says done; every loop ends by the simulated deadline, or after
+/// a million steps should the clock stop moving (a broken deadline can do that).
 fn drive(net: &mut Net<'_>, mut step: impl FnMut(&mut Net<'_>) -> (bool, Option<Instant>)) {
     let end = net.now() + Duration::from_secs(600);
-    loop {
+    for _ in 0..1_000_000 {
         net.poll();
         let (done, deadline) = step(net);
         if done {
@@ -66,6 +67,7 @@ fn drive(net: &mut Net<'_>, mut step: impl FnMut(&mut Net<'_>) -> (bool, Option<
         net.advance([deadline, Some(end)]);
         assert!(net.now() < end, "no end within 600 simulated seconds");
     }
+    panic!("no end after a million steps, at {}", net.now());
 }
 
 /// A raw peer: called after every poll with its socket, the time and the wire; returns when it
@@ -687,5 +689,82 @@ fn a_server_that_takes_the_reply_a_few_bytes_at_a_time_is_waited_for() {
         report.finished_at - report.eof_at > TIMEOUTS.reply,
         "the reply phase took {}",
         report.finished_at - report.eof_at
+    );
+}
+
+/// What the logs and summaries print: each state by name, with its count of bytes.
+#[test]
+fn states_show_their_names_and_byte_counts() {
+    use halfclose::Reply;
+    let report = server::Report {
+        remote: None,
+        bytes: 7,
+        reply: Reply::new(),
+        accepted_at: Instant::from_millis(1000),
+        established_at: Instant::from_millis(1001),
+        fin_queued_at: Instant::from_millis(1500),
+        fin_acked_at: None,
+        reply_at: Instant::from_millis(1600),
+        reply_timing: ReplyTiming::AfterFin(Duration::from_millis(100)),
+        finished_at: Instant::from_millis(1750),
+    };
+    assert_eq!(report.duration(), Duration::from_millis(750));
+    let shown: Vec<String> = [
+        server::State::Accepting,
+        server::State::Sending { queued: 5 },
+        server::State::HalfClosed {
+            sent: 9,
+            fin_queued_at: Instant::ZERO,
+        },
+        server::State::Done(report),
+        server::State::Failed(Error::Refused),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(
+        shown,
+        [
+            "accepting",
+            "sending(5)",
+            "half-closed(9)",
+            "done",
+            "failed"
+        ]
+    );
+
+    let report = client::Report {
+        remote: (server_addr(), PORT).into(),
+        bytes: 7,
+        started_at: Instant::from_millis(1000),
+        connected_at: Instant::from_millis(1010),
+        eof_at: Instant::from_millis(1400),
+        finished_at: Instant::from_millis(1420),
+    };
+    assert_eq!(report.transfer_time(), Duration::from_millis(390));
+    assert_eq!(report.duration(), Duration::from_millis(420));
+    let shown: Vec<String> = [
+        client::State::Connecting,
+        client::State::Receiving { received: 3 },
+        client::State::Replying {
+            received: 4,
+            queued: 2,
+            eof_at: Instant::ZERO,
+        },
+        client::State::Done(report),
+        client::State::Failed(Error::Refused),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(
+        shown,
+        [
+            "connecting",
+            "receiving(3)",
+            "replying(4)",
+            "done",
+            "failed"
+        ]
     );
 }

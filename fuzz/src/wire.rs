@@ -378,7 +378,10 @@ pub fn run(data: &[u8]) -> Summary {
             tcp::SocketBuffer::new(vec![0; 2048]),
         )
     };
-    let handles = [net.server_sockets.add(socket()), net.server_sockets.add(socket())];
+    let handles = [
+        net.server_sockets.add(socket()),
+        net.server_sockets.add(socket()),
+    ];
     let c = net.client_sockets.add(socket());
     let mut server = server::Server::listen(
         &mut net.server_sockets,
@@ -407,7 +410,9 @@ pub fn run(data: &[u8]) -> Summary {
     let mut injected = 0;
     let mut served = Vec::new();
     let mut fetched = None;
-    loop {
+    for step in 0.. {
+        // The clock moves at every step, a microsecond at least; a run this long has stopped.
+        assert!(step < 1_000_000, "no end after a million steps");
         let now = net.now();
         assert!(
             now <= deadline,
@@ -468,7 +473,11 @@ pub fn run(data: &[u8]) -> Summary {
 
     let fetched = fetched.expect("the client ended");
     let got = client.into_sink();
-    assert!(got.len() <= FILE_LEN, "{} bytes of a {FILE_LEN}-byte file", got.len());
+    assert!(
+        got.len() <= FILE_LEN,
+        "{} bytes of a {FILE_LEN}-byte file",
+        got.len()
+    );
     assert!(got == file[..got.len()], "a byte the server never sent");
     match &fetched {
         Ok(report) => {
@@ -477,11 +486,9 @@ pub fn run(data: &[u8]) -> Summary {
         }
         Err(error) => assert_eq!(error.bytes(), got.len() as u64, "{error}"),
     }
-    for result in &served {
-        if let Ok(report) = result {
-            assert!(report.reply.is_thank_you(), "done with reply {}", report.reply);
-            assert_eq!(report.bytes, FILE_LEN as u64);
-        }
+    for report in served.iter().flatten() {
+        assert!(report.reply.is_thank_you(), "done with {}", report.reply);
+        assert_eq!(report.bytes, FILE_LEN as u64);
     }
     Summary {
         delivered: fetched.is_ok() && served.iter().any(|r| r.is_ok()),
