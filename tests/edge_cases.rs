@@ -55,7 +55,8 @@ fn server_addr() -> smoltcp::wire::IpAddress {
 }
 
 /// Step both hosts until `step` says done; every loop ends by the simulated deadline, or after
-/// a million steps should the clock stop moving (a broken deadline can do that).
+/// a million steps should the clock crawl (a deadline left in the past moves it a microsecond
+/// at a time).
 fn drive(net: &mut Net<'_>, mut step: impl FnMut(&mut Net<'_>) -> (bool, Option<Instant>)) {
     let end = net.now() + Duration::from_secs(600);
     for _ in 0..1_000_000 {
