@@ -554,8 +554,8 @@ fn a_finished_slot_lingers_for_its_linger_time_then_serves_again() {
     assert!(second.received == file);
 }
 
-/// A connection that ended in an error was aborted with a RST; once that has gone there is
-/// nothing to linger for, and the slot listens again at once, whatever the linger time.
+/// A connection that ended in an error was aborted with a RST; once that has gone (not before)
+/// there is nothing to linger for, and the slot listens again at once, whatever the linger time.
 #[test]
 fn a_failed_slot_listens_again_once_its_reset_has_gone() {
     let file = random_bytes(LEN, 14);
@@ -593,6 +593,9 @@ fn a_failed_slot_listens_again_once_its_reset_has_gone() {
         (failed_at.is_some(), server.poll_at())
     });
     assert_eq!(server.lingering(), 1, "the RST has yet to go");
+    // Polled again before the interface has sent it: the RST must not be dropped by listening.
+    assert!(server.poll(net.now(), &mut net.server_sockets).is_empty());
+    assert_eq!(server.lingering(), 1, "the RST has still to go");
     net.poll();
     assert!(server.poll(net.now(), &mut net.server_sockets).is_empty());
     assert_eq!(
@@ -601,6 +604,11 @@ fn a_failed_slot_listens_again_once_its_reset_has_gone() {
         "listening again, long before the linger time"
     );
     assert!(net.server_sockets.get::<tcp::Socket>(s).is_listening());
+    // The RST reached the client.
+    drive(&mut net, |net| {
+        let state = net.client_sockets.get::<tcp::Socket>(raw).state();
+        (state == tcp::State::Closed, None)
+    });
 
     let next = serve_one(&mut net, &mut server, c, 40001);
     assert!(next.server.unwrap().reply.is_thank_you());
@@ -768,4 +776,53 @@ fn states_show_their_names_and_byte_counts() {
             "failed"
         ]
     );
+}
+
+/// The pool tells which slot does what: one entry per slot, in the order of its handles.
+#[test]
+fn the_pool_shows_each_slots_state_in_the_order_of_its_handles() {
+    let file = random_bytes(LEN, 17);
+    let mut wire = wire();
+    let mut net = Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
+    let handles = [
+        socket(&mut net.server_sockets, 8192),
+        socket(&mut net.server_sockets, 8192),
+    ];
+    let c = socket(&mut net.client_sockets, 8192);
+    let mut server =
+        server::Server::listen(&mut net.server_sockets, handles, PORT, &file[..], TIMEOUTS)
+            .unwrap();
+    assert_eq!(server.handles(), &handles);
+    assert_eq!(server.states().collect::<Vec<_>>(), [None, None]);
+    assert_eq!((server.busy(), server.poll_at()), (0, None));
+
+    let now = net.now();
+    let mut client = client::Client::connect(
+        net.client.context(),
+        net.client_sockets.get_mut(c),
+        (server_addr(), PORT),
+        40000,
+        Vec::new(),
+        now,
+        TIMEOUTS,
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    drive(&mut net, |net| {
+        let now = net.now();
+        assert!(server.poll(now, &mut net.server_sockets).is_empty());
+        let _ = client.poll(now, net.client_sockets.get_mut(c));
+        let states: Vec<_> = server.states().map(|s| s.cloned()).collect();
+        assert_eq!(states.len(), 2);
+        let sending = matches!(states[..], [Some(server::State::Sending { .. }), None]);
+        if sending {
+            seen = states;
+        }
+        (sending, server.poll_at())
+    });
+    assert_eq!(server.busy(), 1);
+    assert!(matches!(
+        seen[..],
+        [Some(server::State::Sending { .. }), None]
+    ));
 }
