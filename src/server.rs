@@ -477,8 +477,8 @@ impl<R: Read> Sender<R> {
             self.deadline = self.deadline.min(end);
             return Ok(());
         }
-        let floor = (u64::from(self.timeouts.min_rate) * span.total_millis() / 1000)
-            .min(window.waiting);
+        let floor =
+            (u64::from(self.timeouts.min_rate) * span.total_millis() / 1000).min(window.waiting);
         if self.acked - window.acked < floor {
             debug!(
                 "halfclose server: {} bytes acknowledged in {}, under the floor of {}",

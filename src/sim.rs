@@ -519,12 +519,7 @@ pub fn forged_syn(
     let mut packet = Ipv4Packet::new_unchecked(&mut *buf);
     ip.emit(&mut packet, &caps);
     let mut segment = TcpPacket::new_unchecked(packet.payload_mut());
-    tcp.emit(
-        &mut segment,
-        &src.0.into(),
-        &dst.0.into(),
-        &caps,
-    );
+    tcp.emit(&mut segment, &src.0.into(), &dst.0.into(), &caps);
     len
 }
 
@@ -844,7 +839,10 @@ mod tests {
     fn a_forged_syn_is_a_valid_syn() {
         use smoltcp::wire::{Ipv4Address, Ipv4Packet, TcpPacket};
         let mut buf = [0u8; 64];
-        let (src, dst) = (Ipv4Address::new(10, 0, 0, 77), Ipv4Address::new(10, 0, 0, 1));
+        let (src, dst) = (
+            Ipv4Address::new(10, 0, 0, 77),
+            Ipv4Address::new(10, 0, 0, 1),
+        );
         let len = forged_syn(&mut buf, (src, 4242), (dst, 7891), 12345);
         assert_eq!(len, FORGED_SYN_LEN);
         let ip = Ipv4Packet::new_checked(&buf[..len]).unwrap();
