@@ -34,7 +34,7 @@ fn a_legitimate_client_gets_through_10_forged_syns_a_second() {
     assert!(o.attempts >= 590, "{}", o.attempts);
     assert!(o.served_percent() >= 99.0, "{:?}", o.failures);
     assert!(
-        o.longest_hold() <= Duration::from_secs(5),
+        o.longest_hold() <= Duration::from_secs(10),
         "handshake limit"
     );
     // Without the defences the flood takes the pool.
