@@ -5,7 +5,7 @@
 mod attack_scenarios;
 mod common;
 
-use attack_scenarios::{Attack, Defences, Outcome, run, single};
+use attack_scenarios::{Attack, Defences, Outcome, linger_then_busy, run, single};
 use common::random_bytes;
 use halfclose::sim::{self, Link, Wire, percent};
 use halfclose::{Error, Phase, Timeouts};
@@ -183,6 +183,22 @@ fn a_pool_of_two_lingers_to_reacknowledge_a_retransmitted_fin() {
     let two = single::<2>(Timeouts::DEFAULT, link, 1, true);
     assert!(matches!(two.server, Some(Ok(_))), "{two:?}");
     assert!(matches!(two.client, Some(Ok(_))), "{two:?}");
+    // Not by chance: without the linger the pool of two fails the same way.
+    let no_linger = Timeouts {
+        linger: Duration::ZERO,
+        ..Timeouts::DEFAULT
+    };
+    let two = single::<2>(no_linger, link, 1, true);
+    assert!(
+        matches!(
+            two.client,
+            Some(Err(Error::Reset {
+                phase: Phase::Reply,
+                ..
+            }))
+        ),
+        "{two:?}"
+    );
     let one = single::<1>(Timeouts::DEFAULT, link, 1, true);
     assert!(matches!(one.server, Some(Ok(_))), "{one:?}");
     assert!(
@@ -194,6 +210,22 @@ fn a_pool_of_two_lingers_to_reacknowledge_a_retransmitted_fin() {
             }))
         ),
         "{one:?}"
+    );
+}
+
+/// A lingering slot is the first a pool takes back when nothing else listens: a client that
+/// arrives while the other slot is held is served, not refused.
+#[test]
+fn a_lingering_slot_gives_way_when_the_rest_of_the_pool_is_busy() {
+    let [a, b] = linger_then_busy(true);
+    assert!(matches!(a, Some(Ok(_))), "{a:?}");
+    assert!(matches!(b, Some(Ok(_))), "{b:?}");
+    let [a, b] = linger_then_busy(false);
+    assert!(matches!(a, Some(Ok(_))), "{a:?}");
+    assert_eq!(
+        b,
+        Some(Err(Error::Refused)),
+        "without reclaim the linger refuses it"
     );
 }
 

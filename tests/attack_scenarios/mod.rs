@@ -485,3 +485,74 @@ pub fn single<const N: usize>(
     }
     out
 }
+
+/// A pool of two: client A is served and its slot lingers; a hog connects and never reads (the
+/// other slot); then client B connects. Returns A's and B's results. With `reclaim`, the
+/// lingering slot gives way to B as soon as the hog leaves the pool without a listener.
+pub fn linger_then_busy(reclaim: bool) -> [Option<Result<client::Report, Error>>; 2] {
+    let mut wire = Box::new(SimWire::new(7, Link::clean(1500), Link::clean(1500)));
+    let mut net: Net<'_> = Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
+    let server_addr = Net::address(Side::Server, false);
+    let file = common_file();
+    let handles: [SocketHandle; 2] =
+        core::array::from_fn(|_| socket(&mut net.server_sockets, 8192, 8192));
+    let mut server = server::Server::listen(
+        &mut net.server_sockets,
+        handles,
+        PORT,
+        &file[..],
+        Timeouts::DEFAULT,
+    )
+    .expect("listen");
+    server.set_reclaim(reclaim);
+    let [a, b] = [(); 2].map(|_| socket(&mut net.client_sockets, 8192, 1024));
+    let hog = socket(&mut net.client_sockets, 1024, 1024);
+    let mut clients: [Option<client::Client<Vec<u8>>>; 2] = [None, None];
+    let mut results: [Option<Result<client::Report, Error>>; 2] = [None, None];
+    let end = Instant::from_secs(60);
+    while net.now() < end && results[1].is_none() {
+        net.poll();
+        let now = net.now();
+        let _ = server.poll(now, &mut net.server_sockets);
+        let hog_established = net.client_sockets.get::<tcp::Socket>(hog).may_send();
+        // A first; the hog once A is done (below); B once the hog holds its slot.
+        let start = [
+            clients[0].is_none() && results[0].is_none(),
+            clients[1].is_none() && hog_established && results[1].is_none(),
+        ];
+        for (i, socket) in [a, b].into_iter().enumerate() {
+            if start[i] {
+                clients[i] = client::Client::connect(
+                    net.client.context(),
+                    net.client_sockets.get_mut(socket),
+                    (server_addr, PORT),
+                    LEGIT_PORTS + i as u16,
+                    Vec::new(),
+                    now,
+                    Timeouts::DEFAULT,
+                )
+                .ok();
+            }
+            if let Some(c) = &mut clients[i]
+                && results[i].is_none()
+                && let Poll::Ready(r) = c.poll(now, net.client_sockets.get_mut(socket))
+            {
+                results[i] = Some(r);
+            }
+        }
+        let hog_socket = net.client_sockets.get_mut::<tcp::Socket>(hog);
+        if results[0].is_some() && hog_socket.state() == tcp::State::Closed {
+            let cx = net.client.context();
+            let _ = net.client_sockets.get_mut::<tcp::Socket>(hog).connect(
+                cx,
+                (server_addr, PORT),
+                ATTACK_PORTS,
+            );
+        }
+        let deadlines = clients
+            .iter()
+            .map(|c| c.as_ref().and_then(|c| c.deadline()));
+        net.advance(deadlines.chain([server.poll_at(), Some(end)]));
+    }
+    results
+}
