@@ -2,7 +2,9 @@
 //!
 //! [`Sender`] is one connection's state machine over one `tcp::Socket`; [`Server`] runs a fixed pool
 //! of them over sockets the caller created, so several clients are served at once and a finished
-//! slot listens again for the next one.
+//! slot listens again for the next one. A small pool defends itself against hostile peers (SYN
+//! floods, readers that never or barely read, trickled replies): see [`Server`] and
+//! [`Timeouts`].
 //!
 //! ```text
 //!  Accepting ──► Sending { queued } ──close()──► HalfClosed { sent, .. } ──► Done(Report)
@@ -728,8 +730,8 @@ impl<S: Source, const N: usize> Server<S, N> {
         // 1. A lingering slot whose last ACK has left.
         let lingering = candidates()
             .filter_map(|(i, s)| match s {
-                Slot::Lingering { earliest, .. } if now >= *earliest => Some(i),
-                _ => None,
+                Slot::Lingering { earliest, .. } => (now >= *earliest).then_some(i),
+                Slot::Listening | Slot::Serving(_) => None,
             })
             .next();
         if let Some(i) = lingering {
@@ -746,10 +748,10 @@ impl<S: Source, const N: usize> Server<S, N> {
         // 2. The oldest half-open connection, when a SYN just took the last listener.
         let half_open = candidates()
             .filter_map(|(i, s)| match s {
-                Slot::Serving(sender) if took_syn && sender.is_half_open() => {
-                    Some((sender.accepted_at, i))
+                Slot::Serving(sender) => {
+                    (took_syn && sender.is_half_open()).then_some((sender.accepted_at, i))
                 }
-                _ => None,
+                Slot::Listening | Slot::Lingering { .. } => None,
             })
             .min();
         if let Some((_, i)) = half_open {
