@@ -60,11 +60,13 @@ impl Attack {
             Attack::None => "none".into(),
             Attack::ForgedSyns(r) => format!("forged SYNs, {r}/s"),
             Attack::NeverRead => "4 clients that connect and never read".into(),
-            Attack::SlowReaders { clients, every } => {
-                format!("{clients} reader(s) of 1 byte per {every} s")
-            }
+            Attack::SlowReaders { clients, every } => format!(
+                "{clients} {} of 1 byte per {every} s",
+                if *clients == 1 { "reader" } else { "readers" }
+            ),
             Attack::TrickledReply { clients, wrong } => format!(
-                "{clients} client(s) trickling {} reply, 1 byte per 100 s",
+                "{clients} {} trickling {} reply, 1 byte per 100 s",
+                if *clients == 1 { "client" } else { "clients" },
                 if *wrong { "a wrong" } else { "the right" }
             ),
         }
