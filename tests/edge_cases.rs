@@ -23,8 +23,11 @@ const LEN: usize = 20_000;
 /// Distinct limits per phase, so a timeout in the wrong phase also comes at the wrong time.
 const TIMEOUTS: Timeouts = Timeouts {
     connect: Duration::from_secs(10),
+    handshake: Duration::from_secs(10),
     idle: Duration::from_secs(30),
+    min_rate: 64,
     reply: Duration::from_secs(10),
+    stall: Duration::from_secs(10),
     linger: Duration::ZERO,
 };
 
@@ -177,21 +180,23 @@ fn a_ten_byte_reply_with_one_byte_wrong_is_a_wrong_reply() {
     let file = random_bytes(LEN, 1);
     match client_replying(&file, b"Thank yoU\0").unwrap_err() {
         Error::WrongReply { reply, bytes } => {
-            assert_eq!(reply.kept(), b"Thank yoU\0");
+            // Read up to the byte that rules it out.
+            assert_eq!(reply.kept(), b"Thank yoU");
             assert_eq!(bytes, LEN as u64);
         }
         e => panic!("{e:?}"),
     }
 }
 
-/// One BSD `read(fd, buf, 1024)` takes all of a 1024-byte reply: it is read whole, and is
-/// simply not "Thank you\0".
+/// The server stops at the first byte that rules the reply out, whatever its length: the BSD
+/// server's single `read(fd, buf, 1024)` is no boundary here. One byte after `"Thank you\0"` is
+/// too long; a 1024- or 1025-byte reply fails at its first impossible byte.
 #[test]
-fn a_reply_of_exactly_1024_bytes_is_read_whole_and_judged_wrong() {
+fn a_reply_one_byte_longer_than_thank_you_is_too_long_at_that_byte() {
     let file = random_bytes(LEN, 2);
-    match client_replying(&file, &[b'x'; REPLY_MAX]).unwrap_err() {
-        Error::WrongReply { reply, bytes } => {
-            assert_eq!(reply.len(), REPLY_MAX);
+    match client_replying(&file, b"Thank you\0!").unwrap_err() {
+        Error::ReplyTooLong { reply, bytes } => {
+            assert_eq!(reply.kept(), b"Thank you\0!");
             assert_eq!(bytes, LEN as u64);
         }
         e => panic!("{e:?}"),
@@ -199,14 +204,23 @@ fn a_reply_of_exactly_1024_bytes_is_read_whole_and_judged_wrong() {
 }
 
 #[test]
-fn a_reply_of_1025_bytes_is_too_long() {
-    let file = random_bytes(LEN, 3);
-    match client_replying(&file, &[b'x'; REPLY_MAX + 1]).unwrap_err() {
-        Error::ReplyTooLong { reply, bytes } => {
-            assert_eq!(reply.len(), REPLY_MAX + 1);
-            assert_eq!(bytes, LEN as u64);
+fn replies_of_1024_and_1025_bytes_fail_at_their_first_impossible_byte() {
+    for len in [REPLY_MAX, REPLY_MAX + 1] {
+        let file = random_bytes(LEN, 3);
+        let mut long = REPLY.to_vec();
+        long.resize(len, b'x');
+        match client_replying(&file, &long).unwrap_err() {
+            Error::ReplyTooLong { reply, bytes } => {
+                assert_eq!(reply.kept(), b"Thank you\0x", "{len} bytes");
+                assert_eq!(bytes, LEN as u64);
+            }
+            e => panic!("{len} bytes: {e:?}"),
         }
-        e => panic!("{e:?}"),
+        let wrong = vec![b'T'; len];
+        match client_replying(&file, &wrong).unwrap_err() {
+            Error::WrongReply { reply, .. } => assert_eq!(reply.kept(), b"TT", "{len} bytes"),
+            e => panic!("{len} bytes: {e:?}"),
+        }
     }
 }
 
@@ -520,7 +534,8 @@ fn a_socket_closed_behind_the_pools_back_listens_again() {
 }
 
 /// With a linger time a finished slot stays in TIME-WAIT that long (a second client meanwhile
-/// would be refused), then listens again and serves the next client.
+/// would be refused), then listens again and serves the next client. (A pool with no listening
+/// slot cuts the linger short by default; `set_reclaim(false)` keeps the full TIME-WAIT.)
 #[test]
 fn a_finished_slot_lingers_for_its_linger_time_then_serves_again() {
     let file = random_bytes(LEN, 13);
@@ -532,6 +547,7 @@ fn a_finished_slot_lingers_for_its_linger_time_then_serves_again() {
     let timeouts = Timeouts { linger, ..TIMEOUTS };
     let mut server =
         server::Server::listen(&mut net.server_sockets, [s], PORT, &file[..], timeouts).unwrap();
+    server.set_reclaim(false);
 
     let first = serve_one(&mut net, &mut server, c, 40000);
     let finished_at = first.server.unwrap().finished_at;
@@ -555,13 +571,17 @@ fn a_finished_slot_lingers_for_its_linger_time_then_serves_again() {
 }
 
 /// A connection that ended in an error was aborted with a RST; once that has gone (not before)
-/// there is nothing to linger for, and the slot listens again at once, whatever the linger time.
+/// there is nothing to linger for, and the slot listens again at once, whatever the linger time
+/// and even while a delayed-ACK timer (smoltcp's default 10 ms) would hold it.
 #[test]
 fn a_failed_slot_listens_again_once_its_reset_has_gone() {
     let file = random_bytes(LEN, 14);
     let mut wire = wire();
     let mut net = Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
     let s = socket(&mut net.server_sockets, 8192);
+    net.server_sockets
+        .get_mut::<tcp::Socket>(s)
+        .set_ack_delay(Some(Duration::from_millis(10)));
     let raw = socket(&mut net.client_sockets, 8192);
     let c = socket(&mut net.client_sockets, 8192);
     let timeouts = Timeouts {
@@ -575,19 +595,19 @@ fn a_failed_slot_listens_again_once_its_reset_has_gone() {
         .get_mut::<tcp::Socket>(raw)
         .connect(cx, (server_addr(), PORT), 49152)
         .unwrap();
-    // A raw client whose over-long reply makes the server abort the connection.
+    // A raw client whose wrong reply makes the server abort the connection at its first byte.
     let mut got = Vec::new();
     let mut sent = false;
     let mut failed_at = None;
     drive(&mut net, |net| {
         let now = net.now();
         if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
-            assert!(matches!(r, Err(Error::ReplyTooLong { .. })), "{r:?}");
+            assert!(matches!(r, Err(Error::WrongReply { .. })), "{r:?}");
             failed_at = Some(now);
         }
         let sock = net.client_sockets.get_mut::<tcp::Socket>(raw);
         if read_all(sock, &mut got) && !sent {
-            sock.send_slice(&[b'x'; REPLY_MAX + 100]).unwrap();
+            sock.send_slice(b"x").unwrap();
             sent = true;
         }
         (failed_at.is_some(), server.poll_at())

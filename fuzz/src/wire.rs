@@ -42,8 +42,11 @@ const MTU: usize = 1500;
 const MAX_INJECTIONS: usize = 64;
 const TIMEOUTS: Timeouts = Timeouts {
     connect: Duration::from_secs(5),
+    handshake: Duration::from_secs(5),
     idle: Duration::from_secs(10),
+    min_rate: 64,
     reply: Duration::from_secs(5),
+    stall: Duration::from_secs(10),
     linger: Duration::ZERO,
 };
 /// After the last injection, both ends have this long to finish. Far more than the timeouts
