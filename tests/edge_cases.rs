@@ -101,6 +101,10 @@ fn our_server_against(
         if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
             result = Some(r);
         }
+        // An event loop sleeps until `poll_at`: it is never in the past.
+        if let Some(t) = server.poll_at() {
+            assert!(t >= now, "poll_at {t} at {now}");
+        }
         let wake = client(net.client_sockets.get_mut(c), now, net.wire);
         let next = [server.poll_at(), wake].into_iter().flatten().min();
         (result.is_some(), next)
@@ -845,4 +849,41 @@ fn the_pool_shows_each_slots_state_in_the_order_of_its_handles() {
         seen[..],
         [Some(server::State::Sending { .. }), None]
     ));
+}
+
+/// The rate floor (64 B/s over each 30 s idle window here, so 1920 bytes a window): a client
+/// that reads 50 bytes a second moves something well inside every idle limit, but its
+/// acknowledgements fall under the floor once its receive buffer's first fill is behind it.
+#[test]
+fn a_client_reading_50_bytes_a_second_is_cut_off_by_the_rate_floor() {
+    let file = random_bytes(LEN, 18);
+    let mut got = Vec::new();
+    let mut next_read = Instant::ZERO;
+    let r = our_server_against(&file, TIMEOUTS, &mut |sock, now, _| {
+        if now >= next_read {
+            let mut left = 50;
+            while left > 0 {
+                match sock.recv(|b| {
+                    let n = b.len().min(left);
+                    (n, b[..n].to_vec())
+                }) {
+                    Ok(bytes) if !bytes.is_empty() => {
+                        left -= bytes.len();
+                        got.extend(bytes);
+                    }
+                    _ => break,
+                }
+            }
+            next_read = now + Duration::from_secs(1);
+        }
+        Some(next_read)
+    });
+    match r.unwrap_err() {
+        Error::TimedOut {
+            phase: Phase::Transfer,
+            bytes,
+        } => assert!(bytes < LEN as u64, "{bytes}"),
+        e => panic!("{e:?}"),
+    }
+    assert!(got == file[..got.len()]);
 }
