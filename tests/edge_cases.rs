@@ -887,3 +887,50 @@ fn a_client_reading_50_bytes_a_second_is_cut_off_by_the_rate_floor() {
     }
     assert!(got == file[..got.len()]);
 }
+
+/// A pool of two held by two clients that never read: once one has moved nothing for `stall`,
+/// the pool takes it back (a RST) so that a new client can connect.
+#[test]
+fn a_full_pool_of_two_takes_back_a_stalled_connection() {
+    let file = random_bytes(LEN, 19);
+    let mut wire = wire();
+    let mut net = Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
+    let handles = [
+        socket(&mut net.server_sockets, 8192),
+        socket(&mut net.server_sockets, 8192),
+    ];
+    let readers = [
+        socket(&mut net.client_sockets, 8192),
+        socket(&mut net.client_sockets, 8192),
+    ];
+    let mut server =
+        server::Server::listen(&mut net.server_sockets, handles, PORT, &file[..], TIMEOUTS)
+            .unwrap();
+    for (i, &r) in readers.iter().enumerate() {
+        let cx = net.client.context();
+        net.client_sockets
+            .get_mut::<tcp::Socket>(r)
+            .connect(cx, (server_addr(), PORT), 40000 + i as u16)
+            .unwrap();
+    }
+    let (mut full_at, mut reclaimed) = (None, Vec::new());
+    drive(&mut net, |net| {
+        let now = net.now();
+        reclaimed.extend(server.poll(now, &mut net.server_sockets));
+        if full_at.is_none() && server.busy() == 2 {
+            full_at = Some(now);
+        }
+        let done = server.listening() > 0 && full_at.is_some();
+        (done, server.poll_at())
+    });
+    let full_at = full_at.unwrap();
+    let now = net.now();
+    assert!(now >= full_at + TIMEOUTS.stall, "taken back at {now}");
+    assert!(
+        now < full_at + TIMEOUTS.idle,
+        "taken back at {now}, not by the idle limit"
+    );
+    assert_eq!(reclaimed.len(), 1, "{reclaimed:?}");
+    assert!(reclaimed[0].is_err());
+    assert_eq!(server.busy(), 1);
+}
