@@ -124,7 +124,7 @@ pub fn run() -> bool {
         return false;
     }
 
-    let device = DEVICE.init_with(|| Loopback::new(Medium::Ip));
+    let device = Loopback::new_in(DEVICE.uninit(), Medium::Ip);
     let (server_tx, client_rx, server_rx, client_tx) = BUFFERS.take();
     let mut passed = true;
     for mtu in COST_MTUS {

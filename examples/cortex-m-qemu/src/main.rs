@@ -40,7 +40,9 @@ mod transfer;
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::debug;
 
-use out::{dec, hex, line};
+#[cfg(not(any(feature = "server", feature = "client")))]
+use out::dec;
+use out::{hex, line};
 
 #[entry]
 fn main() -> ! {

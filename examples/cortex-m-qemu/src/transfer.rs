@@ -75,8 +75,10 @@ const LIMIT: Duration = Duration::from_secs(60);
 const LISTEN_ALONE: Duration = Duration::from_secs(1);
 
 // Large or long-lived memory is placed by the linker (in `.bss`), each piece taken exactly once:
-// no `static mut`, no copy through the stack. The device is built in place at run time: as a
-// constant its non-zero fields would put all of its ring in `.data`, costing flash for zeros.
+// no `static mut`, no copy through the stack. The device is built in place at run time
+// (`Loopback::new_in`): as a constant its non-zero fields would put all of its ring in `.data`,
+// costing flash for zeros, and returned by value it may pass through the stack (it does on the
+// Cortex-M0, where that overflows the 16 KiB of RAM).
 static DEVICE: StaticCell<Loopback<MTU, SLOTS>> = StaticCell::new();
 #[cfg(feature = "server")]
 static SERVER_BUFFERS: ConstStaticCell<([u8; SERVER_RX], [u8; SERVER_TX])> =
@@ -155,7 +157,7 @@ pub fn run() -> bool {
 fn set_up(clock: &StepClock) -> Result<Parts, Error> {
     let timeouts = Timeouts::DEFAULT;
 
-    let device = DEVICE.init_with(|| Loopback::new(MEDIUM));
+    let device = Loopback::new_in(DEVICE.uninit(), MEDIUM);
     #[cfg(not(feature = "ethernet"))]
     let hardware_addr = HardwareAddress::Ip;
     // A locally administered unicast MAC address.
