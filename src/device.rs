@@ -230,7 +230,10 @@ mod tests {
         let (caps, new_caps) = (dev.capabilities(), new.capabilities());
         assert_eq!(caps.medium, new_caps.medium);
         assert_eq!(caps.max_transmission_unit, new_caps.max_transmission_unit);
-        assert_eq!(format!("{:?}", caps.checksum), format!("{:?}", new_caps.checksum));
+        assert_eq!(
+            format!("{:?}", caps.checksum),
+            format!("{:?}", new_caps.checksum)
+        );
         assert!(send(dev, 7));
         assert!(send(dev, 8));
         assert!(!send(dev, 9), "one slot stays free");

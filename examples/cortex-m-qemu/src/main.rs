@@ -17,6 +17,8 @@
 #![no_std]
 #![no_main]
 
+// Each image uses what it needs of these; the rest is compiled out as dead code.
+#[cfg_attr(not(any(feature = "server", feature = "client")), allow(dead_code))]
 mod board;
 mod clock;
 #[cfg(feature = "cost")]
@@ -29,7 +31,9 @@ mod enet;
 mod net;
 mod out;
 #[cfg(any(feature = "server", feature = "client"))]
+#[cfg_attr(feature = "cost", allow(dead_code))]
 mod payload;
+#[cfg_attr(feature = "cost", allow(dead_code))]
 mod stack;
 #[cfg(all(
     any(feature = "server", feature = "client"),
@@ -40,8 +44,6 @@ mod transfer;
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::debug;
 
-#[cfg(not(any(feature = "server", feature = "client")))]
-use out::dec;
 use out::{hex, line};
 
 #[entry]
@@ -89,12 +91,12 @@ fn baseline() -> bool {
     };
     let systick = clock::SysTickTimer::start(peripherals.SYST);
     line!("halfclose on ", board::NAME, ": baseline, no network");
-    line!("time: ", dec(systick.cycles()), " SysTick cycles");
+    line!("time: ", out::dec(systick.cycles()), " SysTick cycles");
     line!(
         "ram: stack peak ",
-        dec(stack::peak() as u64),
+        out::dec(stack::peak() as u64),
         " of ",
-        dec(stack::size() as u64),
+        out::dec(stack::size() as u64),
         " bytes; socket buffers 0 bytes; loopback ring 0 bytes"
     );
     true
@@ -124,7 +126,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     match info.location() {
-        Some(at) => line!("panic at ", at.file(), ":", dec(at.line().into())),
+        Some(at) => line!("panic at ", at.file(), ":", out::dec(at.line().into())),
         None => line!("panic"),
     }
     exit(false)

@@ -198,8 +198,10 @@ impl Piece for &halfclose::Error {
 }
 
 /// Bytes in quotes, as Rust would write them (`"Thank you\0"`).
+#[cfg(feature = "server")]
 pub struct Quoted<'a>(pub &'a [u8]);
 
+#[cfg(feature = "server")]
 impl Piece for Quoted<'_> {
     fn put(self, line: &mut Line) {
         line.str("\"");
@@ -210,7 +212,12 @@ impl Piece for Quoted<'_> {
                 0x20..=0x7e => line.bytes(&[b]),
                 _ => {
                     let hex = b"0123456789abcdef";
-                    line.bytes(&[b'\\', b'x', hex[usize::from(b >> 4)], hex[usize::from(b & 0xf)]])
+                    line.bytes(&[
+                        b'\\',
+                        b'x',
+                        hex[usize::from(b >> 4)],
+                        hex[usize::from(b & 0xf)],
+                    ])
                 }
             };
         }

@@ -25,7 +25,9 @@ use halfclose::{Error, Timeouts};
 use crate::clock::{StepClock, SysTickTimer};
 #[cfg(feature = "client")]
 use crate::out;
-use crate::out::{Quoted, dec, hex, line};
+#[cfg(feature = "server")]
+use crate::out::Quoted;
+use crate::out::{dec, hex, line};
 use crate::{board, payload, stack};
 
 /// The loopback's medium and packet size: bare IP packets by default; Ethernet frames (14 bytes
@@ -183,9 +185,13 @@ fn set_up(clock: &StepClock) -> Result<Parts, Error> {
         );
         let handle = sockets.add(socket);
         let source: &'static [u8] = &payload::PAYLOAD;
-        SERVER
-            .uninit()
-            .write(Server::listen(&mut sockets, [handle], PORT, source, timeouts)?)
+        SERVER.uninit().write(Server::listen(
+            &mut sockets,
+            [handle],
+            PORT,
+            source,
+            timeouts,
+        )?)
     };
 
     #[cfg(feature = "client")]
