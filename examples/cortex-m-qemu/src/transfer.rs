@@ -10,7 +10,9 @@ use core::task::Poll;
 
 #[cfg(feature = "client")]
 use smoltcp::iface::SocketHandle;
-use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketSet, SocketStorage,
+};
 use smoltcp::phy::Medium;
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
@@ -119,14 +121,21 @@ struct Parts {
     client_handle: SocketHandle,
 }
 
-/// How the run ended, for [`report`].
-struct Outcome {
-    /// The simulated-time limit passed before the sides were done.
-    over: bool,
+/// What each side ended with. The polls write into it where it lies, in [`run`]'s frame: a
+/// result returned by value would have a copy in every frame it passes through, and the
+/// deepest of those frames are the stack's peak.
+#[derive(Default)]
+struct Results {
     #[cfg(feature = "server")]
     server: Option<Result<halfclose::server::Report, Error>>,
     #[cfg(feature = "client")]
     client: Option<Result<halfclose::client::Report, Error>>,
+}
+
+/// How the run ended, for [`report`].
+struct Outcome {
+    /// The simulated-time limit passed before the sides were done.
+    over: bool,
     /// What the client's sink saw.
     #[cfg(feature = "client")]
     check: &'static payload::Check,
@@ -145,8 +154,12 @@ pub fn run() -> bool {
     let systick = SysTickTimer::start(peripherals.SYST);
     banner();
     let clock = StepClock::new();
+    let mut results = Results::default();
     match set_up(&clock) {
-        Ok(parts) => report(&transfer(&systick, clock, parts)),
+        Ok(parts) => {
+            let outcome = transfer(&systick, clock, parts, &mut results);
+            report(&outcome, &results)
+        }
         Err(error) => {
             line!("error: setting up: ", &error);
             false
@@ -229,7 +242,12 @@ fn set_up(clock: &StepClock) -> Result<Parts, Error> {
 
 /// Poll the interface, the server and/or the client until each side is done.
 #[inline(never)]
-fn transfer(systick: &SysTickTimer, mut clock: StepClock, parts: Parts) -> Outcome {
+fn transfer(
+    systick: &SysTickTimer,
+    mut clock: StepClock,
+    parts: Parts,
+    results: &mut Results,
+) -> Outcome {
     let Parts {
         device,
         iface,
@@ -241,35 +259,32 @@ fn transfer(systick: &SysTickTimer, mut clock: StepClock, parts: Parts) -> Outco
         #[cfg(feature = "client")]
         client_handle,
     } = parts;
-    #[cfg(feature = "server")]
-    let mut server_result = None;
-    #[cfg(feature = "client")]
-    let mut client_result = None;
-
     let start_cycles = systick.cycles();
     let over = loop {
         let now = clock.now();
         poll_iface(iface, now, device, &mut sockets);
 
         #[cfg(feature = "server")]
-        if let Some(result) = poll_server(server, now, &mut sockets) {
-            server_result = Some(result);
-        }
+        poll_server(server, now, &mut sockets, &mut results.server);
         #[cfg(feature = "client")]
-        if client_result.is_none()
-            && let Poll::Ready(result) = poll_client(client, now, &mut sockets, client_handle)
-        {
-            client_result = Some(result);
+        if results.client.is_none() {
+            poll_client(
+                client,
+                now,
+                &mut sockets,
+                client_handle,
+                &mut results.client,
+            );
         }
 
         // The full image is over when both sides are; each single-side image when its side is
         // (the client's connection is refused), or, for the server, after it listened a while.
         #[cfg(all(feature = "server", feature = "client"))]
-        let done = server_result.is_some() && client_result.is_some();
+        let done = results.server.is_some() && results.client.is_some();
         #[cfg(all(feature = "server", not(feature = "client")))]
-        let done = server_result.is_some() || now >= Instant::ZERO + LISTEN_ALONE;
+        let done = results.server.is_some() || now >= Instant::ZERO + LISTEN_ALONE;
         #[cfg(all(feature = "client", not(feature = "server")))]
-        let done = client_result.is_some();
+        let done = results.client.is_some();
         if done {
             break false;
         }
@@ -284,10 +299,6 @@ fn transfer(systick: &SysTickTimer, mut clock: StepClock, parts: Parts) -> Outco
 
     Outcome {
         over,
-        #[cfg(feature = "server")]
-        server: server_result,
-        #[cfg(feature = "client")]
-        client: client_result,
         #[cfg(feature = "client")]
         check: client.sink(),
         clock,
@@ -300,6 +311,8 @@ fn transfer(systick: &SysTickTimer, mut clock: StepClock, parts: Parts) -> Outco
 // representations, the sender's and receiver's state) would share one stack frame and add up;
 // out of line, the deepest of them sets the peak. About 200 bytes of stack on a Cortex-M3.
 
+/// What `Interface::poll` does, with receiving and sending each out of line: inlined into one
+/// function their frames would add up (to 820 bytes on a Cortex-M0).
 #[inline(never)]
 fn poll_iface(
     iface: &mut Interface,
@@ -307,18 +320,45 @@ fn poll_iface(
     device: &mut Loopback<MTU, SLOTS>,
     sockets: &mut SocketSet<'_>,
 ) {
-    iface.poll(now, device, sockets);
+    iface.poll_maintenance(now);
+    while receive_one(iface, now, device, sockets) {}
+    while send(iface, now, device, sockets) {}
 }
 
-/// The last connection the server finished in this poll, if any.
+/// One received packet processed (and answered, where it needs an answer); false when none.
+#[inline(never)]
+fn receive_one(
+    iface: &mut Interface,
+    now: Instant,
+    device: &mut Loopback<MTU, SLOTS>,
+    sockets: &mut SocketSet<'_>,
+) -> bool {
+    iface.poll_ingress_single(now, device, sockets) != PollIngressSingleResult::None
+}
+
+/// What the sockets have to send, sent; false when nothing changed a socket's state.
+#[inline(never)]
+fn send(
+    iface: &mut Interface,
+    now: Instant,
+    device: &mut Loopback<MTU, SLOTS>,
+    sockets: &mut SocketSet<'_>,
+) -> bool {
+    iface.poll_egress(now, device, sockets) != PollResult::None
+}
+
+/// Keeps the last connection the server finished in this poll, if any.
 #[cfg(feature = "server")]
 #[inline(never)]
 fn poll_server(
     server: &mut Server,
     now: Instant,
     sockets: &mut SocketSet<'_>,
-) -> Option<Result<halfclose::server::Report, Error>> {
-    server.poll(now, sockets).into_iter().last()
+    result: &mut Option<Result<halfclose::server::Report, Error>>,
+) {
+    if let Some(ended) = server.poll(now, sockets).into_iter().last() {
+        *result = Some(ended);
+    }
 }
 
 #[cfg(feature = "client")]
@@ -328,8 +368,11 @@ fn poll_client(
     now: Instant,
     sockets: &mut SocketSet<'_>,
     handle: SocketHandle,
-) -> Poll<Result<halfclose::client::Report, Error>> {
-    client.poll(now, sockets.get_mut::<tcp::Socket>(handle))
+    result: &mut Option<Result<halfclose::client::Report, Error>>,
+) {
+    if let Poll::Ready(ended) = client.poll(now, sockets.get_mut::<tcp::Socket>(handle)) {
+        *result = Some(ended);
+    }
 }
 
 /// The medium's name, for the banner.
@@ -368,7 +411,7 @@ fn banner() {
 
 /// Print the summary; returns whether the run went as this image expects.
 #[inline(never)]
-fn report(outcome: &Outcome) -> bool {
+fn report(outcome: &Outcome, results: &Results) -> bool {
     let mut passed = !outcome.over;
     if outcome.over {
         line!(
@@ -379,7 +422,7 @@ fn report(outcome: &Outcome) -> bool {
     }
 
     #[cfg(feature = "server")]
-    match &outcome.server {
+    match &results.server {
         Some(Ok(report)) => line!(
             "server: sent ",
             dec(report.bytes),
@@ -413,7 +456,7 @@ fn report(outcome: &Outcome) -> bool {
     #[cfg(feature = "client")]
     {
         let check = outcome.check;
-        match &outcome.client {
+        match &results.client {
             Some(Ok(report)) => {
                 line!(
                     "client: received ",
