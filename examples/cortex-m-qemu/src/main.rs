@@ -18,7 +18,10 @@
 #![no_main]
 
 // Each image uses what it needs of these; the rest is compiled out as dead code.
-#[cfg_attr(not(any(feature = "server", feature = "client")), allow(dead_code))]
+#[cfg_attr(
+    any(not(any(feature = "server", feature = "client")), feature = "net"),
+    allow(dead_code)
+)]
 mod board;
 mod clock;
 #[cfg(feature = "cost")]
@@ -29,6 +32,8 @@ mod defmt_log;
 mod enet;
 #[cfg(feature = "net")]
 mod net;
+// The `net` image prints through `hprintln!`; the `cost` image has no reply to quote.
+#[cfg_attr(any(feature = "net", feature = "cost"), allow(dead_code))]
 mod out;
 #[cfg(any(feature = "server", feature = "client"))]
 #[cfg_attr(feature = "cost", allow(dead_code))]
