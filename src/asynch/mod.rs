@@ -1,0 +1,361 @@
+//! The same transfer for async programs (feature `async`): [`serve`] and [`fetch`] one connection
+//! over any [`embedded_io_async`] stream that can also close its write side ([`HalfClose`]).
+//!
+//! The sync side drives a `smoltcp 0.14` socket through sans-IO state machines; here the transport
+//! is the caller's (embassy-net's `TcpSocket`, a tokio `TcpStream`, ...) and the exchange is one
+//! `async fn` per side, written once for all of them:
+//!
+//! ```text
+//!  serve:  write the file ─► flush (acknowledged) ─► close_write (FIN acknowledged) ─► read the reply to EOF
+//!  fetch:  read the file to EOF ─► write "Thank you\0" ─► close_write (FIN acknowledged)
+//! ```
+//!
+//! The wire behaviour is the sync side's: the server's FIN leaves only once the client has
+//! acknowledged the whole file (where the transport can tell: [`HalfClose::ACKNOWLEDGED`]), the
+//! server reads at most [`REPLY_MAX`] bytes of reply and accepts exactly [`REPLY`], and every
+//! phase is bounded by its [`Timeouts`] limit, failing with the same typed [`Error`].
+//!
+//! # Time without an executor
+//!
+//! The library does not pick an executor: timeouts come from a [`Clock`] the caller passes in,
+//! which tells the time and sleeps until a deadline. [`embassy::EmbassyClock`] (feature `embassy`)
+//! uses `embassy-time`, [`tokio::TokioClock`] (feature `tokio`) uses tokio's timer; any other
+//! runtime needs the two methods. Each await on the stream (one read, one write, one flush, the
+//! close) is raced against the clock with the current phase's limit, so "nothing moved for that
+//! long" means here "no single stream operation completed for that long".
+//!
+//! # Connecting
+//!
+//! [`serve`] and [`fetch`] take a connected stream: accepting and connecting are the transport's
+//! own calls (the [`embassy`] and [`tokio`] modules have helpers that map their errors to
+//! [`Error`] and bound connecting by [`Timeouts::connect`]).
+
+use core::future::{Future, poll_fn};
+use core::pin::pin;
+use core::task::Poll;
+
+use embedded_io::Error as _;
+use embedded_io_async::{ErrorKind, Read, Write};
+use smoltcp::time::{Duration, Instant};
+
+use crate::macros::{debug, trace};
+use crate::{Error, Phase, REPLY, REPLY_MAX, Reply, Timeouts};
+
+#[cfg(feature = "embassy")]
+pub mod embassy;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
+/// How many bytes move per read or write call, on each side.
+pub const CHUNK: usize = 1024;
+
+/// The one thing `embedded-io-async` streams lack: closing the write side only.
+///
+/// `Write::flush` and [`close_write`](HalfClose::close_write) wait for the peer's acknowledgement
+/// where the transport can tell ([`ACKNOWLEDGED`](HalfClose::ACKNOWLEDGED) is then `true`):
+/// embassy-net's `TcpSocket` can, the kernel's sockets cannot (`flush` and `shutdown` return
+/// once the kernel has the data).
+#[allow(async_fn_in_trait)]
+pub trait HalfClose: Read + Write {
+    /// Whether `flush` returns only once everything written is acknowledged by the peer, and
+    /// `close_write` only once the FIN is.
+    const ACKNOWLEDGED: bool;
+
+    /// Queue a FIN after everything written (`shutdown(SHUT_WR)`), keep the read side open, and,
+    /// where the transport can tell, wait until the peer has acknowledged the FIN.
+    async fn close_write(&mut self) -> Result<(), Self::Error>;
+}
+
+/// Time for the phase timeouts, from whatever runtime the program uses.
+pub trait Clock {
+    /// The current time (any fixed origin).
+    fn now(&self) -> Instant;
+
+    /// Wait until `deadline` (return at once when it has passed).
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()>;
+}
+
+/// What a finished [`serve`] did, and when (times from the [`Clock`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeReport {
+    /// File bytes sent (all of them acknowledged where the transport can tell).
+    pub bytes: u64,
+    /// The client's reply (exactly `"Thank you\0"` in a report; anything else is an error).
+    pub reply: Reply,
+    /// When `serve` was called, on the connected stream.
+    pub started_at: Instant,
+    /// When the file was flushed and the FIN queued: the half-close.
+    pub fin_queued_at: Instant,
+    /// When the client had acknowledged the FIN (`None` where the transport cannot tell).
+    pub fin_acked_at: Option<Instant>,
+    /// When the first byte of the reply was read.
+    pub reply_at: Instant,
+    /// When the client's FIN ended the reply and the transfer.
+    pub finished_at: Instant,
+}
+
+impl ServeReport {
+    /// From `serve` to the client's FIN.
+    pub fn duration(&self) -> Duration {
+        self.finished_at - self.started_at
+    }
+}
+
+/// What a finished [`fetch`] did, and when (times from the [`Clock`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchReport {
+    /// File bytes received and written to the sink.
+    pub bytes: u64,
+    /// When `fetch` was called, on the connected stream.
+    pub started_at: Instant,
+    /// When the server's FIN was read: the file is complete.
+    pub eof_at: Instant,
+    /// When the reply and our FIN were handed over (and, where the transport can tell,
+    /// acknowledged).
+    pub finished_at: Instant,
+    /// Whether `finished_at` is the server's acknowledgement ([`HalfClose::ACKNOWLEDGED`]).
+    pub acknowledged: bool,
+}
+
+impl FetchReport {
+    /// From `fetch` to the end of the file.
+    pub fn transfer_time(&self) -> Duration {
+        self.eof_at - self.started_at
+    }
+}
+
+/// Serve `file` on a connected stream: write all of it, wait until it is acknowledged,
+/// half-close, read the client's reply to EOF (at most [`REPLY_MAX`] bytes) and check that it is
+/// exactly [`REPLY`].
+///
+/// Errors name the phase; `bytes` in them counts file bytes written to the stream (after a
+/// successful flush on an [`ACKNOWLEDGED`](HalfClose::ACKNOWLEDGED) transport, acknowledged ones).
+/// After an error the stream is left as it is: abort or drop it (for embassy-net, `abort()` and
+/// then `flush()` so the RST leaves).
+pub async fn serve<S, R, C>(
+    stream: &mut S,
+    mut file: R,
+    clock: &C,
+    timeouts: Timeouts,
+) -> Result<ServeReport, Error>
+where
+    S: HalfClose,
+    R: embedded_io::Read,
+    C: Clock,
+{
+    let started_at = clock.now();
+    let mut buf = [0u8; CHUNK];
+    let mut sent = 0u64;
+    debug!("halfclose async server: sending");
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::Source {
+            kind: e.kind(),
+            bytes: sent,
+        })?;
+        if n == 0 {
+            break;
+        }
+        write_all(stream, &buf[..n], clock, timeouts, Phase::Transfer, sent).await?;
+        sent += n as u64;
+    }
+    // The FIN travels alone, after the client has acknowledged every byte: smoltcp (0.13 inside
+    // embassy-net as well as 0.14) drops a FIN that rides on data the receiver already holds
+    // out of order, and then stalls (see the README). On the kernel's sockets flush returns at
+    // once and the kernel places its FIN itself.
+    within(clock, timeouts.idle, stream.flush())
+        .await
+        .ok_or(Error::TimedOut {
+            phase: Phase::Transfer,
+            bytes: sent,
+        })?
+        .map_err(|e| stream_error(e.kind(), Phase::Transfer, sent))?;
+    let fin_queued_at = clock.now();
+    debug!("halfclose async server: sending({})=>half-closed", sent);
+    // Until the FIN is acknowledged the transfer is not over (the sync side's phases).
+    within(clock, timeouts.idle, stream.close_write())
+        .await
+        .ok_or(Error::TimedOut {
+            phase: Phase::Transfer,
+            bytes: sent,
+        })?
+        .map_err(|e| stream_error(e.kind(), Phase::Transfer, sent))?;
+    let fin_acked_at = S::ACKNOWLEDGED.then(|| clock.now());
+
+    let mut reply = Reply::new();
+    let mut reply_at = None;
+    loop {
+        let n = within(clock, timeouts.reply, stream.read(&mut buf))
+            .await
+            .ok_or(Error::TimedOut {
+                phase: Phase::Reply,
+                bytes: sent,
+            })?
+            .map_err(|e| stream_error(e.kind(), Phase::Reply, sent))?;
+        if n == 0 {
+            break;
+        }
+        trace!("halfclose async server: {} reply bytes", n);
+        reply_at.get_or_insert_with(|| clock.now());
+        reply.extend(&buf[..n]);
+        if reply.len() > REPLY_MAX {
+            return Err(Error::ReplyTooLong { reply, bytes: sent });
+        }
+    }
+    if !reply.is_thank_you() {
+        return Err(Error::WrongReply { reply, bytes: sent });
+    }
+    let finished_at = clock.now();
+    debug!("halfclose async server: half-closed({})=>done", sent);
+    // The client's FIN is acknowledged by the transport; give that ACK time to leave before the
+    // caller drops or re-listens the socket (smoltcp delays it by up to 10 ms by default).
+    if timeouts.linger > Duration::ZERO {
+        clock.sleep_until(finished_at + timeouts.linger).await;
+    }
+    Ok(ServeReport {
+        bytes: sent,
+        reply,
+        started_at,
+        fin_queued_at,
+        fin_acked_at,
+        reply_at: reply_at.unwrap_or(finished_at),
+        finished_at,
+    })
+}
+
+/// Fetch a file from a connected stream into `sink`: read to EOF, then write [`REPLY`] and
+/// half-close (waiting for the acknowledgement where the transport can tell).
+///
+/// Every byte received is in the sink whatever the outcome; errors carry how many. EOF is the
+/// only end of a file: a reset is an [`Error::Reset`] in the transfer phase, never a short file
+/// reported as complete (on embassy-net, create the socket with
+/// [`embassy::client_socket`] so smoltcp's window-edge truncation cannot happen either).
+pub async fn fetch<S, W, C>(
+    stream: &mut S,
+    mut sink: W,
+    clock: &C,
+    timeouts: Timeouts,
+) -> Result<FetchReport, Error>
+where
+    S: HalfClose,
+    W: embedded_io::Write,
+    C: Clock,
+{
+    let started_at = clock.now();
+    let mut buf = [0u8; CHUNK];
+    let mut received = 0u64;
+    debug!("halfclose async client: receiving");
+    loop {
+        let n = within(clock, timeouts.idle, stream.read(&mut buf))
+            .await
+            .ok_or(Error::TimedOut {
+                phase: Phase::Transfer,
+                bytes: received,
+            })?
+            .map_err(|e| stream_error(e.kind(), Phase::Transfer, received))?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            match sink.write(chunk) {
+                // A sink that accepts nothing of a non-empty buffer is full.
+                Ok(0) => {
+                    return Err(Error::Sink {
+                        kind: ErrorKind::WriteZero,
+                        bytes: received,
+                    });
+                }
+                Ok(k) => {
+                    chunk = &chunk[k..];
+                    received += k as u64;
+                }
+                Err(e) => {
+                    return Err(Error::Sink {
+                        kind: e.kind(),
+                        bytes: received,
+                    });
+                }
+            }
+        }
+    }
+    sink.flush().map_err(|e| Error::Sink {
+        kind: e.kind(),
+        bytes: received,
+    })?;
+    let eof_at = clock.now();
+    debug!("halfclose async client: receiving({})=>replying", received);
+    write_all(stream, REPLY, clock, timeouts, Phase::Reply, received).await?;
+    // The reply is our last word: the FIN follows it.
+    within(clock, timeouts.reply, stream.close_write())
+        .await
+        .ok_or(Error::TimedOut {
+            phase: Phase::Reply,
+            bytes: received,
+        })?
+        .map_err(|e| stream_error(e.kind(), Phase::Reply, received))?;
+    debug!("halfclose async client: replying({})=>done", received);
+    Ok(FetchReport {
+        bytes: received,
+        started_at,
+        eof_at,
+        finished_at: clock.now(),
+        acknowledged: S::ACKNOWLEDGED,
+    })
+}
+
+/// Write all of `bytes`, each write bounded by the phase's limit.
+async fn write_all<S: Write, C: Clock>(
+    stream: &mut S,
+    mut bytes: &[u8],
+    clock: &C,
+    timeouts: Timeouts,
+    phase: Phase,
+    before: u64,
+) -> Result<(), Error> {
+    let limit = timeouts.limit(phase);
+    while !bytes.is_empty() {
+        let n = within(clock, limit, stream.write(bytes))
+            .await
+            .ok_or(Error::TimedOut {
+                phase,
+                bytes: before,
+            })?
+            .map_err(|e| stream_error(e.kind(), phase, before))?;
+        if n == 0 {
+            // A stream that takes nothing is closed (embedded-io: `WriteZero`).
+            return Err(stream_error(ErrorKind::WriteZero, phase, before));
+        }
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// A failed stream operation as a transfer error: a transport's own timeout is a timeout,
+/// anything else ends the connection as a reset does.
+fn stream_error(kind: ErrorKind, phase: Phase, bytes: u64) -> Error {
+    match kind {
+        ErrorKind::TimedOut => Error::TimedOut { phase, bytes },
+        _ => Error::Reset { phase, bytes },
+    }
+}
+
+/// Run `future` until it completes or `limit` has passed on `clock` (then `None`).
+pub async fn within<C: Clock, F: Future>(
+    clock: &C,
+    limit: Duration,
+    future: F,
+) -> Option<F::Output> {
+    let deadline = clock.now() + limit;
+    let mut future = pin!(future);
+    let mut sleep = pin!(clock.sleep_until(deadline));
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
