@@ -18,8 +18,8 @@
 //! # Time without an executor
 //!
 //! The library does not pick an executor: timeouts come from a [`Clock`] the caller passes in,
-//! which tells the time and sleeps until a deadline. [`embassy::EmbassyClock`] (feature `embassy`)
-//! uses `embassy-time`, [`tokio::TokioClock`] (feature `tokio`) uses tokio's timer; any other
+//! which tells the time and sleeps until a deadline. `embassy::EmbassyClock` (feature `embassy`)
+//! uses `embassy-time`, `tokio::TokioClock` (feature `tokio`) uses tokio's timer; any other
 //! runtime needs the two methods. Each await on the stream (one read, one write, one flush, the
 //! close) is raced against the clock with the current phase's limit, so "nothing moved for that
 //! long" means here "no single stream operation completed for that long".
@@ -27,7 +27,7 @@
 //! # Connecting
 //!
 //! [`serve`] and [`fetch`] take a connected stream: accepting and connecting are the transport's
-//! own calls (the [`embassy`] and [`tokio`] modules have helpers that map their errors to
+//! own calls (the `embassy` module has helpers that map their errors to
 //! [`Error`] and bound connecting by [`Timeouts::connect`]).
 
 use core::future::{Future, poll_fn};
@@ -228,7 +228,7 @@ where
 /// Every byte received is in the sink whatever the outcome; errors carry how many. EOF is the
 /// only end of a file: a reset is an [`Error::Reset`] in the transfer phase, never a short file
 /// reported as complete (on embassy-net, create the socket with
-/// [`embassy::client_socket`] so smoltcp's window-edge truncation cannot happen either).
+/// `embassy::client_socket` so smoltcp's window-edge truncation cannot happen either).
 pub async fn fetch<S, W, C>(
     stream: &mut S,
     mut sink: W,
