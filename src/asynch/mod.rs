@@ -359,3 +359,195 @@ pub async fn within<C: Clock, F: Future>(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    //! The exchange's order and timeouts on a scripted stream and a simulated clock, polled by
+    //! hand: no runtime, no sockets.
+
+    use core::cell::Cell;
+    use core::convert::Infallible;
+    use core::pin::pin;
+    use core::task::{Context, Poll, Waker};
+    use std::vec::Vec;
+
+    use super::*;
+
+    /// Simulated time: sleeping jumps the clock to the deadline.
+    struct SimClock(Cell<Instant>);
+
+    impl Clock for SimClock {
+        fn now(&self) -> Instant {
+            self.0.get()
+        }
+
+        async fn sleep_until(&self, deadline: Instant) {
+            if self.0.get() < deadline {
+                self.0.set(deadline);
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Event {
+        Write(usize),
+        Flush,
+        CloseWrite,
+        Read(usize),
+    }
+
+    /// A peer that acknowledges at once and then sends `reply`, or never answers (`None`).
+    struct Scripted {
+        events: Vec<Event>,
+        incoming: Option<Vec<u8>>,
+    }
+
+    impl embedded_io_async::ErrorType for Scripted {
+        type Error = Infallible;
+    }
+
+    impl Read for Scripted {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+            let Some(incoming) = self.incoming.as_mut() else {
+                // A silent peer: this read never completes.
+                return core::future::pending().await;
+            };
+            let n = buf.len().min(incoming.len());
+            buf[..n].copy_from_slice(&incoming[..n]);
+            incoming.drain(..n);
+            self.events.push(Event::Read(n));
+            Ok(n)
+        }
+    }
+
+    impl Write for Scripted {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+            // A transport that takes at most 700 bytes per call.
+            let n = buf.len().min(700);
+            self.events.push(Event::Write(n));
+            Ok(n)
+        }
+
+        async fn flush(&mut self) -> Result<(), Infallible> {
+            self.events.push(Event::Flush);
+            Ok(())
+        }
+    }
+
+    impl HalfClose for Scripted {
+        const ACKNOWLEDGED: bool = true;
+
+        async fn close_write(&mut self) -> Result<(), Infallible> {
+            self.events.push(Event::CloseWrite);
+            Ok(())
+        }
+    }
+
+    /// Poll `future` to completion; the scripted stream and clock never leave it pending for long.
+    fn block_on<F: Future>(future: F) -> F::Output {
+        let mut future = pin!(future);
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..10_000 {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+        }
+        panic!("the future did not finish in 10000 polls");
+    }
+
+    #[test]
+    fn server_half_closes_only_after_the_whole_file_is_flushed() {
+        let file = [7u8; 3000];
+        let mut stream = Scripted {
+            events: Vec::new(),
+            incoming: Some(REPLY.to_vec()),
+        };
+        let clock = SimClock(Cell::new(Instant::ZERO));
+        let report = block_on(serve(&mut stream, &file[..], &clock, Timeouts::DEFAULT)).unwrap();
+        assert_eq!(report.bytes, 3000);
+        assert!(report.reply.is_thank_you());
+        assert!(report.fin_acked_at.is_some());
+        let written: usize = stream
+            .events
+            .iter()
+            .map(|e| if let Event::Write(n) = e { *n } else { 0 })
+            .sum();
+        assert_eq!(written, 3000);
+        let flush = stream.events.iter().position(|e| *e == Event::Flush);
+        let close = stream.events.iter().position(|e| *e == Event::CloseWrite);
+        let last_write = stream
+            .events
+            .iter()
+            .rposition(|e| matches!(e, Event::Write(_)));
+        assert!(last_write < flush && flush < close, "{:?}", stream.events);
+        assert!(
+            stream.events[close.unwrap()..]
+                .iter()
+                .skip(1)
+                .all(|e| matches!(e, Event::Read(_))),
+            "after the FIN the server only reads: {:?}",
+            stream.events
+        );
+    }
+
+    #[test]
+    fn client_replies_then_half_closes_after_eof() {
+        let mut stream = Scripted {
+            events: Vec::new(),
+            incoming: Some(b"the file".to_vec()),
+        };
+        let clock = SimClock(Cell::new(Instant::ZERO));
+        let mut sink = [0u8; 16];
+        let report =
+            block_on(fetch(&mut stream, &mut sink[..], &clock, Timeouts::DEFAULT)).unwrap();
+        assert_eq!(report.bytes, 8);
+        assert!(report.acknowledged);
+        assert_eq!(&sink[..8], b"the file");
+        assert_eq!(
+            stream.events,
+            [
+                Event::Read(8),
+                Event::Read(0),
+                Event::Write(REPLY.len()),
+                Event::CloseWrite
+            ]
+        );
+    }
+
+    #[test]
+    fn client_times_out_in_the_transfer_phase_when_the_server_is_silent() {
+        let mut stream = Scripted {
+            events: Vec::new(),
+            incoming: None,
+        };
+        let clock = SimClock(Cell::new(Instant::ZERO));
+        let timeouts = Timeouts::all(Duration::from_secs(5));
+        let result = block_on(fetch(&mut stream, &mut [0u8; 4][..], &clock, timeouts));
+        assert_eq!(
+            result,
+            Err(Error::TimedOut {
+                phase: Phase::Transfer,
+                bytes: 0
+            })
+        );
+        assert_eq!(clock.now(), Instant::ZERO + Duration::from_secs(5));
+    }
+
+    #[test]
+    fn server_times_out_in_the_reply_phase_when_the_client_is_silent() {
+        let mut stream = Scripted {
+            events: Vec::new(),
+            incoming: None,
+        };
+        let clock = SimClock(Cell::new(Instant::ZERO));
+        let result = block_on(serve(&mut stream, &b"file"[..], &clock, Timeouts::DEFAULT));
+        assert_eq!(
+            result,
+            Err(Error::TimedOut {
+                phase: Phase::Reply,
+                bytes: 4
+            })
+        );
+        assert_eq!(clock.now(), Instant::ZERO + Timeouts::DEFAULT.reply);
+    }
+}
