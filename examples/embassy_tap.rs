@@ -145,7 +145,7 @@ async fn run_server(stack: embassy_net::Stack<'static>, args: &Args) -> i32 {
     };
     let clock = EmbassyClock;
     println!("listening on {}:{}", args.addr.address(), args.port);
-    let result = match accept(&mut socket, args.port).await {
+    let result = match accept(&mut socket, args.port, &clock, timeouts).await {
         Ok(()) => serve(&mut socket, FromStd(file), &clock, timeouts).await,
         Err(e) => Err(e),
     };

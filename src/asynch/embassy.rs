@@ -74,17 +74,45 @@ impl HalfClose for TcpSocket<'_> {
 
 /// Accept one connection on `port` (embassy-net's `accept`, its errors as [`Error`]).
 ///
-/// Listening has no time limit; once the handshake is done, [`serve`](super::serve) bounds every
-/// phase.
-pub async fn accept(socket: &mut TcpSocket<'_>, port: u16) -> Result<(), Error> {
-    socket.accept(port).await.map_err(|e| match e {
-        AcceptError::InvalidState => Error::Listen(ListenError::InvalidState),
-        AcceptError::InvalidPort => Error::Listen(ListenError::Unaddressable),
-        AcceptError::ConnectionReset => Error::Reset {
-            phase: Phase::Connect,
-            bytes: 0,
-        },
-    })
+/// Listening has no time limit, but a handshake does: a SYN whose connection is not established
+/// within about [`Timeouts::handshake`] (a forged SYN, a client that vanished) is aborted and the
+/// socket listens again, as a sync server's slot does, so one SYN cannot hold the socket.
+pub async fn accept<C: Clock>(
+    socket: &mut TcpSocket<'_>,
+    port: u16,
+    clock: &C,
+    timeouts: Timeouts,
+) -> Result<(), Error> {
+    // Look at the socket every half handshake limit: a SYN-RECEIVED seen twice in a row is at
+    // least that old (and at most 1.5 limits).
+    let slice = smoltcp::time::Duration::from_micros(timeouts.handshake.total_micros() / 2);
+    let mut half_open = false;
+    loop {
+        // `accept` again on a socket that still listens just goes on listening.
+        match within(clock, slice, socket.accept(port)).await {
+            Some(result) => {
+                return result.map_err(|e| match e {
+                    AcceptError::InvalidState => Error::Listen(ListenError::InvalidState),
+                    AcceptError::InvalidPort => Error::Listen(ListenError::Unaddressable),
+                    AcceptError::ConnectionReset => Error::Reset {
+                        phase: Phase::Connect,
+                        bytes: 0,
+                    },
+                });
+            }
+            None if socket.state() == State::SynReceived => {
+                if half_open {
+                    // The RST leaves at the stack's next poll; the socket listens again below.
+                    socket.abort();
+                    let _ = within(clock, slice, socket.flush()).await;
+                    half_open = false;
+                } else {
+                    half_open = true;
+                }
+            }
+            None => half_open = false,
+        }
+    }
 }
 
 /// Connect to `remote`, bounded by [`Timeouts::connect`] (the socket is aborted when that

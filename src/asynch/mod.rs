@@ -12,8 +12,9 @@
 //!
 //! The wire behaviour is the sync side's: the server's FIN leaves only once the client has
 //! acknowledged the whole file (where the transport can tell: [`HalfClose::ACKNOWLEDGED`]), the
-//! server reads at most [`REPLY_MAX`] bytes of reply and accepts exactly [`REPLY`], and every
-//! phase is bounded by its [`Timeouts`] limit, failing with the same typed [`Error`].
+//! server accepts exactly [`REPLY`] and ends the connection at the first byte that rules it out
+//! (so never reads more than [`REPLY_MAX`](crate::REPLY_MAX) bytes), and every phase is bounded
+//! by its [`Timeouts`] limit, failing with the same typed [`Error`].
 //!
 //! # Time without an executor
 //!
@@ -39,7 +40,7 @@ use embedded_io_async::{ErrorKind, Read, Write};
 use smoltcp::time::{Duration, Instant};
 
 use crate::macros::{debug, trace};
-use crate::{Error, Phase, REPLY, REPLY_MAX, Reply, Timeouts};
+use crate::{Error, Phase, REPLY, Reply, Timeouts};
 
 #[cfg(feature = "embassy")]
 pub mod embassy;
@@ -125,8 +126,14 @@ impl FetchReport {
 }
 
 /// Serve `file` on a connected stream: write all of it, wait until it is acknowledged,
-/// half-close, read the client's reply to EOF (at most [`REPLY_MAX`] bytes) and check that it is
-/// exactly [`REPLY`].
+/// half-close, read the client's reply to EOF and check that it is exactly [`REPLY`] (ending at
+/// the first byte that rules that out).
+///
+/// Limits, as on the sync server: each write, the flush and the close within
+/// [`Timeouts::idle`], and at least [`Timeouts::min_rate`] bytes a second per `idle` window
+/// (counted as the stream takes them); the whole reply phase within [`Timeouts::reply`]. On a
+/// transport that acknowledges ([`HalfClose::ACKNOWLEDGED`]) `serve` returns only after
+/// [`Timeouts::linger`], so the socket can still acknowledge a retransmitted FIN.
 ///
 /// Errors name the phase; `bytes` in them counts file bytes written to the stream (after a
 /// successful flush on an [`ACKNOWLEDGED`](HalfClose::ACKNOWLEDGED) transport, acknowledged ones).
@@ -146,6 +153,10 @@ where
     let started_at = clock.now();
     let mut buf = [0u8; CHUNK];
     let mut sent = 0u64;
+    // The rate floor (`Timeouts::min_rate`): each window of `idle` must see that many bytes a
+    // second taken by the stream, so a client that reads a byte now and then cannot keep the
+    // connection for ever (each write alone is bounded by `idle`).
+    let mut window = (started_at, 0u64);
     debug!("halfclose async server: sending");
     loop {
         let n = file.read(&mut buf).map_err(|e| Error::Source {
@@ -157,6 +168,17 @@ where
         }
         write_all(stream, &buf[..n], clock, timeouts, Phase::Transfer, sent).await?;
         sent += n as u64;
+        let now = clock.now();
+        if timeouts.min_rate > 0 && now >= window.0 + timeouts.idle {
+            let floor = u64::from(timeouts.min_rate) * timeouts.idle.total_millis() / 1000;
+            if sent - window.1 < floor {
+                return Err(Error::TimedOut {
+                    phase: Phase::Transfer,
+                    bytes: sent,
+                });
+            }
+            window = (now, sent);
+        }
     }
     // The FIN travels alone, after the client has acknowledged every byte: smoltcp (0.13 inside
     // embassy-net as well as 0.14) drops a FIN that rides on data the receiver already holds
@@ -181,10 +203,13 @@ where
         .map_err(|e| stream_error(e.kind(), Phase::Transfer, sent))?;
     let fin_acked_at = S::ACKNOWLEDGED.then(|| clock.now());
 
+    // The whole reply phase, "Thank you\0" and the client's FIN, has `reply` in all.
+    let reply_deadline = clock.now() + timeouts.reply;
     let mut reply = Reply::new();
     let mut reply_at = None;
     loop {
-        let n = within(clock, timeouts.reply, stream.read(&mut buf))
+        let limit = reply_deadline - clock.now().min(reply_deadline);
+        let n = within(clock, limit, stream.read(&mut buf))
             .await
             .ok_or(Error::TimedOut {
                 phase: Phase::Reply,
@@ -196,9 +221,14 @@ where
         }
         trace!("halfclose async server: {} reply bytes", n);
         reply_at.get_or_insert_with(|| clock.now());
-        reply.extend(&buf[..n]);
-        if reply.len() > REPLY_MAX {
+        // End at the first byte that cannot belong to "Thank you\0", as the sync server does: a
+        // wrong or endless reply must not hold the connection until a timeout.
+        reply.extend_until_wrong(&buf[..n]);
+        if reply.goes_on_after_thank_you() {
             return Err(Error::ReplyTooLong { reply, bytes: sent });
+        }
+        if !reply.may_become_thank_you() {
+            return Err(Error::WrongReply { reply, bytes: sent });
         }
     }
     if !reply.is_thank_you() {
@@ -206,9 +236,11 @@ where
     }
     let finished_at = clock.now();
     debug!("halfclose async server: half-closed({})=>done", sent);
-    // The client's FIN is acknowledged by the transport; give that ACK time to leave before the
-    // caller drops or re-listens the socket (smoltcp delays it by up to 10 ms by default).
-    if timeouts.linger > Duration::ZERO {
+    // On a stack in this program (embassy-net), the socket is in TIME-WAIT and may have to
+    // acknowledge a retransmitted FIN if our last ACK was lost; dropping or re-listening it
+    // would answer with a RST. Keep it for `linger`, as the sync server's slot does. The
+    // kernel keeps its own TIME-WAIT.
+    if S::ACKNOWLEDGED && timeouts.linger > Duration::ZERO {
         clock.sleep_until(finished_at + timeouts.linger).await;
     }
     Ok(ServeReport {

@@ -102,7 +102,7 @@ async fn transfer(stack: Stack<'static>) -> bool {
     {
         let mut socket = TcpSocket::new(stack, server_rx, server_tx);
         let served = embassy_time::with_timeout(LIMIT, async {
-            accept(&mut socket, SERVE_PORT).await?;
+            accept(&mut socket, SERVE_PORT, &clock, timeouts).await?;
             serve(&mut socket, &payload::PAYLOAD[..], &clock, timeouts).await
         })
         .await;
