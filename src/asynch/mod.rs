@@ -156,7 +156,7 @@ where
     // The rate floor (`Timeouts::min_rate`): each window of `idle` must see that many bytes a
     // second taken by the stream, so a client that reads a byte now and then cannot keep the
     // connection for ever (each write alone is bounded by `idle`).
-    let mut window = (started_at, 0u64);
+    let mut floor = RateFloor::new(started_at, timeouts);
     debug!("halfclose async server: sending");
     loop {
         let n = file.read(&mut buf).map_err(|e| Error::Source {
@@ -166,18 +166,12 @@ where
         if n == 0 {
             break;
         }
-        write_all(stream, &buf[..n], clock, timeouts, Phase::Transfer, sent).await?;
-        sent += n as u64;
-        let now = clock.now();
-        if timeouts.min_rate > 0 && now >= window.0 + timeouts.idle {
-            let floor = u64::from(timeouts.min_rate) * timeouts.idle.total_millis() / 1000;
-            if sent - window.1 < floor {
-                return Err(Error::TimedOut {
-                    phase: Phase::Transfer,
-                    bytes: sent,
-                });
-            }
-            window = (now, sent);
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            let k = write_some(stream, chunk, clock, timeouts.idle, Phase::Transfer, sent).await?;
+            chunk = &chunk[k..];
+            sent += k as u64;
+            floor.check(clock.now(), sent)?;
         }
     }
     // The FIN travels alone, after the client has acknowledged every byte: smoltcp (0.13 inside
@@ -335,6 +329,72 @@ where
     })
 }
 
+/// The server's rate floor ([`Timeouts::min_rate`]): each window of [`Timeouts::idle`] must see
+/// that many bytes a second taken by the stream, so a client that reads a byte now and then
+/// cannot keep the connection for ever (each write alone is bounded by `idle`).
+struct RateFloor {
+    /// Bytes a window must move (0: no floor).
+    floor: u64,
+    span: Duration,
+    start: Instant,
+    sent_at_start: u64,
+}
+
+impl RateFloor {
+    fn new(now: Instant, timeouts: Timeouts) -> Self {
+        RateFloor {
+            floor: u64::from(timeouts.min_rate) * timeouts.idle.total_millis() / 1000,
+            span: timeouts.idle,
+            start: now,
+            sent_at_start: 0,
+        }
+    }
+
+    fn check(&mut self, now: Instant, sent: u64) -> Result<(), Error> {
+        if self.floor == 0 || now < self.start + self.span {
+            return Ok(());
+        }
+        if sent - self.sent_at_start < self.floor {
+            debug!(
+                "halfclose async server: {} bytes in {}, under the floor of {}",
+                sent - self.sent_at_start,
+                now - self.start,
+                self.floor
+            );
+            return Err(Error::TimedOut {
+                phase: Phase::Transfer,
+                bytes: sent,
+            });
+        }
+        self.start = now;
+        self.sent_at_start = sent;
+        Ok(())
+    }
+}
+
+/// One write, bounded by `limit`; returns how many bytes the stream took (at least one).
+async fn write_some<S: Write, C: Clock>(
+    stream: &mut S,
+    bytes: &[u8],
+    clock: &C,
+    limit: Duration,
+    phase: Phase,
+    before: u64,
+) -> Result<usize, Error> {
+    let n = within(clock, limit, stream.write(bytes))
+        .await
+        .ok_or(Error::TimedOut {
+            phase,
+            bytes: before,
+        })?
+        .map_err(|e| stream_error(e.kind(), phase, before))?;
+    if n == 0 {
+        // A stream that takes nothing is closed (embedded-io: `WriteZero`).
+        return Err(stream_error(ErrorKind::WriteZero, phase, before));
+    }
+    Ok(n)
+}
+
 /// Write all of `bytes`, each write bounded by the phase's limit.
 async fn write_all<S: Write, C: Clock>(
     stream: &mut S,
@@ -344,19 +404,8 @@ async fn write_all<S: Write, C: Clock>(
     phase: Phase,
     before: u64,
 ) -> Result<(), Error> {
-    let limit = timeouts.limit(phase);
     while !bytes.is_empty() {
-        let n = within(clock, limit, stream.write(bytes))
-            .await
-            .ok_or(Error::TimedOut {
-                phase,
-                bytes: before,
-            })?
-            .map_err(|e| stream_error(e.kind(), phase, before))?;
-        if n == 0 {
-            // A stream that takes nothing is closed (embedded-io: `WriteZero`).
-            return Err(stream_error(ErrorKind::WriteZero, phase, before));
-        }
+        let n = write_some(stream, bytes, clock, timeouts.limit(phase), phase, before).await?;
         bytes = &bytes[n..];
     }
     Ok(())
@@ -581,5 +630,64 @@ mod tests {
             })
         );
         assert_eq!(clock.now(), Instant::ZERO + Timeouts::DEFAULT.reply);
+    }
+
+    /// A client that takes one byte every 10 s: inside every idle limit, far under the floor.
+    struct Trickle<'a> {
+        clock: &'a SimClock,
+        taken: u64,
+    }
+
+    impl embedded_io_async::ErrorType for Trickle<'_> {
+        type Error = Infallible;
+    }
+
+    impl Read for Trickle<'_> {
+        async fn read(&mut self, _buf: &mut [u8]) -> Result<usize, Infallible> {
+            core::future::pending().await
+        }
+    }
+
+    impl Write for Trickle<'_> {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+            self.clock
+                .sleep_until(self.clock.now() + Duration::from_secs(10))
+                .await;
+            self.taken += 1;
+            Ok(buf.len().min(1))
+        }
+
+        async fn flush(&mut self) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    impl HalfClose for Trickle<'_> {
+        const ACKNOWLEDGED: bool = true;
+
+        async fn close_write(&mut self) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn server_ends_a_transfer_that_crawls_under_the_rate_floor() {
+        let clock = SimClock(Cell::new(Instant::ZERO));
+        let mut stream = Trickle {
+            clock: &clock,
+            taken: 0,
+        };
+        let file = [1u8; 10_000];
+        let result = block_on(serve(&mut stream, &file[..], &clock, Timeouts::DEFAULT));
+        // 64 B/s over the 120 s idle window: the first window's 12 bytes end it.
+        assert_eq!(
+            result,
+            Err(Error::TimedOut {
+                phase: Phase::Transfer,
+                bytes: stream.taken
+            })
+        );
+        assert!(stream.taken <= 13, "{} bytes", stream.taken);
+        assert!(clock.now() <= Instant::ZERO + Duration::from_secs(130));
     }
 }
