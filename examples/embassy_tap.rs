@@ -137,8 +137,9 @@ async fn run_server(stack: embassy_net::Stack<'static>, args: &Args) -> i32 {
     };
     let (mut rx, mut tx) = (vec![0u8; 65535], vec![0u8; 65536]);
     let mut socket = TcpSocket::new(stack, &mut rx, &mut tx);
-    // The ACK of the client's FIN leaves at the stack's next poll (smoltcp may delay it by 10 ms):
-    // keep the socket that long before the program ends.
+    // `serve` keeps the socket in TIME-WAIT for `linger` (8 s by default, to re-acknowledge a FIN
+    // whose last ACK was lost). This program serves one client and ends: 100 ms lets the ACK of
+    // the client's FIN leave (smoltcp may delay it by 10 ms).
     let timeouts = Timeouts {
         linger: smoltcp::time::Duration::from_millis(100),
         ..Timeouts::DEFAULT

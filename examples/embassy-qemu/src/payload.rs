@@ -1,5 +1,6 @@
-//! (The sync image's `payload.rs`, both sides always on.) The file the server sends: 64 KiB of deterministic pseudo-random bytes, built at compile time
-//! into flash, and a sink that checks what the client receives against it.
+//! The sync image's `payload.rs` with both sides always on. The file the server sends: 64 KiB of
+//! deterministic pseudo-random bytes, built at compile time into flash, and a sink that checks
+//! what the client receives against it.
 //!
 //! The sink does not need the payload in flash: it re-runs the same generator as bytes arrive,
 //! so the client-only image checks every byte too, and RAM holds no copy of the file.
