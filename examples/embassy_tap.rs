@@ -3,8 +3,9 @@
 //! timed by `embassy-time`. The same library code runs on a microcontroller.
 //!
 //! ```text
-//! embassy_tap server [--tap NAME] [--addr CIDR] [--port P] FILE
-//!     serve FILE to one client on port P (7891), print its reply
+//! embassy_tap server [--tap NAME] [--addr CIDR] [--port P] [--handshake SECS] FILE
+//!     serve FILE to one client on port P (7891), print its reply; a handshake not finished
+//!     within SECS (10) is aborted and the socket listens again
 //! embassy_tap client [--tap NAME] [--addr CIDR] [--peer ADDR] [--port P] [--rx BYTES] [--wait SECS] OUT
 //!     fetch from ADDR:P (192.168.69.100:7891) into OUT (OUT.partial until complete); retry a
 //!     refused connect for up to SECS (0); BYTES of receive buffer offered (65536; at most 65535
@@ -28,7 +29,7 @@ use halfclose::asynch::{fetch, serve};
 use halfclose::io::FromStd;
 use halfclose::{DEFAULT_PORT, Error, Timeouts};
 
-const USAGE: &str = "usage: embassy_tap server [--tap NAME] [--addr CIDR] [--port P] FILE\n\
+const USAGE: &str = "usage: embassy_tap server [--tap NAME] [--addr CIDR] [--port P] [--handshake SECS] FILE\n\
        embassy_tap client [--tap NAME] [--addr CIDR] [--peer ADDR] [--port P] [--rx BYTES] [--wait SECS] OUT";
 
 struct Args {
@@ -39,6 +40,7 @@ struct Args {
     port: u16,
     rx: usize,
     wait: u64,
+    handshake: u64,
     path: String,
 }
 
@@ -61,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         port: DEFAULT_PORT,
         rx: 65536,
         wait: 0,
+        handshake: Timeouts::DEFAULT.handshake.secs(),
         path: String::new(),
     };
     let mut rest = Vec::new();
@@ -72,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
             "--port" => args.port = parse(it.next(), "--port")?,
             "--rx" => args.rx = parse(it.next(), "--rx")?,
             "--wait" => args.wait = parse(it.next(), "--wait")?,
+            "--handshake" => args.handshake = parse(it.next(), "--handshake")?,
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             _ => rest.push(arg),
         }
@@ -79,8 +83,8 @@ fn parse_args() -> Result<Args, String> {
     let [path] = &rest[..] else {
         return Err("one FILE (server) or OUT (client) is needed".into());
     };
-    if args.port == 0 || args.rx == 0 {
-        return Err("the port and the receive buffer must not be 0".into());
+    if args.port == 0 || args.rx == 0 || args.handshake == 0 {
+        return Err("the port, the receive buffer and the handshake limit must not be 0".into());
     }
     args.path = path.clone();
     Ok(args)
@@ -142,6 +146,7 @@ async fn run_server(stack: embassy_net::Stack<'static>, args: &Args) -> i32 {
     // the client's FIN leave (smoltcp may delay it by 10 ms).
     let timeouts = Timeouts {
         linger: smoltcp::time::Duration::from_millis(100),
+        handshake: smoltcp::time::Duration::from_secs(args.handshake),
         ..Timeouts::DEFAULT
     };
     let clock = EmbassyClock;

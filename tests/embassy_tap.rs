@@ -297,3 +297,85 @@ fn embassy_client_never_ends_a_short_file_at_the_window_edge() {
         }
     }
 }
+
+/// A SYN from an address that never answers (a forged one, or a client that vanished) leaves the
+/// server's only socket in SYN-RECEIVED; `asynch::embassy::accept` aborts it after the handshake
+/// limit and listens again, so the next real client is served. Without that the socket would stay
+/// half-open for as long as smoltcp retransmits its SYN-ACK, and every client would be refused.
+#[test]
+fn embassy_server_drops_a_half_open_handshake_and_serves_the_next_client() {
+    require_tap!();
+    let tmp = TempDir::new();
+    let (file, copy) = (tmp.path("file"), tmp.path("copy"));
+    let payload = random_bytes(10_000, 17);
+    std::fs::write(&file, &payload).unwrap();
+    let ns = Namespace::new();
+    let server = ns.spawn("embassy_tap", &["server", "--handshake", "1", &file]);
+    // Wait until our stack answers: a connection that is refused by a RST proves it listens
+    // (the lesson client cannot be used for this: it would take the one connection).
+    std::thread::sleep(Duration::from_millis(500));
+    // One SYN from 192.168.69.200, an address nobody on the link answers ARP for: our SYN-ACK
+    // never leaves, the socket stays in SYN-RECEIVED.
+    let forged = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "python3", "-c", FORGE_SYN, OURS, PORT,
+        ])
+        .output()
+        .expect("run python3");
+    assert!(forged.status.success(), "forging a SYN: {}", text(&forged));
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let mut refused = 0;
+    let client = loop {
+        let out = finish(
+            ns.spawn("lesson", &["client", OURS, PORT, &copy]),
+            Duration::from_secs(60),
+        );
+        let was_refused = String::from_utf8_lossy(&out.stderr).contains("connect:");
+        if out.status.success() || !was_refused || started.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        refused += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let waited = started.elapsed();
+    let server = finish(server, Duration::from_secs(60));
+    assert!(
+        server.status.success(),
+        "embassy_tap server: {}",
+        text(&server)
+    );
+    assert!(client.status.success(), "lesson client: {}", text(&client));
+    assert!(std::fs::read(&copy).unwrap() == payload, "the copy differs");
+    assert!(
+        refused > 0,
+        "the half-open handshake should have held the socket for a while"
+    );
+    // Half-open for at most 1.5 handshake limits, then the next attempt gets in.
+    assert!(
+        waited < Duration::from_secs(5),
+        "served only after {waited:?}"
+    );
+}
+
+/// Python: send one TCP SYN to ADDR:PORT from 192.168.69.200 through a raw socket.
+const FORGE_SYN: &str = r#"
+import socket, struct, sys
+dst, port = sys.argv[1], int(sys.argv[2])
+src = "192.168.69.200"
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    s = (s >> 16) + (s & 0xffff)
+    s += s >> 16
+    return ~s & 0xffff
+tcp = struct.pack("!HHIIBBHHH", 40000, port, 12345, 0, 5 << 4, 0x02, 1024, 0, 0)
+pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+                 socket.inet_aton(src), socket.inet_aton(dst))
+ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(ip + tcp, (dst, 0))
+"#;

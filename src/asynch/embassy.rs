@@ -74,43 +74,60 @@ impl HalfClose for TcpSocket<'_> {
 
 /// Accept one connection on `port` (embassy-net's `accept`, its errors as [`Error`]).
 ///
-/// Listening has no time limit, but a handshake does: a SYN whose connection is not established
-/// within about [`Timeouts::handshake`] (a forged SYN, a client that vanished) is aborted and the
-/// socket listens again, as a sync server's slot does, so one SYN cannot hold the socket.
+/// Listening has no time limit, but a handshake does: a connection still in SYN-RECEIVED after
+/// [`Timeouts::handshake`] (at most 1.5 times that; a forged SYN, a client that vanished) is
+/// aborted and the socket listens again, as a sync server's slot does, so one SYN cannot hold
+/// the socket (`embassy_server_drops_a_half_open_handshake_and_serves_the_next_client` in
+/// `tests/embassy_tap.rs`).
 pub async fn accept<C: Clock>(
     socket: &mut TcpSocket<'_>,
     port: u16,
     clock: &C,
     timeouts: Timeouts,
 ) -> Result<(), Error> {
-    // Look at the socket every half handshake limit: a SYN-RECEIVED seen twice in a row is at
-    // least that old (and at most 1.5 limits).
+    // embassy-net's `accept` waits through SYN-RECEIVED; it is given slices of half the limit,
+    // so a handshake is seen at most that late, and lives at most 1.5 limits.
     let slice = smoltcp::time::Duration::from_micros(timeouts.handshake.total_micros() / 2);
-    let mut half_open = false;
+    let mut syn_seen: Option<smoltcp::time::Instant> = None;
     loop {
-        // `accept` again on a socket that still listens just goes on listening.
-        match within(clock, slice, socket.accept(port)).await {
-            Some(result) => {
-                return result.map_err(|e| match e {
-                    AcceptError::InvalidState => Error::Listen(ListenError::InvalidState),
-                    AcceptError::InvalidPort => Error::Listen(ListenError::Unaddressable),
-                    AcceptError::ConnectionReset => Error::Reset {
-                        phase: Phase::Connect,
-                        bytes: 0,
-                    },
-                });
-            }
-            None if socket.state() == State::SynReceived => {
-                if half_open {
-                    // The RST leaves at the stack's next poll; the socket listens again below.
+        match socket.state() {
+            State::SynReceived => {
+                let since = *syn_seen.get_or_insert_with(|| clock.now());
+                let deadline = since + timeouts.handshake;
+                let now = clock.now();
+                if now >= deadline {
+                    // Abort the half-open connection (its RST leaves at the stack's next poll)
+                    // and listen again.
                     socket.abort();
                     let _ = within(clock, slice, socket.flush()).await;
-                    half_open = false;
-                } else {
-                    half_open = true;
+                    syn_seen = None;
+                    continue;
+                }
+                // Woken by smoltcp's state change once the handshake completes.
+                let _ = within(clock, deadline - now, socket.wait_write_ready()).await;
+            }
+            // The handshake completed (and the peer may have closed already).
+            State::Established | State::CloseWait => return Ok(()),
+            // Listening, or not yet: (re)start `accept`, which listens unless it already does.
+            State::Closed | State::Listen | State::TimeWait => {
+                syn_seen = None;
+                if let Some(result) = within(clock, slice, socket.accept(port)).await {
+                    return result.map_err(|e| match e {
+                        AcceptError::InvalidState => Error::Listen(ListenError::InvalidState),
+                        AcceptError::InvalidPort => Error::Listen(ListenError::Unaddressable),
+                        AcceptError::ConnectionReset => Error::Reset {
+                            phase: Phase::Connect,
+                            bytes: 0,
+                        },
+                    });
                 }
             }
-            None => half_open = false,
+            // A connection of the caller's own is still open on this socket.
+            State::SynSent
+            | State::FinWait1
+            | State::FinWait2
+            | State::Closing
+            | State::LastAck => return Err(Error::Listen(ListenError::InvalidState)),
         }
     }
 }
