@@ -28,8 +28,8 @@
 //! # Connecting
 //!
 //! [`serve`] and [`fetch`] take a connected stream: accepting and connecting are the transport's
-//! own calls (the `embassy` module has helpers that map their errors to
-//! [`Error`] and bound connecting by [`Timeouts::connect`]).
+//! own calls (the `embassy` module has helpers that map their errors to [`Error`], bound a
+//! server's handshake by [`Timeouts::handshake`] and a client's by [`Timeouts::connect`]).
 
 use core::future::{Future, poll_fn};
 use core::pin::pin;
