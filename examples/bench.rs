@@ -271,9 +271,14 @@ fn ours_at(mtu: usize, file: &[u8], buffer: usize, checksums: bool) -> f64 {
 /// counts the transfer alone, without building the file).
 fn one(args: &[String]) {
     let which = args.first().map(String::as_str).unwrap_or("");
-    let mtu = args.get(1).map_or(1500, |m| m.parse().expect("MTU: 1500, 9000 or 65535"));
+    let mtu = args
+        .get(1)
+        .map_or(1500, |m| m.parse().expect("MTU: 1500, 9000 or 65535"));
     let checksums = args.get(2).is_none_or(|c| c != "off");
-    let buffer = args.get(3).map_or(4, |k| k.parse::<usize>().expect("buffer KiB")) << 10;
+    let buffer = args
+        .get(3)
+        .map_or(4, |k| k.parse::<usize>().expect("buffer KiB"))
+        << 10;
     let file = vec![0x5au8; 4 << 20];
     let secs = match which {
         "ours" => ours_at(mtu, &file, buffer, checksums),

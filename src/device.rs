@@ -237,7 +237,9 @@ mod tests {
         let mut dev = Loopback::<64, 8>::new(Medium::Ip);
         for i in 0..100u8 {
             // A request, and its answer sent while the request is read.
-            let tx = dev.transmit(Instant::ZERO).expect("an empty ring takes a packet");
+            let tx = dev
+                .transmit(Instant::ZERO)
+                .expect("an empty ring takes a packet");
             tx.consume(4, |b| b.fill(i));
             let (rx, tx) = dev.receive(Instant::ZERO).unwrap();
             rx.consume(|p| {
@@ -248,7 +250,11 @@ mod tests {
             assert_eq!(rx.consume(|p| p[0]), !i);
         }
         // Slots are never zero-filled: one never written is still all zeros.
-        assert!(dev.slots[2..].iter().all(|slot| slot.iter().all(|&b| b == 0)));
+        assert!(
+            dev.slots[2..]
+                .iter()
+                .all(|slot| slot.iter().all(|&b| b == 0))
+        );
     }
 
     #[test]
