@@ -312,6 +312,7 @@ fn main() {
             "| MTU | checksums | buffers | ours MB/s | smoltcp Loopback MB/s | ours / theirs | ours / memcpy |"
         );
         println!("|--:|---|--:|--:|--:|--:|--:|");
+        let (mut log_ratios, mut points) = (0.0, 0);
         for mtu in [1500, 9000, 65535] {
             for checksums in [true, false] {
                 for buffer in [4 << 10, 64 << 10, 256 << 10] {
@@ -325,7 +326,11 @@ fn main() {
                     });
                     let (theirs_mbs, ratio) = match short {
                         Some(got) => (format!("lost {} bytes", size as u64 - got), "-".into()),
-                        None => (format!("{:.0}", mbs(t)), format!("{:.2}", t / o)),
+                        None => {
+                            log_ratios += (t / o).ln();
+                            points += 1;
+                            (format!("{:.0}", mbs(t)), format!("{:.2}", t / o))
+                        }
                     };
                     println!(
                         "| {mtu} | {} | {} KiB | {:.0} | {theirs_mbs} | {ratio} | {:.0} % |",
@@ -337,5 +342,9 @@ fn main() {
                 }
             }
         }
+        println!(
+            "\nGeometric mean of ours / theirs over {points} points: {:.2}",
+            (log_ratios / f64::from(points)).exp()
+        );
     }
 }
