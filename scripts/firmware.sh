@@ -310,3 +310,4 @@ bash "$ROOT/scripts/firmware-net.sh" "$OUT/lm3s6965-net.elf"
 
 # --- 8. Other firmware ----------------------------------------------------------------------------
 # Each further firmware crate brings its own script, called here on a line of its own.
+bash "$ROOT/scripts/firmware-async.sh"
