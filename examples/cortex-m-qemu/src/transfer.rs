@@ -1,8 +1,9 @@
 //! The transfer: one smoltcp interface over `halfclose::device::Loopback`, the halfclose server
 //! and/or client on it, driven by a step clock until both sides are done, then the summary.
 //!
-//! The loop is the one every smoltcp program has: `iface.poll`, then each state machine's
-//! `poll` with the same `now`, then the clock moves on. On a board, `now` comes from a hardware
+//! The loop is the one every smoltcp program has: the interface's poll (here receiving and
+//! sending apart, each out of line, to keep the stack small), then each state machine's `poll`
+//! with the same `now`, then the clock moves on. On a board, `now` comes from a hardware
 //! timer and the loop sleeps (`wfi`) until `iface.poll_delay` or the NIC's interrupt.
 
 #[cfg(feature = "client")]
@@ -356,7 +357,9 @@ fn poll_server(
     sockets: &mut SocketSet<'_>,
     result: &mut Option<Result<halfclose::server::Report, Error>>,
 ) {
-    if let Some(ended) = server.poll(now, sockets).into_iter().last() {
+    // `pop` takes the last one where it lies; `into_iter().last()` would first move the whole
+    // vector of results into an iterator, one more copy in this frame.
+    if let Some(ended) = server.poll(now, sockets).pop() {
         *result = Some(ended);
     }
 }
