@@ -101,12 +101,14 @@ core_of() { case $1 in lm3s6965) echo "LM3S6965 (Cortex-M3)" ;; microbit) echo "
 #   run `transfer`: the in-memory exchange, PASS only if the file arrived byte-exact (or, in a
 #         one-side image, the side did what it can alone); `cost`: the same under `-icount`,
 #         swept over MTUs and buffer sizes; `net`: run by scripts/firmware-net.sh at the end.
-# full: server and client; server / client: one side each, the images the budget is for;
+# full: server and client; full-small: the same in the small build, so that its transfer path
+# runs too; server / client: one side each, the images the budget is for;
 # baseline: no network (start-up, SysTick, output), subtracted to show what the network costs;
 # server-messages: the server with messages, for what they cost; server-eth: the server over an
 # Ethernet loopback (ARP, Ethernet framing), as a board's MAC needs.
 IMAGES=(
     "lm3s6965 full messages transfer"
+    "lm3s6965 full-small small transfer --no-default-features --features server,client"
     "lm3s6965 server small transfer --no-default-features --features server"
     "lm3s6965 client small transfer --no-default-features --features client"
     "lm3s6965 baseline small transfer --no-default-features"
@@ -116,13 +118,14 @@ IMAGES=(
     "lm3s6965 defmt messages transfer --features defmt"
     "lm3s6965 net messages net --features net"
     "microbit full messages transfer"
+    "microbit full-small small transfer --no-default-features --features server,client"
     "microbit server small transfer --no-default-features --features server"
     "microbit client small transfer --no-default-features --features client"
     "microbit baseline small transfer --no-default-features"
     "microbit cost messages cost --no-default-features --features cost,messages"
 )
 # The images of the footprint table, in its order.
-TABLE=(full server client baseline server-messages server-eth)
+TABLE=(full full-small server client baseline server-messages server-eth)
 
 # Panic messages carry source paths: map the checkout and cargo's home to fixed names, so that the
 # sizes do not depend on where the repository was cloned.
@@ -238,13 +241,14 @@ over_budget=()
             data=$(section "$elf" .data); bss=$(section "$elf" .bss)
             flash=$(flash_of "$elf")
             # The server's file is 64 KiB of `.rodata`; the client checks bytes without storing them.
-            case $v in full | server*) payload=65536 ;; *) payload=0 ;; esac
+            case $v in full* | server*) payload=65536 ;; *) payload=0 ;; esac
             stack=$(field "$board-$v" 'stack peak'); sockbuf=$(field "$board-$v" 'socket buffers')
             ring=$(field "$board-$v" 'loopback ring')
             [[ -n $stack && -n $sockbuf && -n $ring ]] || die "the $board/$v image's output lacks its ram line"
             ram=$((data + bss + stack - sockbuf - ring))
             case $v in
             full) name="full (server + client), messages" ;;
+            full-small) name="full (server + client)" ;;
             server) name="**server only**" ;;
             client) name="**client only**" ;;
             baseline) name="baseline (no network)" ;;
