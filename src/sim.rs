@@ -134,6 +134,8 @@ pub struct Stats {
     pub reordered: u64,
     /// Delivered with one bit flipped.
     pub corrupted: u64,
+    /// Put on the wire by [`Wire::inject`].
+    pub injected: u64,
 }
 
 /// Which end of the wire.
@@ -263,12 +265,72 @@ impl<const MTU: usize, const CAP: usize> Wire<MTU, CAP> {
         };
     }
 
+    /// The packets in flight towards `side`, in the order they will arrive.
+    pub fn in_flight(&self, towards: Side) -> impl Iterator<Item = &[u8]> + '_ {
+        let dir = self.direction(towards);
+        let mut order: [(Instant, u64, usize); CAP] = [(Instant::ZERO, 0, CAP); CAP];
+        for (i, m) in dir.meta.iter().enumerate() {
+            if let Some((due, seq, _)) = *m {
+                order[i] = (due, seq, i);
+            }
+        }
+        order.sort_unstable();
+        order.into_iter().filter_map(move |(_, _, i)| {
+            dir.meta.get(i)?.map(|(_, _, len)| &dir.slots[i][..len])
+        })
+    }
+
+    /// A deterministic fault: take off the wire every packet in flight towards `side` that
+    /// `lose` picks (counted as lost). Returns how many were taken. A test that steps the
+    /// hosts itself calls this after each poll to lose exactly the segment it means to.
+    pub fn lose_in_flight(&mut self, towards: Side, mut lose: impl FnMut(&[u8]) -> bool) -> usize {
+        let dir = self.direction_mut(towards);
+        let mut lost = 0;
+        for i in 0..CAP {
+            if let Some((_, _, len)) = dir.meta[i]
+                && lose(&dir.slots[i][..len])
+            {
+                dir.meta[i] = None;
+                lost += 1;
+            }
+        }
+        dir.stats.lost += lost as u64;
+        lost
+    }
+
+    /// A deterministic fault: put a copy of `packet` on the wire towards `side`, arriving
+    /// `after` from now (a late duplicate, say). Returns `false`, and sends nothing, if the
+    /// packet is longer than the wire's `MTU` or the queue is full.
+    pub fn inject(&mut self, towards: Side, packet: &[u8], after: Duration) -> bool {
+        let now = self.now;
+        let dir = self.direction_mut(towards);
+        let Some(slot) = dir.free().filter(|_| packet.len() <= MTU) else {
+            return false;
+        };
+        dir.slots[slot][..packet.len()].copy_from_slice(packet);
+        dir.meta[slot] = Some((now + after, dir.order, packet.len()));
+        dir.order += 1;
+        dir.stats.injected += 1;
+        true
+    }
+
+    fn direction(&self, towards: Side) -> &Direction<MTU, CAP> {
+        match towards {
+            Side::Client => &self.to_client,
+            Side::Server => &self.to_server,
+        }
+    }
+
+    fn direction_mut(&mut self, towards: Side) -> &mut Direction<MTU, CAP> {
+        match towards {
+            Side::Client => &mut self.to_client,
+            Side::Server => &mut self.to_server,
+        }
+    }
+
     /// What happened to the packets sent towards `side`.
     pub fn stats(&self, towards: Side) -> Stats {
-        match towards {
-            Side::Client => self.to_client.stats,
-            Side::Server => self.to_server.stats,
-        }
+        self.direction(towards).stats
     }
 
     /// A fingerprint of every packet sent so far, its bytes and its arrival time: two runs with
