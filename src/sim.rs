@@ -706,7 +706,8 @@ impl Setup {
 /// ends finish or the simulated deadline passes.
 ///
 /// `sink` receives the file (it must hold `file.len()` bytes); `buffers` is split into the four
-/// socket buffers.
+/// socket buffers (the client's receive buffer at most
+/// [`client::MAX_RECEIVE_BUFFER`](crate::client::MAX_RECEIVE_BUFFER) of its quarter).
 pub fn transfer<const MTU: usize, const CAP: usize>(
     wire: &mut Wire<MTU, CAP>,
     file: &[u8],
@@ -730,6 +731,8 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
     let (server_bufs, client_bufs) = buffers.split_at_mut(2 * quarter);
     let (s_rx, s_tx) = server_bufs.split_at_mut(quarter);
     let (c_rx, c_tx) = client_bufs.split_at_mut(quarter);
+    // The client accepts no receive buffer that would scale its window.
+    let c_rx = &mut c_rx[..quarter.min(crate::client::MAX_RECEIVE_BUFFER)];
     let mut server_storage: [SocketStorage; 1] = Default::default();
     let mut client_storage: [SocketStorage; 1] = Default::default();
     let mut server_sockets = SocketSet::new(&mut server_storage[..]);
