@@ -275,9 +275,9 @@ impl<const MTU: usize, const CAP: usize> Wire<MTU, CAP> {
             }
         }
         order.sort_unstable();
-        order.into_iter().filter_map(move |(_, _, i)| {
-            dir.meta.get(i)?.map(|(_, _, len)| &dir.slots[i][..len])
-        })
+        order
+            .into_iter()
+            .filter_map(move |(_, _, i)| dir.meta.get(i)?.map(|(_, _, len)| &dir.slots[i][..len]))
     }
 
     /// A deterministic fault: take off the wire every packet in flight towards `side` that

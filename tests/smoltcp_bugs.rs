@@ -162,7 +162,11 @@ fn stock_smoltcp_reads_a_short_file_when_its_scaled_window_shrinks() {
         !short.is_empty(),
         "no short file: has smoltcp been fixed? then drop this test"
     );
-    eprintln!("{} of {} sizes short: {short:?}", short.len(), outcomes.len());
+    eprintln!(
+        "{} of {} sizes short: {short:?}",
+        short.len(),
+        outcomes.len()
+    );
 }
 
 /// The RFC 9293 behaviour (see the test above): never EOF before the last byte.
@@ -310,8 +314,7 @@ impl LoseFinThenDupAcks {
                 self.last_ack = Some(p.to_vec());
             }
         }
-        if self.lost_fin_at.is_none()
-            && wire.lose_in_flight(Side::Client, |p| segment(p).fin) == 1
+        if self.lost_fin_at.is_none() && wire.lose_in_flight(Side::Client, |p| segment(p).fin) == 1
         {
             self.lost_fin_at = Some(wire.now());
             let ack = self.last_ack.clone().expect("an ACK before the FIN");
@@ -381,7 +384,9 @@ fn raw_lone_fin_lost_then_dup_acks(limit: Duration) -> (Option<Instant>, Instant
 }
 
 fn lost_plus(lost: Option<Instant>, limit: Duration) -> Instant {
-    lost.map_or(Instant::from_secs(600), |t| t + limit + Duration::from_millis(1))
+    lost.map_or(Instant::from_secs(600), |t| {
+        t + limit + Duration::from_millis(1)
+    })
 }
 
 /// smoltcp 0.14 never retransmits a lone FIN after three duplicate ACKs.
@@ -410,7 +415,11 @@ fn stock_smoltcp_never_resends_a_lost_lone_fin_after_three_duplicate_acks() {
 fn upstream_lone_fin_is_retransmitted_after_dup_acks() {
     let (eof, lost) = raw_lone_fin_lost_then_dup_acks(Duration::from_secs(100));
     let eof = eof.expect("no EOF within 100 s of the lost FIN");
-    assert!(eof - lost < Duration::from_secs(1), "EOF {} after", eof - lost);
+    assert!(
+        eof - lost < Duration::from_secs(1),
+        "EOF {} after",
+        eof - lost
+    );
 }
 
 /// Our `Server` never has a FIN alone in flight with data behind it acknowledged: its last
@@ -427,9 +436,14 @@ fn server_recovers_at_once_from_a_lost_fin_followed_by_duplicate_acks() {
             Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
         let s = net.server_sockets.add(raw_socket(1024, 8192));
         let c = net.client_sockets.add(raw_socket(8192, 1024));
-        let mut server =
-            server::Server::listen(&mut net.server_sockets, [s], PORT, &file[..], Timeouts::DEFAULT)
-                .unwrap();
+        let mut server = server::Server::listen(
+            &mut net.server_sockets,
+            [s],
+            PORT,
+            &file[..],
+            Timeouts::DEFAULT,
+        )
+        .unwrap();
         let mut sink = vec![0u8; len];
         let now = net.now();
         let cx = net.client.context();
@@ -458,7 +472,9 @@ fn server_recovers_at_once_from_a_lost_fin_followed_by_duplicate_acks() {
             net.advance([server.poll_at(), ours.deadline()]);
         }
         let lost = fault.lost_fin_at.expect("the FIN was lost");
-        let report = fetched.unwrap().unwrap_or_else(|e| panic!("len {len}: {e}"));
+        let report = fetched
+            .unwrap()
+            .unwrap_or_else(|e| panic!("len {len}: {e}"));
         assert!(served.unwrap().unwrap().reply.is_thank_you());
         assert_eq!(report.bytes, len as u64);
         assert!(
@@ -469,4 +485,106 @@ fn server_recovers_at_once_from_a_lost_fin_followed_by_duplicate_acks() {
         drop(ours);
         assert!(sink == file);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the unscaled window costs
+// ---------------------------------------------------------------------------------------------
+
+/// Simulated goodput (MB/s) of our `Server` sending `len` bytes to a raw smoltcp receiver
+/// with an `rx`-byte receive buffer that reads everything at once, over `link` both ways.
+fn goodput<const MTU: usize, const CAP: usize>(len: usize, rx: usize, link: Link) -> f64 {
+    let file = random_bytes(len, 3);
+    let mut wire = Box::new(Wire::<MTU, CAP>::new(1, link, link));
+    let mut net: Network<'_, 'static, MTU, CAP> =
+        Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
+    let s = net.server_sockets.add(raw_socket(1024, 4 << 20));
+    let c = net.client_sockets.add(raw_socket(rx, 1024));
+    let mut server = server::Server::listen(
+        &mut net.server_sockets,
+        [s],
+        PORT,
+        &file[..],
+        Timeouts::DEFAULT,
+    )
+    .unwrap();
+    let cx = net.client.context();
+    net.client_sockets
+        .get_mut::<tcp::Socket>(c)
+        .connect(
+            cx,
+            (Network::<MTU, CAP>::address(Side::Server, false), PORT),
+            49152,
+        )
+        .unwrap();
+    let (mut got, mut eof_at) = (0, None);
+    loop {
+        net.poll();
+        let now = net.now();
+        let _ = server.poll(now, &mut net.server_sockets);
+        let receiver = net.client_sockets.get_mut::<tcp::Socket>(c);
+        loop {
+            match receiver.recv(|b| (b.len(), b.len())) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(tcp::RecvError::Finished) => {
+                    eof_at.get_or_insert(now);
+                    break;
+                }
+                Err(tcp::RecvError::InvalidState) => break,
+            }
+        }
+        if let Some(t) = eof_at {
+            assert_eq!(got, len);
+            return len as f64 / t.total_micros() as f64;
+        }
+        assert!(now < Instant::from_secs(3600), "hang");
+        net.advance([server.poll_at()]);
+    }
+}
+
+/// The table in the README (goodput of 16 MiB in simulated time, our `Server` to a receive
+/// buffer of each size): `cargo test --test smoltcp_bugs -- --ignored --nocapture cost`.
+#[test]
+#[ignore = "a measurement: prints a table"]
+fn cost_of_an_unscaled_receive_window() {
+    // Deep queues (no loss: the window is the only limit) need many packet slots: a thread
+    // with room for them on its stack while the wire is built.
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(|| {
+            let sizes = [16 * 1024, 65535, 65536, 256 * 1024, 1024 * 1024, 4 << 20];
+            let deep = |latency, rate, mtu| Link {
+                latency: Duration::from_millis(latency),
+                rate,
+                queue: 4096,
+                ..Link::clean(mtu)
+            };
+            print!("| link (both ways) |");
+            for rx in sizes {
+                print!(" {rx} B |");
+            }
+            println!();
+            let rows: [(&str, &dyn Fn(usize) -> f64); 3] = [
+                ("1 ms latency, MTU 1500", &|rx| {
+                    goodput::<1500, 4096>(16 << 20, rx, deep(1, None, 1500))
+                }),
+                ("1 ms latency, 12.5 MB/s (100 Mbit/s), MTU 1500", &|rx| {
+                    goodput::<1500, 4096>(16 << 20, rx, deep(1, Some(12_500_000), 1500))
+                }),
+                ("10 ms latency, 125 MB/s (1 Gbit/s), MTU 1500", &|rx| {
+                    goodput::<1500, 4096>(16 << 20, rx, deep(10, Some(125_000_000), 1500))
+                }),
+            ];
+            for (name, run) in rows {
+                print!("| {name} |");
+                for rx in sizes {
+                    print!(" {:.1} MB/s |", run(rx));
+                }
+                println!();
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }
