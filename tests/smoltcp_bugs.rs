@@ -167,6 +167,11 @@ fn stock_smoltcp_reads_a_short_file_when_its_scaled_window_shrinks() {
         short.len(),
         outcomes.len()
     );
+    let slow: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !o.eof || o.end > Instant::from_secs(5))
+        .collect();
+    eprintln!("{} took over 5 s: {slow:?}", slow.len());
 }
 
 /// The RFC 9293 behaviour (see the test above): never EOF before the last byte.
@@ -280,7 +285,6 @@ fn client_gets_every_byte_from_a_sender_whose_fin_rides_on_its_last_segment() {
         };
         let report = result.unwrap_or_else(|e| panic!("len {len}: {e}"));
         assert_eq!(report.bytes, len as u64);
-        drop(ours);
         assert!(sink == file, "len {len}: wrong bytes");
         assert!(report.eof_at < Instant::from_secs(5), "len {len}: slow");
     }
@@ -482,7 +486,6 @@ fn server_recovers_at_once_from_a_lost_fin_followed_by_duplicate_acks() {
             "len {len}: EOF {} after the loss",
             report.eof_at - lost
         );
-        drop(ours);
         assert!(sink == file);
     }
 }
