@@ -87,7 +87,8 @@ pub enum State {
     Accepting,
     /// Writing the file into the socket, until the client has acknowledged all of it.
     Sending {
-        /// File bytes queued so far.
+        /// File bytes read from the source so far: all queued on the socket but the last one
+        /// read, which waits to go out with the FIN.
         queued: u64,
     },
     /// The client has acknowledged the whole file but its last byte, which `close()` has

@@ -203,7 +203,11 @@ fn client_refuses_a_receive_buffer_that_would_scale_its_window() {
     let mut wire = Box::new(JumboWire::new(1, jumbo_link(), jumbo_link()));
     let mut net: JumboNet<'_> =
         Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
-    for (rx, ok) in [(65535, true), (65536, false), (256 * 1024, false)] {
+    for (port, rx, ok) in [
+        (49152, 65535, true),
+        (49153, 65536, false),
+        (49154, 256 * 1024, false),
+    ] {
         let c = net.client_sockets.add(raw_socket(rx, 1024));
         let cx = net.client.context();
         let mut sink = [0u8; 16];
@@ -211,7 +215,7 @@ fn client_refuses_a_receive_buffer_that_would_scale_its_window() {
             cx,
             net.client_sockets.get_mut(c),
             (JumboNet::address(Side::Server, false), PORT),
-            49152 + c.to_string().len() as u16,
+            port,
             &mut sink[..],
             Instant::ZERO,
             Timeouts::DEFAULT,
