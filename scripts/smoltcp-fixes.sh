@@ -96,7 +96,7 @@ run "stock:   guarantees" pass \
   cargo test --quiet --test smoltcp_bugs -- --skip stock_smoltcp_ --skip upstream_
 run "patched: guarantees and the whole test suite but TAP" pass env CARGO_TARGET_DIR="$target/smoltcp-fixes" \
   cargo test --quiet "${patched[@]}" --test smoltcp_bugs --test transfer --test faults \
-  --test misbehaving_peers -- --skip stock_smoltcp_
+  --test misbehaving_peers --test attacks -- --skip stock_smoltcp_
 
 echo "== smoltcp's own TCP socket tests with the reproductions of docs/upstream/"
 cargo fetch --manifest-path "$tmp/stock/Cargo.toml" --locked --quiet
