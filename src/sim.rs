@@ -883,6 +883,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn packets_in_flight_are_listed_in_arrival_order_and_lost_on_demand() {
+        let mut wire = Wire::<64, 8>::new(1, Link::clean(64), Link::clean(64));
+        for first in [3u8, 1, 2] {
+            wire.inject(Side::Client, 4, |buf| buf.fill(first));
+        }
+        let order: [u8; 3] = {
+            let mut it = wire.in_flight(Side::Server).map(|p| p[0]);
+            core::array::from_fn(|_| it.next().unwrap_or(0))
+        };
+        assert_eq!(order, [3, 1, 2], "sent in this order, arriving in it");
+        assert_eq!(wire.in_flight(Side::Client).count(), 0);
+        assert_eq!(wire.lose_in_flight(Side::Server, |p| p[0] == 1), 1);
+        let left = wire.in_flight(Side::Server).map(|p| p[0]);
+        assert!(left.eq([3, 2]));
+        assert_eq!(wire.stats(Side::Server).lost, 1);
+    }
+
+    #[test]
     fn a_forged_syn_is_a_valid_syn() {
         use smoltcp::wire::{Ipv4Address, Ipv4Packet, TcpPacket};
         let mut buf = [0u8; 64];
