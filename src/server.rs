@@ -94,8 +94,8 @@ pub enum State {
         queued: u64,
     },
     /// The client has acknowledged the whole file but its last byte, which `close()` has
-    /// queued with the FIN (so they travel in one segment; see `fill`). The socket still receives:
-    /// this is where the reply arrives.
+    /// queued with the FIN (so they travel in one segment; see `fill`). The socket still
+    /// receives: this is where the reply arrives.
     HalfClosed {
         /// The file's length.
         sent: u64,
