@@ -13,9 +13,11 @@
 //! then replies "Thank you\0" and both close. The time is the best of three runs.
 
 use std::hint::black_box;
+use std::process::ExitCode;
 use std::task::Poll;
 use std::time::Instant as WallClock;
 
+use clap::{Parser, ValueEnum};
 use halfclose::device::Loopback;
 use halfclose::{REPLY, Timeouts, client, server};
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
@@ -230,21 +232,46 @@ fn ours_at(mtu: usize, file: &[u8], buffer: usize, checksums: bool) -> f64 {
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, which] = &args[..]
-        && flag == "--one"
-    {
+/// Measures the in-memory transfer against smoltcp's own Loopback and memcpy.
+#[derive(Parser, Debug)]
+#[command(name = "bench")]
+struct Args {
+    /// Measure 64 and 256 MiB (default: 64 MiB)
+    #[arg(long)]
+    full: bool,
+    /// One 4 MiB run of one side at MTU 1500, checksums on, 4 KiB buffers (for callgrind)
+    #[arg(long, value_enum, value_name = "SIDE")]
+    one: Option<Side>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Side {
+    Ours,
+    Theirs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(side) = args.one {
         let file = vec![0x5au8; 4 << 20];
-        let secs = match which.as_str() {
-            "ours" => ours::<1500>(&file, 4096, true),
-            "theirs" => theirs(&file, 1500, 4096, true).expect("every byte"),
-            _ => panic!("--one ours|theirs"),
+        let secs = match side {
+            Side::Ours => ours::<1500>(&file, 4096, true),
+            Side::Theirs => match theirs(&file, 1500, 4096, true) {
+                Ok(secs) => secs,
+                Err(got) => {
+                    eprintln!("bench: smoltcp's Loopback delivered {got} of {} bytes", file.len());
+                    return ExitCode::FAILURE;
+                }
+            },
         };
-        println!("{which}: {} bytes in {secs:.3} s", file.len());
-        return;
+        let name = match side {
+            Side::Ours => "ours",
+            Side::Theirs => "theirs",
+        };
+        println!("{name}: {} bytes in {secs:.3} s", file.len());
+        return ExitCode::SUCCESS;
     }
-    let sizes: &[usize] = if args.iter().any(|a| a == "--full") {
+    let sizes: &[usize] = if args.full {
         &[64 << 20, 256 << 20]
     } else {
         &[64 << 20]
@@ -288,4 +315,5 @@ fn main() {
             }
         }
     }
+    ExitCode::SUCCESS
 }
