@@ -25,6 +25,16 @@ use common::files::{Output, open_input};
 
 const LIMIT: u64 = 4 << 30;
 
+/// An I/O error on a socket with timeouts, in words: a timeout shows as `WouldBlock`.
+fn io(e: std::io::Error, timeout: Duration) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("timed out after {} s (LESSON_TIMEOUT)", timeout.as_secs())
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// The lesson's BSD-sockets server and client, on the kernel's TCP.
 #[derive(Parser, Debug)]
 #[command(name = "lesson")]
@@ -118,7 +128,7 @@ fn server(bind: SocketAddr, chunk: usize, path: &PathBuf, timeout: Duration) -> 
         }
         stream
             .write_all(&buf[..n])
-            .map_err(|e| format!("write: {e}"))?;
+            .map_err(|e| format!("write: {}", io(e, timeout)))?;
     }
     stream
         .shutdown(Shutdown::Write)
@@ -126,7 +136,7 @@ fn server(bind: SocketAddr, chunk: usize, path: &PathBuf, timeout: Duration) -> 
     let mut reply = [0u8; 1024];
     let n = stream
         .read(&mut reply)
-        .map_err(|e| format!("read reply: {e}"))?;
+        .map_err(|e| format!("read reply: {}", io(e, timeout)))?;
     let text = &reply[..n];
     println!(
         "Message from client: {}",
@@ -167,7 +177,7 @@ fn receive(addr: SocketAddr, output: &mut Output, timeout: Duration) -> Result<(
     loop {
         let n = stream
             .read(&mut buf)
-            .map_err(|e| format!("read after {total} bytes: {e}"))?;
+            .map_err(|e| format!("read after {total} bytes: {}", io(e, timeout)))?;
         if n == 0 {
             break;
         }
@@ -183,6 +193,6 @@ fn receive(addr: SocketAddr, output: &mut Output, timeout: Duration) -> Result<(
     }
     stream
         .write_all(halfclose::REPLY)
-        .map_err(|e| format!("write reply after {total} bytes: {e}"))?;
+        .map_err(|e| format!("write reply after {total} bytes: {}", io(e, timeout)))?;
     Ok(())
 }
