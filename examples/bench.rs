@@ -259,7 +259,10 @@ fn main() -> ExitCode {
             Side::Theirs => match theirs(&file, 1500, 4096, true) {
                 Ok(secs) => secs,
                 Err(got) => {
-                    eprintln!("bench: smoltcp's Loopback delivered {got} of {} bytes", file.len());
+                    eprintln!(
+                        "bench: smoltcp's Loopback delivered {got} of {} bytes",
+                        file.len()
+                    );
                     return ExitCode::FAILURE;
                 }
             },

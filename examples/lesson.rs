@@ -16,7 +16,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -84,7 +84,12 @@ fn main() -> ExitCode {
             chunk,
             port,
             file,
-        } => server(SocketAddr::new(*bind, *port), *chunk as usize, file, timeout),
+        } => server(
+            SocketAddr::new(*bind, *port),
+            *chunk as usize,
+            file,
+            timeout,
+        ),
         Role::Client { host, port, out } => client(SocketAddr::new(*host, *port), out, timeout),
     };
     match result {
@@ -96,7 +101,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn server(bind: SocketAddr, chunk: usize, path: &PathBuf, timeout: Duration) -> Result<(), String> {
+fn server(bind: SocketAddr, chunk: usize, path: &Path, timeout: Duration) -> Result<(), String> {
     let mut file = open_input(path)?;
     let listener = TcpListener::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -151,7 +156,7 @@ fn server(bind: SocketAddr, chunk: usize, path: &PathBuf, timeout: Duration) -> 
     Ok(())
 }
 
-fn client(addr: SocketAddr, out: &PathBuf, timeout: Duration) -> Result<(), String> {
+fn client(addr: SocketAddr, out: &Path, timeout: Duration) -> Result<(), String> {
     let mut output = Output::create(out, &[])?;
     match receive(addr, &mut output, timeout) {
         Ok(()) => {

@@ -95,9 +95,14 @@ fn run(args: &Args) -> Result<(), String> {
         sim.trace = Some(Trace::new(server_socket, client_socket));
     }
 
-    let mut server =
-        server::Server::listen(&mut sockets, [server_socket], PORT, source, Timeouts::DEFAULT)
-            .map_err(|e| e.to_string())?;
+    let mut server = server::Server::listen(
+        &mut sockets,
+        [server_socket],
+        PORT,
+        source,
+        Timeouts::DEFAULT,
+    )
+    .map_err(|e| e.to_string())?;
     let mut client = client::Client::connect(
         iface.context(),
         sockets.get_mut::<tcp::Socket>(client_socket),
@@ -130,17 +135,21 @@ fn run(args: &Args) -> Result<(), String> {
         }
     });
     let wall = started.elapsed();
-    drop(client);
     let result = match (ended, served, fetched) {
         (Err(e) | Ok(Err(e)), ..) => Err(e),
         (Ok(Ok(())), Some(Ok(served)), Some(Ok(fetched))) => Ok((served, fetched)),
         // The root cause first: a disk error, not the reset it causes on the other side.
-        (Ok(Ok(())), _, Some(Err(e @ Error::Sink { .. }))) => Err(output
-            .error()
-            .map_or(e.to_string(), |os| format!("{os} after {} bytes", e.bytes()))),
+        (Ok(Ok(())), _, Some(Err(e @ Error::Sink { .. }))) => {
+            Err(output.error().map_or(e.to_string(), |os| {
+                format!("{os} after {} bytes", e.bytes())
+            }))
+        }
         (Ok(Ok(())), Some(Err(e @ Error::Source { .. })), _) => {
-            Err(Input::error(&read_errors, &args.file)
-                .map_or(e.to_string(), |os| format!("{os} after {} bytes", e.bytes())))
+            Err(
+                Input::error(&read_errors, &args.file).map_or(e.to_string(), |os| {
+                    format!("{os} after {} bytes", e.bytes())
+                }),
+            )
         }
         (Ok(Ok(())), _, Some(Err(e))) => Err(format!("client: {e}")),
         (Ok(Ok(())), Some(Err(e)), _) => Err(format!("server: {e}")),
@@ -191,7 +200,9 @@ impl Driver for Simulated {
 
     fn wait(&mut self, until: Option<Instant>) -> Result<(), String> {
         if self.device.queued() == 0 {
-            self.now = until.unwrap_or(self.now + Duration::from_millis(1)).max(self.now);
+            self.now = until
+                .unwrap_or(self.now + Duration::from_millis(1))
+                .max(self.now);
         }
         Ok(())
     }

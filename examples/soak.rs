@@ -199,7 +199,12 @@ fn kind(e: &Error) -> String {
 #[command(name = "soak")]
 struct Args {
     /// Run seeds 0 to N-1
-    #[arg(long, value_name = "N", default_value_t = 1000, conflicts_with = "seed")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        conflicts_with = "seed"
+    )]
     seeds: u64,
     /// Run this one seed and print its details (to replay a failure)
     #[arg(long, value_name = "N")]

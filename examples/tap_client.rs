@@ -129,7 +129,6 @@ mod linux {
         });
         bar.finish_and_clear();
         let received = client.received();
-        drop(client);
         match result {
             Ok(Ok(report)) => Ok(report),
             Ok(Err(e)) => Err(explain(&e, output, received)),

@@ -54,7 +54,12 @@ mod linux {
         #[arg(long, value_name = "N", default_value_t = 1)]
         clients: u64,
         /// Give up when no client has connected for S seconds
-        #[arg(long, value_name = "S", default_value = "60")]
+        #[arg(
+            long,
+            value_name = "S",
+            allow_negative_numbers = true,
+            default_value = "60"
+        )]
         wait: Seconds,
         #[command(flatten)]
         pub tap: tap::TapArgs,
@@ -72,8 +77,14 @@ mod linux {
             tcp::SocketBuffer::new(vec![0; 256 * 1024]),
         ));
         let endpoint = (args.tap.addr.address(), args.tap.port);
-        let mut server = Server::listen(&mut sockets, [handle], endpoint, source, args.tap.timeouts())
-            .map_err(|e| e.to_string())?;
+        let mut server = Server::listen(
+            &mut sockets,
+            [handle],
+            endpoint,
+            source,
+            args.tap.timeouts(),
+        )
+        .map_err(|e| e.to_string())?;
         eprintln!(
             "tap_server: serving {} ({len} bytes) on {}:{} ({})",
             args.file.display(),
@@ -135,10 +146,9 @@ mod linux {
                 None => Some(idle_since + args.wait.0),
             };
             match waiting {
-                Some(until) if now >= until => ControlFlow::Break(Err(format!(
-                    "no client connected within {} s",
-                    args.wait
-                ))),
+                Some(until) if now >= until => {
+                    ControlFlow::Break(Err(format!("no client connected within {} s", args.wait)))
+                }
                 _ => ControlFlow::Continue(drive::earliest(server.poll_at(), waiting)),
             }
         });

@@ -31,7 +31,7 @@ impl FromStr for Seconds {
 impl fmt::Display for Seconds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let micros = self.0.total_micros();
-        if micros % 1_000_000 == 0 {
+        if micros.is_multiple_of(1_000_000) {
             write!(f, "{}", micros / 1_000_000)
         } else {
             write!(f, "{}", micros as f64 / 1e6)
@@ -69,7 +69,10 @@ pub fn interface_address(text: &str) -> Result<IpCidr, String> {
         && v4.prefix_len() < 31
         && v4.broadcast() == Some(v4.address())
     {
-        return Err(format!("{} is the broadcast address of {text}", v4.address()));
+        return Err(format!(
+            "{} is the broadcast address of {text}",
+            v4.address()
+        ));
     }
     Ok(cidr)
 }
@@ -82,7 +85,10 @@ pub fn interface_name(text: &str) -> Result<String, String> {
             text.len()
         ));
     }
-    if text == "." || text == ".." || text.contains(['/', ':']) || text.contains(char::is_whitespace)
+    if text == "."
+        || text == ".."
+        || text.contains(['/', ':'])
+        || text.contains(char::is_whitespace)
     {
         return Err(format!("{text:?} is not a valid interface name"));
     }
@@ -99,4 +105,3 @@ pub fn percent(text: &str) -> Result<u32, String> {
     }
     Ok((pct * 10_000.0).round() as u32)
 }
-

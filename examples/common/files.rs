@@ -40,7 +40,10 @@ pub fn open_input(path: &Path) -> Result<File, String> {
     let file = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     match file.metadata() {
         Ok(meta) if meta.is_file() => Ok(file),
-        Ok(_) => Err(format!("cannot read {}: not a regular file", path.display())),
+        Ok(_) => Err(format!(
+            "cannot read {}: not a regular file",
+            path.display()
+        )),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }
@@ -58,7 +61,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
     #[cfg(not(unix))]
     {
         // No inode numbers in std here: compare what can be compared.
-        a.len() == b.len() && a.modified().ok() == b.modified().ok() && a.file_type() == b.file_type()
+        a.len() == b.len()
+            && a.modified().ok() == b.modified().ok()
+            && a.file_type() == b.file_type()
     }
 }
 

@@ -43,13 +43,13 @@ pub struct TapArgs {
     #[arg(long, value_name = "PATH")]
     pub pcap: Option<PathBuf>,
     /// Seconds for the handshake
-    #[arg(long, value_name = "S", default_value_t = Seconds(Timeouts::DEFAULT.connect))]
+    #[arg(long, value_name = "S", allow_negative_numbers = true, default_value_t = Seconds(Timeouts::DEFAULT.connect))]
     pub connect_timeout: Seconds,
     /// Seconds the transfer may stand still
-    #[arg(long, value_name = "S", default_value_t = Seconds(Timeouts::DEFAULT.idle))]
+    #[arg(long, value_name = "S", allow_negative_numbers = true, default_value_t = Seconds(Timeouts::DEFAULT.idle))]
     pub idle_timeout: Seconds,
     /// Seconds the reply (and the FIN after it) may stand still
-    #[arg(long, value_name = "S", default_value_t = Seconds(Timeouts::DEFAULT.reply))]
+    #[arg(long, value_name = "S", allow_negative_numbers = true, default_value_t = Seconds(Timeouts::DEFAULT.reply))]
     pub reply_timeout: Seconds,
     /// Log every state change of smoltcp and halfclose on stderr (RUST_LOG works too)
     #[arg(short, long)]
@@ -285,8 +285,8 @@ impl Tap {
                 "cannot open TAP device {name}: it is not a TUN/TAP device"
             ));
         }
-        let up =
-            u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).is_ok_and(|f| f & 1 == 1);
+        let up = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16)
+            .is_ok_and(|f| f & 1 == 1);
         if !up {
             return Err(format!(
                 "TAP device {name} is down (`ip link set {name} up`)"
@@ -394,7 +394,8 @@ impl Tap {
         }
         // Bounded, so that a flood of dropped frames cannot starve the transmit side.
         for _ in 0..64 {
-            if self.failure.is_some() || !self.faults.rx.allowed(self.faults.args.rate, self.mtu, now)
+            if self.failure.is_some()
+                || !self.faults.rx.allowed(self.faults.args.rate, self.mtu, now)
             {
                 return None;
             }
@@ -409,9 +410,13 @@ impl Tap {
                     frame.truncate(n);
                     self.faults.rx.tokens -= n as f64;
                     let faults = &mut self.faults;
-                    if let Some(frame) =
-                        Faults::apply(&faults.args, &mut faults.rng, &mut faults.rx.held, frame, now)
-                    {
+                    if let Some(frame) = Faults::apply(
+                        &faults.args,
+                        &mut faults.rng,
+                        &mut faults.rx.held,
+                        frame,
+                        now,
+                    ) {
                         return Some(frame);
                     }
                 }
@@ -464,9 +469,13 @@ impl phy::TxToken for Sender<'_> {
         tap.faults.tx.tokens -= len as f64;
         let now = tap.now;
         let faults = &mut tap.faults;
-        if let Some(frame) =
-            Faults::apply(&faults.args, &mut faults.rng, &mut faults.tx.held, frame, now)
-        {
+        if let Some(frame) = Faults::apply(
+            &faults.args,
+            &mut faults.rng,
+            &mut faults.tx.held,
+            frame,
+            now,
+        ) {
             tap.write(&frame);
         }
         result
@@ -526,7 +535,11 @@ impl Driver for Tap {
         );
         // At most 100 ms, so the progress bar moves and a stuck device is noticed.
         let delay = until.map_or(Duration::from_millis(100), |t| {
-            if t > now { (t - now).min(Duration::from_millis(100)) } else { Duration::ZERO }
+            if t > now {
+                (t - now).min(Duration::from_millis(100))
+            } else {
+                Duration::ZERO
+            }
         });
         // While the receive bucket is empty, frames wait in the kernel: sleep, do not spin.
         let readable = self.faults.rx.tokens > 0.0 || rate.is_none();
