@@ -131,14 +131,14 @@ mod linux {
         let received = client.received();
         match result {
             Ok(Ok(report)) => Ok(report),
-            Ok(Err(e)) => Err(explain(&e, output, received)),
+            Ok(Err(e)) => Err(explain(&e, output)),
             Err(device) => Err(format!("{device} after {received} bytes")),
         }
     }
 
     /// The error line's cause: the OS's words for a failed write, and no claim that a file whose
     /// end was never confirmed is complete.
-    fn explain(e: &Error, output: &Output, received: u64) -> String {
+    fn explain(e: &Error, output: &Output) -> String {
         match e {
             Error::Sink { bytes, .. } => match output.error() {
                 Some(os) => format!("{os} after {bytes} bytes"),
@@ -159,10 +159,7 @@ mod linux {
             } => format!(
                 "EOF seen after {bytes} bytes, reply not acknowledged (timed out): the file may be incomplete"
             ),
-            _ => {
-                let _ = received;
-                e.to_string()
-            }
+            _ => e.to_string(),
         }
     }
 }

@@ -85,7 +85,7 @@ mod linux {
             args.tap.timeouts(),
         )
         .map_err(|e| e.to_string())?;
-        eprintln!(
+        println!(
             "tap_server: serving {} ({len} bytes) on {}:{} ({})",
             args.file.display(),
             endpoint.0,
@@ -94,6 +94,7 @@ mod linux {
         );
 
         let (mut served, mut failed) = (0u64, 0u64);
+        let mut last_error = String::new();
         let mut idle_since = Instant::now();
         let mut started = WallClock::now();
         let bar = progress(Some(len));
@@ -125,7 +126,11 @@ mod linux {
                             }
                             _ => e.to_string(),
                         };
-                        bar.suspend(|| eprintln!("tap_server: client failed: {why}"));
+                        // With one client its error is the program's: one line, at the end.
+                        if args.clients != 1 {
+                            bar.suspend(|| eprintln!("tap_server: client failed: {why}"));
+                        }
+                        last_error = why;
                     }
                 }
                 idle_since = now;
@@ -165,6 +170,9 @@ mod linux {
             }
         })?;
         device.finish()?;
+        if failed > 0 && args.clients == 1 {
+            return Err(last_error);
+        }
         if failed > 0 {
             return Err(format!("{failed} of {} clients failed", served + failed));
         }
