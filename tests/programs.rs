@@ -419,3 +419,51 @@ fn help_shows_the_timeouts_the_code_uses() {
         }
     }
 }
+
+#[test]
+fn the_readme_lists_every_option_the_programs_help_shows() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut helps = vec![
+        ("loopback", vec!["--help"]),
+        ("lesson", vec!["server", "--help"]),
+        ("lesson", vec!["client", "--help"]),
+    ];
+    if cfg!(target_os = "linux") {
+        helps.push(("tap_client", vec!["--help"]));
+        helps.push(("tap_server", vec!["--help"]));
+    }
+    let mut missing = Vec::new();
+    for (program, args) in helps {
+        let out = run(program, &args, dir.path());
+        assert!(out.status.success());
+        let help = String::from_utf8_lossy(&out.stdout).into_owned();
+        for word in help.split_whitespace() {
+            let flag = word.trim_end_matches(',');
+            if flag.starts_with("--") && flag.len() > 2 && flag != "--help" {
+                let defaults = help
+                    .lines()
+                    .find(|l| l.contains(flag))
+                    .and_then(|l| l.split("[default: ").nth(1))
+                    .map(|d| d.trim_end_matches(']').to_owned());
+                // The flag, and on its README line the same default.
+                let line = readme.lines().find(|l| {
+                    l.split_whitespace()
+                        .any(|w| w.trim_matches(|c| "`,([".contains(c)) == flag)
+                });
+                match (line, defaults) {
+                    (None, _) => missing.push(format!("{program}: {flag}")),
+                    (Some(line), Some(default))
+                        if line.contains("[default:")
+                            && !line.contains(&format!("[default: {default}]")) =>
+                    {
+                        missing.push(format!("{program}: {flag} default {default}: {line}"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "the README lacks: {missing:#?}");
+}
