@@ -59,6 +59,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    common::init_log(false);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -40,7 +40,7 @@ mod linux {
     use smoltcp::socket::tcp;
     use smoltcp::time::{Duration, Instant};
 
-    use crate::common::cli::Seconds;
+    use crate::common::cli::{self, Seconds};
     use crate::common::files::Input;
     use crate::common::{drive, progress, rate, tap};
 
@@ -53,13 +53,8 @@ mod linux {
         /// Serve N clients, then exit (0: for ever)
         #[arg(long, value_name = "N", default_value_t = 1)]
         clients: u64,
-        /// Give up when no client has connected for S seconds
-        #[arg(
-            long,
-            value_name = "S",
-            allow_negative_numbers = true,
-            default_value = "60"
-        )]
+        /// Give up when no client has connected for S seconds (0: never)
+        #[arg(long, value_name = "S", allow_negative_numbers = true, default_value = "60", value_parser = cli::wait)]
         wait: Seconds,
         #[command(flatten)]
         pub tap: tap::TapArgs,
@@ -148,7 +143,7 @@ mod linux {
                     None
                 }
                 Some(_) => None,
-                None => Some(idle_since + args.wait.0),
+                None => (args.wait.0 != Duration::ZERO).then(|| idle_since + args.wait.0),
             };
             match waiting {
                 Some(until) if now >= until => {

@@ -200,7 +200,7 @@ const CASES: &[Case] = &[
         2,
         "0 is not in 1..=65535",
     ),
-    case("tap_server", &["--wait", "0", "in.md"], 2, "1 ms"),
+    case("tap_server", &["--wait", "0.00001", "in.md"], 2, "1 ms"),
     case(
         "tap_server",
         &["missing"],

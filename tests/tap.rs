@@ -527,6 +527,43 @@ fn a_tap_device_set_down_mid_transfer_ends_our_server_in_one_line() {
     );
 }
 
+/// The file is opened afresh for each client: gone by then, the OS's words say so.
+#[test]
+fn a_file_gone_before_the_client_connects_is_named_in_the_os_words() {
+    require_tap!();
+    let ns = Namespace::new();
+    let tmp = Scratch::new();
+    let file = tmp.path("file");
+    std::fs::write(&file, b"soon gone").unwrap();
+    let server = ns.spawn("tap_server", &["--wait", "30", &file]);
+    // Started once it has said what it serves; then the file goes.
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut server = server;
+    let mut stdout = server.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("serving") {
+        assert!(Instant::now() < end, "tap_server did not start");
+        let mut byte = [0u8; 1];
+        if std::io::Read::read(&mut stdout, &mut byte).unwrap_or(0) == 0 {
+            break;
+        }
+        seen.push(byte[0]);
+    }
+    std::fs::remove_file(&file).unwrap();
+    // Our interface is up once it said so: one connection, which our server resets.
+    let client = ns.spawn("lesson", &["client", OURS, &PORT.to_string(), &tmp.path("copy")]);
+    let _ = finish(client, Duration::from_secs(30));
+    let out = finish(server, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let line = one_line(&out);
+    assert_eq!(
+        line,
+        format!(
+            "tap_server: cannot read {file}: No such file or directory (os error 2) after 0 bytes"
+        )
+    );
+}
+
 /// When the kernel's server dies mid-file, its kernel closes the socket with a FIN: our client
 /// sees EOF, but the reply is answered with a reset. The file is not called complete.
 #[test]

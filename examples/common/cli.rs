@@ -39,6 +39,15 @@ impl fmt::Display for Seconds {
     }
 }
 
+/// How long to wait for something that may never come: seconds as for [`Seconds`], or 0 for
+/// no limit (a zero `Seconds`).
+pub fn wait(text: &str) -> Result<Seconds, String> {
+    if text.parse::<f64>() == Ok(0.0) {
+        return Ok(Seconds(Duration::ZERO));
+    }
+    text.parse()
+}
+
 /// An address a host can have: not unspecified, multicast or broadcast.
 fn check_unicast(address: IpAddress) -> Result<IpAddress, String> {
     if address.is_unspecified() {
