@@ -164,34 +164,8 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "halfclose-{tag}-{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Our server sends `len` bytes to the kernel's lesson client; returns the pcap's path.
-fn our_server_to_kernel_client(len: usize, tmp: &TempDir) -> String {
+fn our_server_to_kernel_client(len: usize, tmp: &Scratch) -> String {
     let ns = Namespace::new();
     let file = tmp.path("file");
     let copy = tmp.path("copy");
@@ -240,7 +214,7 @@ fn retry_connect(ns: &Namespace, args: &[&str]) -> Output {
 }
 
 /// The kernel's lesson server sends `len` bytes (1024-byte writes) to our client.
-fn kernel_server_to_our_client(len: usize, tmp: &TempDir) {
+fn kernel_server_to_our_client(len: usize, tmp: &Scratch) {
     let ns = Namespace::new();
     let file = tmp.path("file");
     let copy = tmp.path("copy");
@@ -283,7 +257,7 @@ const SIZES: [usize; 4] = [0, 1, 100 * 1024, 32 << 20];
 fn our_server_serves_the_kernels_client_byte_exact_and_gets_thank_you() {
     require_tap!();
     for len in SIZES {
-        let tmp = TempDir::new("server");
+        let tmp = Scratch::new();
         our_server_to_kernel_client(len, &tmp);
     }
 }
@@ -292,7 +266,7 @@ fn our_server_serves_the_kernels_client_byte_exact_and_gets_thank_you() {
 fn our_client_fetches_from_the_kernels_half_closing_server_and_thanks_it() {
     require_tap!();
     for len in SIZES {
-        let tmp = TempDir::new("client");
+        let tmp = Scratch::new();
         kernel_server_to_our_client(len, &tmp);
     }
 }
@@ -318,7 +292,7 @@ fn pcap_frames(bytes: &[u8]) -> Vec<&[u8]> {
 #[test]
 fn the_pcap_shows_our_fin_before_the_thank_you_which_we_acknowledge() {
     require_tap!();
-    let tmp = TempDir::new("pcap");
+    let tmp = Scratch::new();
     let pcap = our_server_to_kernel_client(100 * 1024, &tmp);
     let bytes = std::fs::read(pcap).unwrap();
     let frames = pcap_frames(&bytes);
@@ -551,7 +525,10 @@ fn a_file_gone_before_the_client_connects_is_named_in_the_os_words() {
     }
     std::fs::remove_file(&file).unwrap();
     // Our interface is up once it said so: one connection, which our server resets.
-    let client = ns.spawn("lesson", &["client", OURS, &PORT.to_string(), &tmp.path("copy")]);
+    let client = ns.spawn(
+        "lesson",
+        &["client", OURS, &PORT.to_string(), &tmp.path("copy")],
+    );
     let _ = finish(client, Duration::from_secs(30));
     let out = finish(server, Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
