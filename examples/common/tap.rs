@@ -87,7 +87,7 @@ pub struct FaultArgs {
     /// Hold PCT % of frames back 10 ms, so later ones overtake them
     #[arg(long = "reorder", value_name = "PCT", default_value = "0", value_parser = cli::percent)]
     pub reorder_ppm: u32,
-    /// Pass at most BYTES per second (a token bucket of 20 ms, or two frames)
+    /// Pass at most BYTES per second (received: a 20 ms token bucket; sent: a 100 ms queue)
     #[arg(long, value_name = "BYTES", value_parser = value_parser!(u64).range(1..))]
     pub rate: Option<u64>,
     /// Seed of the faults' random choices (default: from the clock)
@@ -105,11 +105,18 @@ impl FaultArgs {
 /// How long a reordered frame is held back.
 const REORDER_BY: Duration = Duration::from_millis(10);
 
-/// Frames held back in one direction, and its token bucket.
+/// The longest an outgoing frame may queue behind the rate limit before it is dropped, as a
+/// router's queue would.
+const QUEUE: Duration = Duration::from_millis(100);
+
+/// Frames held back in one direction, and its rate limit: a token bucket for what we read, a
+/// queue for what we send.
 struct Direction {
     held: VecDeque<(Instant, Vec<u8>)>,
     tokens: f64,
     refilled: Instant,
+    /// When the outgoing queue has drained.
+    busy_until: Instant,
 }
 
 impl Direction {
@@ -118,6 +125,32 @@ impl Direction {
             held: VecDeque::new(),
             tokens: 0.0,
             refilled: Instant::ZERO,
+            busy_until: Instant::ZERO,
+        }
+    }
+
+    /// Queue an outgoing `frame` behind the rate limit: `Some` if it may go now; otherwise it
+    /// is held until its turn, or dropped if that is more than [`QUEUE`] away.
+    ///
+    /// The frame is always taken: a `transmit()` that returns `None` would make smoltcp 0.14
+    /// lose a fast retransmission for good (it clears its pending flag and idles the
+    /// retransmission timer before the device takes the segment), stalling the transfer until
+    /// an idle timeout.
+    fn shape(&mut self, rate: Option<u64>, frame: Vec<u8>, now: Instant) -> Option<Vec<u8>> {
+        let Some(rate) = rate else {
+            return Some(frame);
+        };
+        let start = self.busy_until.max(now);
+        if start > now + QUEUE {
+            return None;
+        }
+        let micros = (frame.len() as f64 / rate as f64 * 1e6).ceil() as u64;
+        self.busy_until = start + Duration::from_micros(micros);
+        if start <= now {
+            Some(frame)
+        } else {
+            self.held.push_back((start, frame));
+            None
         }
     }
 
@@ -331,7 +364,17 @@ impl Tap {
                 .map_or(1, |d| d.as_nanos() as u64)
         });
         if faults.any() {
-            log::warn!("faults on {name}: {faults:?}, seed {seed}");
+            // On stdout with the other progress lines: stderr is for the one error line.
+            println!(
+                "faults on {name}, each way: drop {} %, corrupt {} %, duplicate {} %, reorder {} %, rate {}, seed {seed}",
+                faults.drop_ppm as f64 / 1e4,
+                faults.corrupt_ppm as f64 / 1e4,
+                faults.duplicate_ppm as f64 / 1e4,
+                faults.reorder_ppm as f64 / 1e4,
+                faults
+                    .rate
+                    .map_or("unlimited".into(), |r| format!("{r} B/s")),
+            );
         }
         Ok(Tap {
             name: name.to_owned(),
@@ -466,16 +509,17 @@ impl phy::TxToken for Sender<'_> {
         let mut frame = vec![0; len];
         let result = f(&mut frame);
         tap.capture(&frame);
-        tap.faults.tx.tokens -= len as f64;
         let now = tap.now;
         let faults = &mut tap.faults;
+        let rate = faults.args.rate;
         if let Some(frame) = Faults::apply(
             &faults.args,
             &mut faults.rng,
             &mut faults.tx.held,
             frame,
             now,
-        ) {
+        ) && let Some(frame) = faults.tx.shape(rate, frame, now)
+        {
             tap.write(&frame);
         }
         result
@@ -497,8 +541,7 @@ impl Device for Tap {
     fn transmit(&mut self, now: Instant) -> Option<Sender<'_>> {
         self.now = now;
         self.release(now);
-        let rate = self.faults.args.rate;
-        if self.failure.is_some() || !self.faults.tx.allowed(rate, self.mtu, now) {
+        if self.failure.is_some() {
             return None;
         }
         Some(Sender(self))
