@@ -4,7 +4,9 @@
 
 pub mod cli;
 pub mod drive;
+pub mod faults;
 pub mod files;
+pub mod pcap;
 #[cfg(target_os = "linux")]
 pub mod tap;
 

@@ -6,9 +6,8 @@
 //! would crash the program. Here the first error is kept and [`Driver::wait`] returns it.
 #![allow(unsafe_code)]
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -23,6 +22,8 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 
 use super::cli::{self, Seconds};
 use super::drive::{Driver, earliest};
+use super::faults::{Direction, FaultArgs, Faults};
+use super::pcap::Pcap;
 
 /// The options both TAP programs take.
 #[derive(clap::Args, Debug)]
@@ -67,200 +68,6 @@ impl TapArgs {
             reply: self.reply_timeout.0,
             ..Timeouts::DEFAULT
         }
-    }
-}
-
-/// Faults our device applies to the frames it passes, in both directions, as smoltcp's examples
-/// do: a lossy, noisy, reordering or slow link without `netem`.
-#[derive(clap::Args, Debug, Clone)]
-#[command(next_help_heading = "Faults (each direction, at our device)")]
-pub struct FaultArgs {
-    /// Drop PCT % of frames
-    #[arg(long = "drop", value_name = "PCT", default_value = "0", value_parser = cli::percent)]
-    pub drop_ppm: u32,
-    /// Flip a bit in PCT % of frames (the receiver's checksum drops them)
-    #[arg(long = "corrupt", value_name = "PCT", default_value = "0", value_parser = cli::percent)]
-    pub corrupt_ppm: u32,
-    /// Send PCT % of frames twice
-    #[arg(long = "duplicate", value_name = "PCT", default_value = "0", value_parser = cli::percent)]
-    pub duplicate_ppm: u32,
-    /// Hold PCT % of frames back 10 ms, so later ones overtake them
-    #[arg(long = "reorder", value_name = "PCT", default_value = "0", value_parser = cli::percent)]
-    pub reorder_ppm: u32,
-    /// Pass at most BYTES per second (received: a 20 ms token bucket; sent: a 100 ms queue)
-    #[arg(long, value_name = "BYTES", value_parser = value_parser!(u64).range(1..))]
-    pub rate: Option<u64>,
-    /// Seed of the faults' random choices (default: from the clock)
-    #[arg(long)]
-    pub seed: Option<u64>,
-}
-
-impl FaultArgs {
-    fn any(&self) -> bool {
-        self.drop_ppm + self.corrupt_ppm + self.duplicate_ppm + self.reorder_ppm > 0
-            || self.rate.is_some()
-    }
-}
-
-/// How long a reordered frame is held back.
-const REORDER_BY: Duration = Duration::from_millis(10);
-
-/// The longest an outgoing frame may queue behind the rate limit before it is dropped, as a
-/// router's queue would.
-const QUEUE: Duration = Duration::from_millis(100);
-
-/// Frames held back in one direction, and its rate limit: a token bucket for what we read, a
-/// queue for what we send.
-struct Direction {
-    held: VecDeque<(Instant, Vec<u8>)>,
-    tokens: f64,
-    refilled: Instant,
-    /// When the outgoing queue has drained.
-    busy_until: Instant,
-}
-
-impl Direction {
-    fn new() -> Self {
-        Direction {
-            held: VecDeque::new(),
-            tokens: 0.0,
-            refilled: Instant::ZERO,
-            busy_until: Instant::ZERO,
-        }
-    }
-
-    /// Queue an outgoing `frame` behind the rate limit: `Some` if it may go now; otherwise it
-    /// is held until its turn, or dropped if that is more than [`QUEUE`] away.
-    ///
-    /// The frame is always taken: a `transmit()` that returns `None` would make smoltcp 0.14
-    /// lose a fast retransmission for good (it clears its pending flag and idles the
-    /// retransmission timer before the device takes the segment), stalling the transfer until
-    /// an idle timeout.
-    fn shape(&mut self, rate: Option<u64>, frame: Vec<u8>, now: Instant) -> Option<Vec<u8>> {
-        let Some(rate) = rate else {
-            return Some(frame);
-        };
-        let start = self.busy_until.max(now);
-        if start > now + QUEUE {
-            return None;
-        }
-        let micros = (frame.len() as f64 / rate as f64 * 1e6).ceil() as u64;
-        self.busy_until = start + Duration::from_micros(micros);
-        if start <= now {
-            Some(frame)
-        } else {
-            self.held.push_back((start, frame));
-            None
-        }
-    }
-
-    /// A held frame that is due.
-    fn due(&mut self, now: Instant) -> Option<Vec<u8>> {
-        let at = self.held.iter().position(|(t, _)| *t <= now)?;
-        self.held.remove(at).map(|(_, f)| f)
-    }
-
-    /// Refill the bucket; whether a frame may pass now.
-    fn allowed(&mut self, rate: Option<u64>, mtu: usize, now: Instant) -> bool {
-        let Some(rate) = rate else { return true };
-        let burst = (rate as f64 / 50.0).max(2.0 * mtu as f64);
-        if self.refilled == Instant::ZERO {
-            self.tokens = burst;
-        } else if now > self.refilled {
-            let secs = (now - self.refilled).total_micros() as f64 / 1e6;
-            self.tokens = (self.tokens + rate as f64 * secs).min(burst);
-        }
-        self.refilled = now;
-        self.tokens > 0.0
-    }
-
-    /// When this direction next has something to do: a held frame or a refilled bucket.
-    fn poll_at(&self, rate: Option<u64>) -> Option<Instant> {
-        let held = self.held.iter().map(|(t, _)| *t).min();
-        let refill = match rate {
-            Some(rate) if self.tokens <= 0.0 => {
-                let micros = (-self.tokens + 1.0) / rate as f64 * 1e6;
-                Some(self.refilled + Duration::from_micros(micros.ceil() as u64))
-            }
-            _ => None,
-        };
-        earliest(held, refill)
-    }
-}
-
-/// The fault model's state: the options, their RNG and what each direction holds.
-struct Faults {
-    args: FaultArgs,
-    rng: Rng,
-    rx: Direction,
-    tx: Direction,
-}
-
-impl Faults {
-    /// Pass `frame` through the faults: `Some` to deliver it now; duplicates and reordered
-    /// frames go to `held`.
-    fn apply(
-        args: &FaultArgs,
-        rng: &mut Rng,
-        held: &mut VecDeque<(Instant, Vec<u8>)>,
-        mut frame: Vec<u8>,
-        now: Instant,
-    ) -> Option<Vec<u8>> {
-        if rng.chance(args.drop_ppm) {
-            return None;
-        }
-        // Past the Ethernet header, so the frame still reaches its receiver, whose checksum
-        // must catch it.
-        if rng.chance(args.corrupt_ppm) && frame.len() > 14 {
-            let at = 14 + rng.below(frame.len() as u64 - 14) as usize;
-            frame[at] ^= 1 << rng.below(8);
-        }
-        if rng.chance(args.duplicate_ppm) {
-            held.push_back((now, frame.clone()));
-        }
-        if rng.chance(args.reorder_ppm) {
-            held.push_back((now + REORDER_BY, frame));
-            return None;
-        }
-        Some(frame)
-    }
-}
-
-/// A pcap capture (classic format, microseconds, Ethernet) that reports write errors.
-struct Pcap {
-    path: PathBuf,
-    out: BufWriter<File>,
-}
-
-impl Pcap {
-    fn create(path: &Path) -> io::Result<Pcap> {
-        let mut out = BufWriter::new(File::create(path)?);
-        let mut header = Vec::with_capacity(24);
-        header.extend(0xa1b2_c3d4u32.to_le_bytes());
-        header.extend(2u16.to_le_bytes());
-        header.extend(4u16.to_le_bytes());
-        header.extend(0i32.to_le_bytes());
-        header.extend(0u32.to_le_bytes());
-        header.extend(65535u32.to_le_bytes());
-        header.extend(1u32.to_le_bytes());
-        out.write_all(&header)?;
-        // Now, so that an unwritable path fails before the transfer rather than at its end.
-        out.flush()?;
-        Ok(Pcap {
-            path: path.to_path_buf(),
-            out,
-        })
-    }
-
-    fn frame(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
-        let micros = now.total_micros().max(0) as u64;
-        let mut header = [0u8; 16];
-        header[0..4].copy_from_slice(&((micros / 1_000_000) as u32).to_le_bytes());
-        header[4..8].copy_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
-        header[8..12].copy_from_slice(&(frame.len() as u32).to_le_bytes());
-        header[12..16].copy_from_slice(&(frame.len() as u32).to_le_bytes());
-        self.out.write_all(&header)?;
-        self.out.write_all(frame)
     }
 }
 
