@@ -278,6 +278,8 @@ const CASES: &[Case] = &[
         "possible values: ours, theirs",
     ),
     case("bench", &["--bogus"], 2, "--bogus"),
+    case("attacks", &["--seed", "0"], 2, "0 is not in 1.."),
+    case("attacks", &["--seconds", "x"], 2, "--seconds"),
 ];
 
 #[test]
