@@ -114,6 +114,8 @@ impl Tap {
     /// Attach to the existing TAP device `name`. smoltcp would create a missing one (down, so
     /// the first frame would fail): insist on one that exists and is up.
     pub fn open(name: &str, pcap: Option<&Path>, faults: &FaultArgs) -> Result<Tap, String> {
+        let name = super::cli::interface_name(name)?;
+        let name = name.as_str();
         let sys = Path::new("/sys/class/net").join(name);
         let flags = std::fs::read_to_string(sys.join("flags")).map_err(|_| {
             format!(
@@ -148,7 +150,7 @@ impl Tap {
             flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
             _rest: [0; 22],
         };
-        // `interface_name` allows at most 15 bytes: the NUL fits.
+        // `interface_name` allowed at most 15 bytes: the NUL fits.
         request.name[..name.len()].copy_from_slice(name.as_bytes());
         // SAFETY: TUNSETIFF reads and writes one `struct ifreq`, which `request` is (40 bytes,
         // C layout), valid for the whole call; the descriptor is open.
