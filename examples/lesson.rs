@@ -112,6 +112,9 @@ fn server(bind: SocketAddr, chunk: usize, path: &Path, timeout: Duration) -> Res
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5))
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(format!("accept: no client within {} s", timeout.as_secs()));
+            }
             Err(e) => return Err(format!("accept: {e}")),
         }
     };

@@ -157,9 +157,12 @@ impl Tap {
         let done = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut request) };
         if done < 0 {
             let e = io::Error::last_os_error();
-            return Err(format!(
-                "cannot open TAP device {name}: {e} (we need CAP_NET_ADMIN)"
-            ));
+            let hint = match e.raw_os_error() {
+                Some(libc::EBUSY) => " (another program has it open)",
+                Some(libc::EPERM) => " (we need CAP_NET_ADMIN)",
+                _ => "",
+            };
+            return Err(format!("cannot open TAP device {name}: {e}{hint}"));
         }
         let pcap = match pcap {
             Some(path) => Some(
