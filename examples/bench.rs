@@ -4,20 +4,23 @@
 //! ```text
 //! cargo run --release --example bench                # 64 MiB per configuration
 //! cargo run --release --example bench -- --full      # 64 and 256 MiB
-//! cargo run --release --example bench -- --one ours|theirs   # one 4 MiB run at MTU 1500,
-//!                                                    # checksums on, 4 KiB buffers (callgrind)
+//! cargo run --release --example bench -- --one ours|theirs [MTU [on|off [KiB]]]
+//!                       # one 4 MiB run, by default at MTU 1500, checksums on, 4 KiB buffers
+//!                       # (for callgrind; see scripts/callgrind.sh)
 //! ```
 //!
 //! Both sides: one interface, `Medium::Ip`, server and client sockets with the same buffers, no
 //! delayed ACK; the server sends from memory, the client counts what it receives (no copy out),
-//! then replies "Thank you\0" and both close. The time is the best of three runs.
+//! then replies "Thank you\0" and both close. Both loops move their simulated clock only when
+//! no packet waits in the device (moving it sooner fires retransmission timers on packets that
+//! were never lost). The time is the best of three runs.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::task::Poll;
 use std::time::Instant as WallClock;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, ValueEnum, value_parser};
 use halfclose::device::Loopback;
 use halfclose::{REPLY, Timeouts, client, server};
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
@@ -113,23 +116,55 @@ fn ours<const MTU: usize>(file: &[u8], buffer: usize, checksums: bool) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// smoltcp's own `phy::Loopback` (a `VecDeque` of `Vec`s), with the MTU and checksums set.
+/// smoltcp's own `phy::Loopback` (a `VecDeque` of `Vec`s), with the MTU and checksums set, and
+/// a count of the packets it holds (which `phy::Loopback` does not expose): the loop must not
+/// move the clock on while a packet waits, or the sockets' retransmission timers fire on
+/// packets that were never lost.
 struct Tuned {
     inner: phy::Loopback,
     mtu: usize,
     checksums: bool,
+    queued: usize,
+}
+
+/// `phy::Loopback`'s transmit token, counting the packet it queues.
+struct CountedTx<'a> {
+    inner: <phy::Loopback as Device>::TxToken<'a>,
+    queued: &'a mut usize,
+}
+
+impl phy::TxToken for CountedTx<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        *self.queued += 1;
+        self.inner.consume(len, f)
+    }
 }
 
 impl Device for Tuned {
     type RxToken<'a> = <phy::Loopback as Device>::RxToken<'a>;
-    type TxToken<'a> = <phy::Loopback as Device>::TxToken<'a>;
+    type TxToken<'a> = CountedTx<'a>;
 
     fn receive(&mut self, t: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        self.inner.receive(t)
+        let (rx, tx) = self.inner.receive(t)?;
+        // `phy::Loopback` takes the packet off its queue here.
+        self.queued -= 1;
+        Some((
+            rx,
+            CountedTx {
+                inner: tx,
+                queued: &mut self.queued,
+            },
+        ))
     }
 
     fn transmit(&mut self, t: Instant) -> Option<Self::TxToken<'_>> {
-        self.inner.transmit(t)
+        Some(CountedTx {
+            inner: self.inner.transmit(t)?,
+            queued: &mut self.queued,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -151,6 +186,7 @@ fn theirs(file: &[u8], mtu: usize, buffer: usize, checksums: bool) -> Result<f64
         inner: phy::Loopback::new(Medium::Ip),
         mtu,
         checksums,
+        queued: 0,
     };
     let mut iface = iface(&mut device);
     let mut storage = Vec::new();
@@ -193,9 +229,11 @@ fn theirs(file: &[u8], mtu: usize, buffer: usize, checksums: bool) -> Result<f64
             }
             Err(_) => {}
         }
-        now += iface
-            .poll_delay(now, &sockets)
-            .unwrap_or(Duration::from_millis(1));
+        if device.queued == 0 {
+            now += iface
+                .poll_delay(now, &sockets)
+                .unwrap_or(Duration::from_millis(1));
+        }
     }
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(reply, REPLY.len());
@@ -237,11 +275,21 @@ fn ours_at(mtu: usize, file: &[u8], buffer: usize, checksums: bool) -> f64 {
 #[command(name = "bench")]
 struct Args {
     /// Measure 64 and 256 MiB (default: 64 MiB)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "one")]
     full: bool,
-    /// One 4 MiB run of one side at MTU 1500, checksums on, 4 KiB buffers (for callgrind)
+    /// One 4 MiB run of one side (for callgrind: `--toggle-collect='bench::ours*'` or
+    /// `'bench::theirs*'` counts the transfer alone, without building the file)
     #[arg(long, value_enum, value_name = "SIDE")]
     one: Option<Side>,
+    /// With --one: the MTU
+    #[arg(requires = "one", default_value_t = 1500, value_parser = mtu)]
+    mtu: usize,
+    /// With --one: checksums
+    #[arg(requires = "one", value_enum, default_value = "on")]
+    checksums: OnOff,
+    /// With --one: each socket buffer, in KiB
+    #[arg(requires = "one", default_value_t = 4, value_parser = value_parser!(u64).range(1..=65536))]
+    kib: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -250,29 +298,45 @@ enum Side {
     Theirs,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+/// The MTUs the bench builds devices for.
+fn mtu(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(mtu @ (1500 | 9000 | 65535)) => Ok(mtu),
+        _ => Err(format!("{text:?}: give 1500, 9000 or 65535")),
+    }
+}
+
+/// `--one SIDE [MTU [on|off [KiB]]]`: one 4 MiB run.
+fn one(side: Side, args: &Args) -> ExitCode {
+    let (buffer, checksums) = (args.kib as usize * 1024, args.checksums == OnOff::On);
+    let file = vec![0x5au8; 4 << 20];
+    let (name, secs) = match side {
+        Side::Ours => ("ours", ours_at(args.mtu, &file, buffer, checksums)),
+        Side::Theirs => match theirs(&file, args.mtu, buffer, checksums) {
+            Ok(secs) => ("theirs", secs),
+            Err(got) => {
+                eprintln!(
+                    "bench: smoltcp's Loopback delivered {got} of {} bytes",
+                    file.len()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    println!("{name}: {} bytes in {secs:.3} s", file.len());
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(side) = args.one {
-        let file = vec![0x5au8; 4 << 20];
-        let secs = match side {
-            Side::Ours => ours::<1500>(&file, 4096, true),
-            Side::Theirs => match theirs(&file, 1500, 4096, true) {
-                Ok(secs) => secs,
-                Err(got) => {
-                    eprintln!(
-                        "bench: smoltcp's Loopback delivered {got} of {} bytes",
-                        file.len()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            },
-        };
-        let name = match side {
-            Side::Ours => "ours",
-            Side::Theirs => "theirs",
-        };
-        println!("{name}: {} bytes in {secs:.3} s", file.len());
-        return ExitCode::SUCCESS;
+        return one(side, &args);
     }
     let sizes: &[usize] = if args.full {
         &[64 << 20, 256 << 20]
@@ -292,6 +356,7 @@ fn main() -> ExitCode {
             "| MTU | checksums | buffers | ours MB/s | smoltcp Loopback MB/s | ours / theirs | ours / memcpy |"
         );
         println!("|--:|---|--:|--:|--:|--:|--:|");
+        let (mut log_ratios, mut points) = (0.0, 0);
         for mtu in [1500, 9000, 65535] {
             for checksums in [true, false] {
                 for buffer in [4 << 10, 64 << 10, 256 << 10] {
@@ -305,7 +370,11 @@ fn main() -> ExitCode {
                     });
                     let (theirs_mbs, ratio) = match short {
                         Some(got) => (format!("lost {} bytes", size as u64 - got), "-".into()),
-                        None => (format!("{:.0}", mbs(t)), format!("{:.2}", t / o)),
+                        None => {
+                            log_ratios += (t / o).ln();
+                            points += 1;
+                            (format!("{:.0}", mbs(t)), format!("{:.2}", t / o))
+                        }
                     };
                     println!(
                         "| {mtu} | {} | {} KiB | {:.0} | {theirs_mbs} | {ratio} | {:.0} % |",
@@ -317,6 +386,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        println!(
+            "\nGeometric mean of ours / theirs over {points} points: {:.2}",
+            (log_ratios / f64::from(points)).exp()
+        );
     }
     ExitCode::SUCCESS
 }

@@ -278,6 +278,18 @@ const CASES: &[Case] = &[
         "possible values: ours, theirs",
     ),
     case("bench", &["--bogus"], 2, "--bogus"),
+    case(
+        "bench",
+        &["--one", "ours", "1234"],
+        2,
+        "give 1500, 9000 or 65535",
+    ),
+    case(
+        "bench",
+        &["--one", "theirs", "1500", "maybe"],
+        2,
+        "possible values: on, off",
+    ),
     case("attacks", &["--seed", "0"], 2, "0 is not in 1.."),
     case("attacks", &["--seconds", "x"], 2, "--seconds"),
 ];
