@@ -95,7 +95,8 @@ mod linux {
         let mut storage: [SocketStorage; 1] = Default::default();
         let mut sockets = SocketSet::new(&mut storage[..]);
         let handle = sockets.add(tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 256 * 1024]),
+            // The largest receive buffer the client accepts: an unscaled window.
+            tcp::SocketBuffer::new(vec![0; halfclose::client::MAX_RECEIVE_BUFFER]),
             tcp::SocketBuffer::new(vec![0; 4 * 1024]),
         ));
         let local_port = args.local_port.unwrap_or_else(|| {

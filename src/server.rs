@@ -57,8 +57,8 @@ pub struct Report {
     pub accepted_at: Instant,
     /// When the handshake completed.
     pub established_at: Instant,
-    /// When the client had acknowledged the whole file and `close()` queued the FIN: the
-    /// half-close.
+    /// When the client had acknowledged all of the file but its last byte, and `close()` queued
+    /// that byte and the FIN: the half-close.
     pub fin_queued_at: Instant,
     /// When the client acknowledged the FIN (the socket left FIN-WAIT-1), if that was seen
     /// before the reply ended the exchange.
@@ -89,12 +89,13 @@ pub enum State {
     Accepting,
     /// Writing the file into the socket, until the client has acknowledged all of it.
     Sending {
-        /// File bytes queued so far.
+        /// File bytes read from the source so far: all queued on the socket but the last one
+        /// read, which waits to go out with the FIN.
         queued: u64,
     },
-    /// The client has acknowledged the whole file and `close()` has queued the FIN (so the FIN
-    /// travels alone; see `fill`). The socket still receives:
-    /// this is where the reply arrives.
+    /// The client has acknowledged the whole file but its last byte, which `close()` has
+    /// queued with the FIN (so they travel in one segment; see `fill`). The socket still
+    /// receives: this is where the reply arrives.
     HalfClosed {
         /// The file's length.
         sent: u64,
@@ -143,6 +144,8 @@ pub struct Sender<R> {
     last_send_queue: usize,
     /// File bytes the client has acknowledged.
     acked: u64,
+    /// The last byte read from the reader, not yet queued: it goes out with the FIN.
+    held: Option<u8>,
     /// The current window of the rate floor ([`Timeouts::min_rate`]), once established.
     window: Option<RateWindow>,
 }
@@ -176,6 +179,7 @@ impl<R: Read> Sender<R> {
             deadline: now + timeouts.handshake,
             last_send_queue: 0,
             acked: 0,
+            held: None,
             window: None,
         }
     }
@@ -268,14 +272,36 @@ impl<R: Read> Sender<R> {
         mut queued: u64,
     ) -> Result<(), Error> {
         let reader = &mut self.reader;
+        let held = &mut self.held;
         let eof = loop {
             if !socket.can_send() {
                 break false;
             }
-            // The reader fills the socket's transmit buffer in place.
-            let read = socket.send(|buf| match reader.read(buf) {
-                Ok(n) => (n, Ok(n)),
-                Err(e) => (0, Err(e.kind())),
+            // The reader fills the socket's transmit buffer in place, one byte behind: the
+            // last byte read is held back, so the file's last byte can go out with the FIN.
+            let read = socket.send(|buf| {
+                let mut one = [0u8; 1];
+                let start = usize::from(held.is_some());
+                let roomy = buf.len() > start;
+                let into: &mut [u8] = if roomy { &mut buf[start..] } else { &mut one };
+                match reader.read(into) {
+                    Ok(0) => (0, Ok(0)),
+                    Ok(n) => {
+                        let (queued, next) = if roomy {
+                            if let Some(b) = *held {
+                                buf[0] = b;
+                            }
+                            (start + n - 1, buf[start + n - 1])
+                        } else {
+                            // Room for the held byte only: it goes, the new one is held.
+                            buf[0] = held.unwrap_or(one[0]);
+                            (1, one[0])
+                        };
+                        *held = Some(next);
+                        (queued, Ok(n))
+                    }
+                    Err(e) => (0, Err(e.kind())),
+                }
             });
             match read {
                 Ok(Ok(0)) => break true,
@@ -296,15 +322,25 @@ impl<R: Read> Sender<R> {
         {
             self.progress(now);
         }
-        // Half-close once the client has acknowledged the whole file, so that the FIN travels
-        // alone instead of on the last data segment. smoltcp 0.14 drops a FIN that rides on
-        // data the receiver already holds (data that arrived out of order, ahead of a hole):
-        // its acceptability test leaves the FIN out of the segment's length, and the sender,
-        // after three duplicate ACKs with only the FIN outstanding, stops its retransmission
-        // timer. Under loss the transfer then stalls until a timeout, the whole file delivered
-        // but never ended. A FIN of its own is accepted on any retransmission. The cost is one
-        // round trip per transfer. (Found by the fault simulation; `fin_alone` in tests/faults.rs.)
+        // Half-close once the client has acknowledged the whole file but its last byte, which
+        // then goes out with the FIN in one segment. smoltcp 0.14 has two ways to lose a FIN:
+        // - it drops a FIN that rides on data the receiver already holds (data that arrived
+        //   out of order, ahead of a hole): its acceptability test leaves the FIN out of the
+        //   segment's length. With everything before the last byte acknowledged there is no
+        //   hole behind the FIN's segment, so it is accepted whenever it arrives.
+        // - after three duplicate ACKs with only a FIN outstanding its fast retransmit sends
+        //   nothing and leaves the retransmission timer stopped, so a lost FIN stalls the
+        //   transfer until a timeout. With the last byte outstanding too, the fast
+        //   retransmit resends byte and FIN (`server_recovers_at_once_from_a_lost_fin_...`
+        //   in tests/smoltcp_bugs.rs; docs/upstream/).
+        // The cost is one round trip per transfer. (An empty file has no byte to carry its FIN.)
         if eof && socket.send_queue() == 0 {
+            if let Some(last) = self.held.take() {
+                // The queue is empty and holds at least one byte: this cannot fail short.
+                if socket.send_slice(&[last]) != Ok(1) {
+                    return Err(self.reset_error(Phase::Transfer));
+                }
+            }
             // The receive half stays open for the reply (FIN-WAIT-1, then FIN-WAIT-2).
             socket.close();
             self.last_send_queue = socket.send_queue();
