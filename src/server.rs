@@ -24,6 +24,11 @@ use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use crate::macros::{debug, trace};
 use crate::{Error, Phase, Reply, Timeouts};
 
+/// The keep-alive that guards a lone FIN (an empty file's) while it is unacknowledged: smoltcp
+/// 0.14 can leave such a FIN with no timer running (see `docs/upstream/fin-stall.md`), and a
+/// keep-alive is the one timer that still makes it go out again.
+const LONE_FIN_KEEP_ALIVE: Duration = Duration::from_secs(1);
+
 /// Where each connection's file comes from.
 ///
 /// A server serving several clients needs one independent reader per connection; `open` is called
@@ -146,6 +151,8 @@ pub struct Sender<R> {
     acked: u64,
     /// The last byte read from the reader, not yet queued: it goes out with the FIN.
     held: Option<u8>,
+    /// The socket's own keep-alive setting, while we replaced it to guard a lone FIN.
+    keep_alive_before: Option<Option<Duration>>,
     /// The current window of the rate floor ([`Timeouts::min_rate`]), once established.
     window: Option<RateWindow>,
 }
@@ -180,6 +187,7 @@ impl<R: Read> Sender<R> {
             last_send_queue: 0,
             acked: 0,
             held: None,
+            keep_alive_before: None,
             window: None,
         }
     }
@@ -205,10 +213,18 @@ impl<R: Read> Sender<R> {
         if self.outcome().is_pending()
             && let Err(error) = self.step(now, socket)
         {
+            self.restore_keep_alive(socket);
             crate::abort_if_open(socket);
             self.set_state(State::Failed(error));
         }
         self.outcome()
+    }
+
+    /// Give the socket back its own keep-alive setting, if we replaced it.
+    fn restore_keep_alive(&mut self, socket: &mut tcp::Socket) {
+        if let Some(before) = self.keep_alive_before.take() {
+            socket.set_keep_alive(before);
+        }
     }
 
     /// `Ready` with the result once the state is `Done` or `Failed`.
@@ -333,13 +349,20 @@ impl<R: Read> Sender<R> {
         //   transfer until a timeout. With the last byte outstanding too, the fast
         //   retransmit resends byte and FIN (`server_recovers_at_once_from_a_lost_fin_...`
         //   in tests/smoltcp_bugs.rs; docs/upstream/).
-        // The cost is one round trip per transfer. (An empty file has no byte to carry its FIN.)
+        // The cost is one round trip per transfer. An empty file has no byte to carry its FIN:
+        // there a keep-alive stands in for the stopped timer (smoltcp's keep-alive dispatch
+        // sends the pending fast retransmit, FIN included) until the FIN is acknowledged.
         if eof && socket.send_queue() == 0 {
             if let Some(last) = self.held.take() {
                 // The queue is empty and holds at least one byte: this cannot fail short.
                 if socket.send_slice(&[last]) != Ok(1) {
                     return Err(self.reset_error(Phase::Transfer));
                 }
+            } else {
+                let before = socket.keep_alive();
+                let guard = before.map_or(LONE_FIN_KEEP_ALIVE, |d| d.min(LONE_FIN_KEEP_ALIVE));
+                self.keep_alive_before = Some(before);
+                socket.set_keep_alive(Some(guard));
             }
             // The receive half stays open for the reply (FIN-WAIT-1, then FIN-WAIT-2).
             socket.close();
@@ -381,6 +404,7 @@ impl<R: Read> Sender<R> {
         };
         if fin_acked && self.fin_acked_at.is_none() {
             self.fin_acked_at = Some(now);
+            self.restore_keep_alive(socket);
             self.progress(now);
         }
 
@@ -567,6 +591,7 @@ impl<R: Read> Sender<R> {
             bytes: self.acked,
         };
         debug!("halfclose server: slot reclaimed ({})", error);
+        self.restore_keep_alive(socket);
         self.set_state(State::Failed(error.clone()));
         error
     }

@@ -432,11 +432,13 @@ fn upstream_lone_fin_is_retransmitted_after_dup_acks() {
 
 /// Our `Server` never has a FIN alone in flight with data behind it acknowledged: its last
 /// file byte rides with the FIN, so a lost FIN segment followed by three duplicate ACKs is
-/// fast-retransmitted like any data. The transfer completes within a second of the loss, far
-/// below the 120 s idle and reply timeouts.
+/// fast-retransmitted like any data. An empty file has no byte to carry its FIN: there the
+/// server keeps a one-second keep-alive running until the FIN is acknowledged, which resends
+/// it. The transfer completes within two seconds of the loss, far below the 120 s idle and
+/// reply timeouts.
 #[test]
 fn server_recovers_at_once_from_a_lost_fin_followed_by_duplicate_acks() {
-    for len in [1, 2, 1000, 20_000] {
+    for len in [0, 1, 2, 1000, 20_000] {
         let file = random_bytes(len, 8);
         let mut wire = Box::new(SmallWire::new(1, Link::clean(1500), Link::clean(1500)));
         let mut fault = LoseFinThenDupAcks::default();
@@ -485,12 +487,17 @@ fn server_recovers_at_once_from_a_lost_fin_followed_by_duplicate_acks() {
             .unwrap_or_else(|e| panic!("len {len}: {e}"));
         assert!(served.unwrap().unwrap().reply.is_thank_you());
         assert_eq!(report.bytes, len as u64);
+        // A lost last byte and FIN are fast-retransmitted at once; a lone FIN waits for the
+        // keep-alive.
+        let bound = if len == 0 { 2 } else { 1 };
         assert!(
-            report.eof_at - lost < Duration::from_secs(1),
+            report.eof_at - lost < Duration::from_secs(bound),
             "len {len}: EOF {} after the loss",
             report.eof_at - lost
         );
         assert!(sink == file);
+        let socket = net.server_sockets.get::<tcp::Socket>(s);
+        assert_eq!(socket.keep_alive(), None, "len {len}: keep-alive left on");
     }
 }
 
