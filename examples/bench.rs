@@ -4,18 +4,23 @@
 //! ```text
 //! cargo run --release --example bench                # 64 MiB per configuration
 //! cargo run --release --example bench -- --full      # 64 and 256 MiB
-//! cargo run --release --example bench -- --one ours|theirs   # one 4 MiB run at MTU 1500,
-//!                                                    # checksums on, 4 KiB buffers (callgrind)
+//! cargo run --release --example bench -- --one ours|theirs [MTU [on|off [KiB]]]
+//!                       # one 4 MiB run, by default at MTU 1500, checksums on, 4 KiB buffers
+//!                       # (for callgrind; see scripts/callgrind.sh)
 //! ```
 //!
 //! Both sides: one interface, `Medium::Ip`, server and client sockets with the same buffers, no
 //! delayed ACK; the server sends from memory, the client counts what it receives (no copy out),
-//! then replies "Thank you\0" and both close. The time is the best of three runs.
+//! then replies "Thank you\0" and both close. Both loops move their simulated clock only when
+//! no packet waits in the device (moving it sooner fires retransmission timers on packets that
+//! were never lost). The time is the best of three runs.
 
 use std::hint::black_box;
+use std::process::ExitCode;
 use std::task::Poll;
 use std::time::Instant as WallClock;
 
+use clap::{Parser, ValueEnum, value_parser};
 use halfclose::device::Loopback;
 use halfclose::{REPLY, Timeouts, client, server};
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
@@ -51,8 +56,10 @@ fn iface(device: &mut impl Device) -> Interface {
     iface
 }
 
-fn socket(buffers: &mut [u8]) -> tcp::Socket<'_> {
+fn socket(buffers: &mut [u8], rx_max: usize) -> tcp::Socket<'_> {
     let (rx, tx) = buffers.split_at_mut(buffers.len() / 2);
+    let rx_len = rx.len().min(rx_max);
+    let rx = &mut rx[..rx_len];
     let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
     s.set_ack_delay(None);
     s
@@ -75,8 +82,9 @@ fn ours<const MTU: usize>(file: &[u8], buffer: usize, checksums: bool) -> f64 {
     let (sb, cb) = bufs.split_at_mut(2 * buffer);
     let mut socket_storage: [SocketStorage; 2] = Default::default();
     let mut sockets = SocketSet::new(&mut socket_storage[..]);
-    let s = sockets.add(socket(sb));
-    let c = sockets.add(socket(cb));
+    let s = sockets.add(socket(sb, usize::MAX));
+    // The client accepts no receive buffer that would scale its window.
+    let c = sockets.add(socket(cb, client::MAX_RECEIVE_BUFFER));
     let start = WallClock::now();
     let mut server =
         server::Server::listen(&mut sockets, [s], PORT, file, Timeouts::DEFAULT).unwrap();
@@ -111,23 +119,55 @@ fn ours<const MTU: usize>(file: &[u8], buffer: usize, checksums: bool) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// smoltcp's own `phy::Loopback` (a `VecDeque` of `Vec`s), with the MTU and checksums set.
+/// smoltcp's own `phy::Loopback` (a `VecDeque` of `Vec`s), with the MTU and checksums set, and
+/// a count of the packets it holds (which `phy::Loopback` does not expose): the loop must not
+/// move the clock on while a packet waits, or the sockets' retransmission timers fire on
+/// packets that were never lost.
 struct Tuned {
     inner: phy::Loopback,
     mtu: usize,
     checksums: bool,
+    queued: usize,
+}
+
+/// `phy::Loopback`'s transmit token, counting the packet it queues.
+struct CountedTx<'a> {
+    inner: <phy::Loopback as Device>::TxToken<'a>,
+    queued: &'a mut usize,
+}
+
+impl phy::TxToken for CountedTx<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        *self.queued += 1;
+        self.inner.consume(len, f)
+    }
 }
 
 impl Device for Tuned {
     type RxToken<'a> = <phy::Loopback as Device>::RxToken<'a>;
-    type TxToken<'a> = <phy::Loopback as Device>::TxToken<'a>;
+    type TxToken<'a> = CountedTx<'a>;
 
     fn receive(&mut self, t: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        self.inner.receive(t)
+        let (rx, tx) = self.inner.receive(t)?;
+        // `phy::Loopback` takes the packet off its queue here.
+        self.queued -= 1;
+        Some((
+            rx,
+            CountedTx {
+                inner: tx,
+                queued: &mut self.queued,
+            },
+        ))
     }
 
     fn transmit(&mut self, t: Instant) -> Option<Self::TxToken<'_>> {
-        self.inner.transmit(t)
+        Some(CountedTx {
+            inner: self.inner.transmit(t)?,
+            queued: &mut self.queued,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -149,6 +189,7 @@ fn theirs(file: &[u8], mtu: usize, buffer: usize, checksums: bool) -> Result<f64
         inner: phy::Loopback::new(Medium::Ip),
         mtu,
         checksums,
+        queued: 0,
     };
     let mut iface = iface(&mut device);
     let mut storage = Vec::new();
@@ -156,8 +197,8 @@ fn theirs(file: &[u8], mtu: usize, buffer: usize, checksums: bool) -> Result<f64
     let (sb, cb) = bufs.split_at_mut(2 * buffer);
     let mut socket_storage: [SocketStorage; 2] = Default::default();
     let mut sockets = SocketSet::new(&mut socket_storage[..]);
-    let s = sockets.add(socket(sb));
-    let c = sockets.add(socket(cb));
+    let s = sockets.add(socket(sb, usize::MAX));
+    let c = sockets.add(socket(cb, usize::MAX));
     let start = WallClock::now();
     sockets.get_mut::<tcp::Socket>(s).listen(PORT).unwrap();
     let mut now = Instant::ZERO;
@@ -191,9 +232,11 @@ fn theirs(file: &[u8], mtu: usize, buffer: usize, checksums: bool) -> Result<f64
             }
             Err(_) => {}
         }
-        now += iface
-            .poll_delay(now, &sockets)
-            .unwrap_or(Duration::from_millis(1));
+        if device.queued == 0 {
+            now += iface
+                .poll_delay(now, &sockets)
+                .unwrap_or(Duration::from_millis(1));
+        }
     }
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(reply, REPLY.len());
@@ -230,21 +273,75 @@ fn ours_at(mtu: usize, file: &[u8], buffer: usize, checksums: bool) -> f64 {
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, which] = &args[..]
-        && flag == "--one"
-    {
-        let file = vec![0x5au8; 4 << 20];
-        let secs = match which.as_str() {
-            "ours" => ours::<1500>(&file, 4096, true),
-            "theirs" => theirs(&file, 1500, 4096, true).expect("every byte"),
-            _ => panic!("--one ours|theirs"),
-        };
-        println!("{which}: {} bytes in {secs:.3} s", file.len());
-        return;
+/// Measures the in-memory transfer against smoltcp's own Loopback and memcpy.
+#[derive(Parser, Debug)]
+#[command(name = "bench")]
+struct Args {
+    /// Measure 64 and 256 MiB (default: 64 MiB)
+    #[arg(long, conflicts_with = "one")]
+    full: bool,
+    /// One 4 MiB run of one side (for callgrind: `--toggle-collect='bench::ours*'` or
+    /// `'bench::theirs*'` counts the transfer alone, without building the file)
+    #[arg(long, value_enum, value_name = "SIDE")]
+    one: Option<Side>,
+    /// With --one: the MTU
+    #[arg(requires = "one", default_value_t = 1500, value_parser = mtu)]
+    mtu: usize,
+    /// With --one: checksums
+    #[arg(requires = "one", value_enum, default_value = "on")]
+    checksums: OnOff,
+    /// With --one: each socket buffer, in KiB
+    #[arg(requires = "one", default_value_t = 4, value_parser = value_parser!(u64).range(1..=65536))]
+    kib: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Side {
+    Ours,
+    Theirs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+/// The MTUs the bench builds devices for.
+fn mtu(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(mtu @ (1500 | 9000 | 65535)) => Ok(mtu),
+        _ => Err(format!("{text:?}: give 1500, 9000 or 65535")),
     }
-    let sizes: &[usize] = if args.iter().any(|a| a == "--full") {
+}
+
+/// `--one SIDE [MTU [on|off [KiB]]]`: one 4 MiB run.
+fn one(side: Side, args: &Args) -> ExitCode {
+    let (buffer, checksums) = (args.kib as usize * 1024, args.checksums == OnOff::On);
+    let file = vec![0x5au8; 4 << 20];
+    let (name, secs) = match side {
+        Side::Ours => ("ours", ours_at(args.mtu, &file, buffer, checksums)),
+        Side::Theirs => match theirs(&file, args.mtu, buffer, checksums) {
+            Ok(secs) => ("theirs", secs),
+            Err(got) => {
+                eprintln!(
+                    "bench: smoltcp's Loopback delivered {got} of {} bytes",
+                    file.len()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    println!("{name}: {} bytes in {secs:.3} s", file.len());
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(side) = args.one {
+        return one(side, &args);
+    }
+    let sizes: &[usize] = if args.full {
         &[64 << 20, 256 << 20]
     } else {
         &[64 << 20]
@@ -262,6 +359,7 @@ fn main() {
             "| MTU | checksums | buffers | ours MB/s | smoltcp Loopback MB/s | ours / theirs | ours / memcpy |"
         );
         println!("|--:|---|--:|--:|--:|--:|--:|");
+        let (mut log_ratios, mut points) = (0.0, 0);
         for mtu in [1500, 9000, 65535] {
             for checksums in [true, false] {
                 for buffer in [4 << 10, 64 << 10, 256 << 10] {
@@ -275,7 +373,11 @@ fn main() {
                     });
                     let (theirs_mbs, ratio) = match short {
                         Some(got) => (format!("lost {} bytes", size as u64 - got), "-".into()),
-                        None => (format!("{:.0}", mbs(t)), format!("{:.2}", t / o)),
+                        None => {
+                            log_ratios += (t / o).ln();
+                            points += 1;
+                            (format!("{:.0}", mbs(t)), format!("{:.2}", t / o))
+                        }
                     };
                     println!(
                         "| {mtu} | {} | {} KiB | {:.0} | {theirs_mbs} | {ratio} | {:.0} % |",
@@ -287,5 +389,10 @@ fn main() {
                 }
             }
         }
+        println!(
+            "\nGeometric mean of ours / theirs over {points} points: {:.2}",
+            (log_ratios / f64::from(points)).exp()
+        );
     }
+    ExitCode::SUCCESS
 }

@@ -1,5 +1,7 @@
 //! In-memory devices: no NIC, no allocation, no privileges.
 
+use core::mem::MaybeUninit;
+
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
@@ -8,6 +10,8 @@ use smoltcp::time::Instant;
 /// Every packet transmitted is received back in FIFO order, so one `Interface` can run a server
 /// and a client talking to each other. The packet buffers are lent to smoltcp in place: a packet
 /// is built directly in its slot and read directly from it, and slots are never zero-filled.
+/// Whenever the ring empties it starts again at its first slot, so an exchange that keeps it
+/// draining touches two or three slots, not all of them.
 ///
 /// `MTU` is the device's maximum transmission unit as smoltcp counts it: the IP packet for
 /// [`Medium::Ip`], the Ethernet frame (14 bytes more) for `Medium::Ethernet`.
@@ -45,6 +49,35 @@ impl<const MTU: usize, const SLOTS: usize> Loopback<MTU, SLOTS> {
         }
     }
 
+    /// An empty loopback for `medium`, like [`new`](Self::new), built in `place`: the
+    /// `MTU * SLOTS` bytes of the ring are zeroed where they are and never pass through the stack.
+    ///
+    /// [`new`](Self::new) returns the device by value; where the compiler does not build it in
+    /// its destination (seen on `thumbv6m-none-eabi`, where `StaticCell::init_with(||
+    /// Loopback::new(..))` of a 3 KiB ring made a 6.8 KiB stack frame) a small core's stack
+    /// overflows. `place` is typically a `static`'s storage, such as `static_cell`'s
+    /// `StaticCell::uninit()`.
+    #[allow(unsafe_code)]
+    pub fn new_in(place: &mut MaybeUninit<Self>, medium: Medium) -> &mut Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::CHECK;
+        let this = place.as_mut_ptr();
+        // SAFETY: `this` comes from a `&mut MaybeUninit<Self>`, so it is valid for writes of one
+        // `Self` and aligned. Every field is written once through a raw pointer, with no read of
+        // and no reference to uninitialised memory; zero bytes are a valid `[[u8; MTU]; SLOTS]`
+        // and `[usize; SLOTS]`. Afterwards every field holds a valid value, so the whole is
+        // initialised and `assume_init_mut` is sound.
+        unsafe {
+            (&raw mut (*this).slots).write_bytes(0, 1);
+            (&raw mut (*this).lens).write_bytes(0, 1);
+            (&raw mut (*this).head).write(0);
+            (&raw mut (*this).len).write(0);
+            (&raw mut (*this).medium).write(medium);
+            (&raw mut (*this).checksums).write(true);
+            place.assume_init_mut()
+        }
+    }
+
     /// Compute and verify checksums (`true`, the default) or skip them (`false`): a loopback
     /// cannot corrupt packets, so skipping them measures the stack without its checksum cost.
     pub const fn with_checksums(mut self, on: bool) -> Self {
@@ -65,6 +98,7 @@ impl<const MTU: usize, const SLOTS: usize> Loopback<MTU, SLOTS> {
     /// Drop every queued packet (a cable pulled out and plugged back in).
     pub fn clear(&mut self) {
         self.len = 0;
+        self.head = 0;
     }
 
     fn tail(&self) -> usize {
@@ -81,8 +115,16 @@ impl<const MTU: usize, const SLOTS: usize> Device for Loopback<MTU, SLOTS> {
             return None;
         }
         let read = self.head;
-        self.head = (self.head + 1) % SLOTS;
         self.len -= 1;
+        self.head = if self.len == 0 {
+            // The ring is empty once this packet is read: the answer goes to slot 0 (1 if this
+            // is 0), so a ring that keeps draining, as in a request-response exchange, reuses
+            // the same two or three slots, warm in the cache, instead of walking through all
+            // `SLOTS * MTU` bytes.
+            usize::from(read == 0)
+        } else {
+            (self.head + 1) % SLOTS
+        };
         // At most SLOTS - 1 packets were queued, so after taking one the tail is a free slot
         // other than the one being read.
         let write = self.tail();
@@ -107,6 +149,10 @@ impl<const MTU: usize, const SLOTS: usize> Device for Loopback<MTU, SLOTS> {
     fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_, MTU>> {
         if self.len + 1 >= SLOTS {
             return None;
+        }
+        if self.len == 0 {
+            // Nothing queued, nothing lent: start again at the first slot (see `receive`).
+            self.head = 0;
         }
         let write = self.tail();
         Some(TxToken {
@@ -185,6 +231,29 @@ mod tests {
             }
             None => false,
         }
+    }
+
+    #[test]
+    fn a_loopback_built_in_place_works_like_a_new_one() {
+        use std::boxed::Box;
+        use std::format;
+        let mut place = Box::new(MaybeUninit::<Loopback<64, 3>>::uninit());
+        let dev = Loopback::new_in(&mut place, Medium::Ip);
+        let new = Loopback::<64, 3>::new(Medium::Ip);
+        assert_eq!(dev.queued(), 0);
+        assert!(dev.peek().is_none());
+        let (caps, new_caps) = (dev.capabilities(), new.capabilities());
+        assert_eq!(caps.medium, new_caps.medium);
+        assert_eq!(caps.max_transmission_unit, new_caps.max_transmission_unit);
+        assert_eq!(
+            format!("{:?}", caps.checksum),
+            format!("{:?}", new_caps.checksum)
+        );
+        assert!(send(dev, 7));
+        assert!(send(dev, 8));
+        assert!(!send(dev, 9), "one slot stays free");
+        let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+        assert_eq!(rx.consume(|p| <[u8; 4]>::try_from(p).unwrap()), [7; 4]);
     }
 
     #[test]
@@ -286,6 +355,31 @@ mod tests {
         assert_eq!(caps.medium, Medium::Ip);
         assert_eq!(caps.max_transmission_unit, 576);
         assert!(!caps.checksum.ipv4.tx() && !caps.checksum.tcp.rx());
+    }
+
+    #[test]
+    fn a_ring_that_keeps_draining_reuses_its_first_slots() {
+        let mut dev = Loopback::<64, 8>::new(Medium::Ip);
+        for i in 0..100u8 {
+            // A request, and its answer sent while the request is read.
+            let tx = dev
+                .transmit(Instant::ZERO)
+                .expect("an empty ring takes a packet");
+            tx.consume(4, |b| b.fill(i));
+            let (rx, tx) = dev.receive(Instant::ZERO).unwrap();
+            rx.consume(|p| {
+                assert_eq!(p, [i; 4]);
+                tx.consume(4, |b| b.fill(!i));
+            });
+            let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+            assert_eq!(rx.consume(|p| p[0]), !i);
+        }
+        // Slots are never zero-filled: one never written is still all zeros.
+        assert!(
+            dev.slots[2..]
+                .iter()
+                .all(|slot| slot.iter().all(|&b| b == 0))
+        );
     }
 
     #[test]
