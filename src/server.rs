@@ -1003,3 +1003,43 @@ impl<S: Source, const N: usize> Server<S, N> {
         &self.handles
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::socket::tcp::SocketBuffer;
+
+    /// A sender whose current rate window began at time 0 with 1 MiB waiting, and whose client
+    /// has acknowledged `acked` bytes since; checked at the window's end.
+    fn rate_check_at_window_end(acked: u64) -> Result<(), Error> {
+        let timeouts = Timeouts::DEFAULT;
+        let mut sender = Sender::new(&[][..], Instant::ZERO, timeouts);
+        sender.window = Some(RateWindow {
+            start: Instant::ZERO,
+            acked: 0,
+            waiting: 1 << 20,
+        });
+        sender.acked = acked;
+        let socket = tcp::Socket::new(
+            SocketBuffer::new(&mut [][..]),
+            SocketBuffer::new(&mut [][..]),
+        );
+        sender.check_rate(Instant::ZERO + timeouts.idle, &socket)
+    }
+
+    /// `min_rate` is a floor the peer may sit on: a window that moved exactly `min_rate` bytes
+    /// per second keeps the connection, one byte fewer ends it.
+    #[test]
+    fn a_peer_exactly_at_the_rate_floor_keeps_its_connection() {
+        let t = Timeouts::DEFAULT;
+        let floor = u64::from(t.min_rate) * t.idle.total_millis() / 1000;
+        assert_eq!(rate_check_at_window_end(floor), Ok(()));
+        assert_eq!(
+            rate_check_at_window_end(floor - 1),
+            Err(Error::TimedOut {
+                phase: Phase::Transfer,
+                bytes: floor - 1
+            })
+        );
+    }
+}
