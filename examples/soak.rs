@@ -188,6 +188,8 @@ fn kind(e: &Error) -> String {
         Error::Sink { .. } => "sink".into(),
         Error::WrongReply { .. } => "wrong reply".into(),
         Error::ReplyTooLong { .. } => "reply too long".into(),
+        // `Error` is non-exhaustive: a later release may add kinds.
+        other => format!("{other}"),
     }
 }
 
@@ -215,7 +217,7 @@ fn main() -> ExitCode {
                 congestion = Some(match c.as_str() {
                     "none" => CongestionControl::None,
                     "reno" => CongestionControl::Reno,
-                    #[cfg(feature = "congestion-cubic")]
+                    #[cfg(feature = "socket-tcp-cubic")]
                     "cubic" => CongestionControl::Cubic,
                     _ => return usage(),
                 })

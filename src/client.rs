@@ -20,6 +20,8 @@ use crate::{Error, Phase, REPLY, Timeouts};
 
 /// What a finished transfer did, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Report {
     /// The server.
     pub remote: IpEndpoint,
@@ -49,6 +51,7 @@ impl Report {
 
 /// Where the transfer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// SYN sent, no answer yet.
     Connecting,
@@ -161,6 +164,7 @@ impl<W: Write> Client<W> {
     }
 
     /// Advance the transfer. Returns `Ready` once, and again on later calls, when it is over.
+    #[must_use = "the transfer's outcome is reported only once"]
     pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
         if self.outcome().is_pending()
             && let Err(error) = self.step(now, socket)

@@ -44,6 +44,8 @@ impl<'a> Source for &'a [u8] {
 
 /// What a finished connection did, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct Report {
     /// The client.
     pub remote: Option<IpEndpoint>,
@@ -82,6 +84,7 @@ impl Report {
 
 /// Where one connection is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// SYN received; the handshake is not finished.
     Accepting,
@@ -180,6 +183,7 @@ impl<R: Read> Sender<R> {
     }
 
     /// Advance the connection. Returns `Ready` once, and again on later calls, when it is over.
+    #[must_use = "the connection's outcome is reported only once"]
     pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
         if self.outcome().is_pending()
             && let Err(error) = self.step(now, socket)
@@ -504,6 +508,7 @@ impl<S: Source, const N: usize> Server<S, N> {
     ///
     /// A source that fails to open for a new connection aborts that connection and is reported
     /// as [`Error::Source`].
+    #[must_use = "each connection's outcome is reported only once, by the call in which it ended"]
     pub fn poll(
         &mut self,
         now: Instant,

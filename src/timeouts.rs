@@ -8,6 +8,7 @@ use smoltcp::time::Duration;
 /// smoltcp retransmits for ever unless told otherwise; these are measured on the time the caller
 /// passes to `poll`, so they work the same on a simulated clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Timeouts {
     /// From SYN to an established connection.
     pub connect: Duration,
