@@ -111,7 +111,6 @@ fn run(args: &Args) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
 
-    let started = std::time::Instant::now();
     let mut progress = Progress::new(None);
     let result = loop {
         let now = Instant::now();
@@ -128,12 +127,14 @@ fn run(args: &Args) -> Result<(), String> {
     // Whatever happened, every byte received is already in the file.
     let report =
         result.map_err(|e| format!("{e} (the bytes received are in {})", args.output.display()))?;
-    let (secs, mbps) = rate(report.bytes, started);
+    // The rate is over the transfer (handshake to the server's FIN), not the connection's set-up.
+    let (secs, mbps) = rate(report.bytes, report.transfer_time());
     println!(
-        "received {} bytes from {} in {secs:.3} s ({mbps:.1} MB/s) into {}; replied \"Thank you\\0\"",
+        "received {} bytes from {} in {secs:.3} s ({mbps:.1} MB/s) into {}; connected in {}; replied \"Thank you\\0\"",
         report.bytes,
         report.remote,
-        args.output.display()
+        args.output.display(),
+        report.connected_at - report.started_at,
     );
     Ok(())
 }

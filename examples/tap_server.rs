@@ -123,7 +123,7 @@ fn run(args: &Args) -> Result<(), String> {
             match result {
                 Ok(report) => {
                     served += 1;
-                    let (secs, mbps) = rate(report.bytes, started);
+                    let (secs, mbps) = rate(report.bytes, started.elapsed().into());
                     let reply = report.reply.kept();
                     let text = reply.strip_suffix(b"\0").unwrap_or(reply);
                     println!("Message from client: {}", String::from_utf8_lossy(text));

@@ -84,13 +84,19 @@ mkdir -p "$OUT"
 # server-eth: the server over an Ethernet loopback (ARP, Ethernet framing), as a board's MAC needs;
 # server-tiny: the server image with `-Cpanic=immediate-abort` (unstable), which drops panic
 # messages and their formatting: a panic becomes a fault, which the image reports as a failure.
-VARIANTS=(full server client baseline server-eth server-tiny)
+# server-ipv6 / server-reno / server-log: the server image with one more feature of the library
+# (smoltcp's IPv6, Reno congestion control, the `log` facade without a logger), for the
+# README's feature table: what each feature costs a program that turns it on.
+VARIANTS=(full server client baseline server-eth server-tiny server-ipv6 server-reno server-log)
 features() {
     case $1 in
     full) ;;
     server | server-tiny) echo "--no-default-features --features server" ;;
     client) echo "--no-default-features --features client" ;;
     server-eth) echo "--no-default-features --features server,ethernet" ;;
+    server-ipv6) echo "--no-default-features --features server,halfclose/proto-ipv6" ;;
+    server-reno) echo "--no-default-features --features server,halfclose/socket-tcp-reno" ;;
+    server-log) echo "--no-default-features --features server,halfclose/log" ;;
     baseline) echo "--no-default-features" ;;
     esac
 }
@@ -223,6 +229,9 @@ base_flash=$(flash_of "$OUT/baseline.elf")
         baseline) name="baseline (no network)" ;;
         server-eth) name="server only, Ethernet medium" ;;
         server-tiny) name="server only, \`-Cpanic=immediate-abort\`" ;;
+        server-ipv6) name="server only, \`proto-ipv6\`" ;;
+        server-reno) name="server only, \`socket-tcp-reno\`" ;;
+        server-log) name="server only, \`log\` (no logger installed)" ;;
         esac
         awk -v n="$name" -v t="$text" -v r="$ro" -v d="$data" -v b="$bss" -v f="$flash" -v p="$payload" \
             -v z="$base_flash" -v s="$stack" -v m="$ram" 'function k(x) { return sprintf("%d (%.1f KiB)", x, x / 1024) }
@@ -232,6 +241,27 @@ base_flash=$(flash_of "$OUT/baseline.elf")
 } >"$FOOTPRINT_MD"
 say "footprint (bytes; thumbv7m-none-eabi, opt-level \"s\", fat LTO, one codegen unit; made by: bash scripts/firmware.sh)"
 cat "$FOOTPRINT_MD"
+
+# What each of the library's features adds: an image with the feature against the same image
+# without it. Flash is .vector_table + .text + .rodata + .data; RAM is .data + .bss + the stack
+# peak (socket buffers and loopback ring are the same on both sides).
+ram_of() { echo $(($(section "$OUT/$1.elf" .data) + $(section "$OUT/$1.elf" .bss) + $(field "$1" 'stack peak'))); }
+FEATURE_COSTS_MD=${FEATURE_COSTS_MD:-$OUT/feature-costs.md}
+{
+    echo "| feature | measured as | flash | RAM |"
+    echo "| --- | --- | ---: | ---: |"
+    cost() { # feature, with-image, without-image, how
+        awk -v n="$1" -v h="$4" -v f=$(($(flash_of "$OUT/$2.elf") - $(flash_of "$OUT/$3.elf"))) \
+            -v r=$(($(ram_of "$2") - $(ram_of "$3"))) 'BEGIN { printf "| `%s` | %s | %+d | %+d |\n", n, h, f, r }'
+    }
+    cost proto-ipv6 server-ipv6 server "server only, with and without"
+    cost socket-tcp-reno server-reno server "server only, with and without"
+    cost log server-log server "server only, with and without; no logger installed"
+    cost medium-ethernet server-eth server "server only over an Ethernet loopback (ARP) vs bare IP"
+    cost defmt defmt full "full image with defmt traces (DEFMT_LOG=debug, semihosting logger) vs none"
+} >"$FEATURE_COSTS_MD"
+say "what each library feature costs (bytes; same build)"
+cat "$FEATURE_COSTS_MD"
 for v in "${VARIANTS[@]}"; do
     sed -n "s/^\(ram\|sizes\): /$v: /p" "$OUT/$v.log"
 done

@@ -112,6 +112,7 @@ pub fn open(opts: &Common) -> Result<(Device, i32, Interface), String> {
             opts.tap, opts.tap
         )
     })?;
+    wait_for_carrier(&opts.tap);
     let fd = tap.as_raw_fd();
     let sink: Box<dyn Write> = match &opts.pcap {
         Some(path) => Box::new(
@@ -147,6 +148,29 @@ pub fn open(opts: &Common) -> Result<(Device, i32, Interface), String> {
         None => {}
     }
     Ok((device, fd, iface))
+}
+
+/// Wait (at most 2 s) until Linux has brought the link up on its side of the TAP device.
+///
+/// Opening the device turns its carrier on, but Linux starts transmitting on it only when its
+/// link-watch work has handled that, a few milliseconds later. A device the previous program
+/// left (as in the README's walkthrough: `tap_server`, then `tap_client`) shows `down` until
+/// then. The kernel drops what it sends before that: its answer to our first ARP request. smoltcp
+/// sends no SYN until the neighbour is resolved and asks again only after a second (its
+/// neighbour discovery rate limit), so the first connection took a second. `operstate` leaves
+/// `down` when the link-watch work has run; on a device that never reports it we go on after the
+/// limit, and smoltcp's retry covers the rest.
+pub fn wait_for_carrier(tap: &str) {
+    let path = format!("/sys/class/net/{tap}/operstate");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < end {
+        match std::fs::read_to_string(&path) {
+            Ok(state) if state.trim() == "down" || state.trim() == "lowerlayerdown" => {
+                std::thread::sleep(std::time::Duration::from_millis(1))
+            }
+            _ => return,
+        }
+    }
 }
 
 /// Sleep until the TAP has a frame or the interface's next timer, at most 100 ms.
@@ -209,9 +233,9 @@ impl Progress {
     }
 }
 
-/// Seconds and MB/s for a summary line.
-pub fn rate(bytes: u64, started: std::time::Instant) -> (f64, f64) {
-    let secs = started.elapsed().as_secs_f64();
+/// Seconds and MB/s for a summary line, over `took`.
+pub fn rate(bytes: u64, took: Duration) -> (f64, f64) {
+    let secs = took.total_micros() as f64 / 1e6;
     (secs, bytes as f64 / secs.max(1e-9) / 1e6)
 }
 
