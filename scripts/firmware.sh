@@ -85,7 +85,7 @@ mkdir -p "$OUT"
 # server-tiny: the server image with `-Cpanic=immediate-abort` (unstable), which drops panic
 # messages and their formatting: a panic becomes a fault, which the image reports as a failure.
 # server-ipv6 / server-reno / server-log: the server image with one more feature of the library
-# (smoltcp's IPv6, Reno congestion control, the `log` facade without a logger), for the
+# (smoltcp's IPv6, Reno congestion control, `log` with a semihosting logger), for the
 # README's feature table: what each feature costs a program that turns it on.
 VARIANTS=(full server client baseline server-eth server-tiny server-ipv6 server-reno server-log)
 features() {
@@ -96,7 +96,7 @@ features() {
     server-eth) echo "--no-default-features --features server,ethernet" ;;
     server-ipv6) echo "--no-default-features --features server,halfclose/proto-ipv6" ;;
     server-reno) echo "--no-default-features --features server,halfclose/socket-tcp-reno" ;;
-    server-log) echo "--no-default-features --features server,halfclose/log" ;;
+    server-log) echo "--no-default-features --features server,log" ;;
     baseline) echo "--no-default-features" ;;
     esac
 }
@@ -231,7 +231,7 @@ base_flash=$(flash_of "$OUT/baseline.elf")
         server-tiny) name="server only, \`-Cpanic=immediate-abort\`" ;;
         server-ipv6) name="server only, \`proto-ipv6\`" ;;
         server-reno) name="server only, \`socket-tcp-reno\`" ;;
-        server-log) name="server only, \`log\` (no logger installed)" ;;
+        server-log) name="server only, \`log\` (a semihosting logger, debug level)" ;;
         esac
         awk -v n="$name" -v t="$text" -v r="$ro" -v d="$data" -v b="$bss" -v f="$flash" -v p="$payload" \
             -v z="$base_flash" -v s="$stack" -v m="$ram" 'function k(x) { return sprintf("%d (%.1f KiB)", x, x / 1024) }
@@ -256,7 +256,7 @@ FEATURE_COSTS_MD=${FEATURE_COSTS_MD:-$OUT/feature-costs.md}
     }
     cost proto-ipv6 server-ipv6 server "server only, with and without"
     cost socket-tcp-reno server-reno server "server only, with and without"
-    cost log server-log server "server only, with and without; no logger installed"
+    cost log server-log server "server only, with and without (a semihosting logger, debug level)"
     cost medium-ethernet server-eth server "server only over an Ethernet loopback (ARP) vs bare IP"
     cost defmt defmt full "full image with defmt traces (DEFMT_LOG=debug, semihosting logger) vs none"
 } >"$FEATURE_COSTS_MD"

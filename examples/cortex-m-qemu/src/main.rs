@@ -16,6 +16,8 @@
 mod clock;
 #[cfg(feature = "defmt")]
 mod defmt_log;
+#[cfg(feature = "log")]
+mod log_sink;
 #[cfg(feature = "net")]
 mod enet;
 #[cfg(feature = "net")]
@@ -31,6 +33,8 @@ use cortex_m_semihosting::{debug, hprintln};
 
 #[entry]
 fn main() -> ! {
+    #[cfg(feature = "log")]
+    log_sink::init();
     #[cfg(feature = "net")]
     let passed = net::run();
     #[cfg(all(any(feature = "server", feature = "client"), not(feature = "net")))]
