@@ -80,15 +80,16 @@ pub enum Error {
         /// File bytes the sink accepted before the failure.
         bytes: u64,
     },
-    /// The client closed after a reply that is not exactly `"Thank you\0"` (an empty one included).
+    /// The client's reply is not `"Thank you\0"`: the server ends the connection at the first byte
+    /// that cannot belong to it, or when the client closes after fewer bytes (none included).
     WrongReply {
         /// What the client sent.
         reply: Reply,
         /// File bytes the client acknowledged.
         bytes: u64,
     },
-    /// The client sent more than [`REPLY_MAX`](crate::REPLY_MAX) bytes: more than one BSD `read`
-    /// of the reply would take.
+    /// The client sent `"Thank you\0"` and then more: the server ends the connection at the first
+    /// extra byte (a BSD server would read up to [`REPLY_MAX`](crate::REPLY_MAX) of them).
     ReplyTooLong {
         /// The reply's first bytes (the length is how many arrived before the server gave up).
         reply: Reply,
@@ -141,8 +142,7 @@ impl fmt::Display for Error {
             ),
             Error::ReplyTooLong { reply, bytes } => write!(
                 f,
-                "the client's reply is over {} bytes, starting {reply} (after {bytes} bytes)",
-                crate::REPLY_MAX
+                "the client's reply went on after \"Thank you\\0\": {reply} (after {bytes} bytes)"
             ),
         }
     }

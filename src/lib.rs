@@ -43,7 +43,9 @@ pub use timeouts::Timeouts;
 /// `sizeof "Thank you"` bytes.
 pub const REPLY: &[u8; 10] = b"Thank you\0";
 
-/// The most a server reads of the reply: one BSD `read(fd, buf, 1024)`.
+/// The most the lesson's BSD server reads of the reply: one `read(fd, buf, 1024)`. This server
+/// needs no such buffer: it checks each byte against [`REPLY`] as it arrives and ends the
+/// connection at the first one that cannot belong to it.
 pub const REPLY_MAX: usize = 1024;
 
 /// The port the examples and tests use (unassigned by IANA).

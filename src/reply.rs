@@ -35,6 +35,18 @@ impl Reply {
         self.len += bytes.len();
     }
 
+    /// Append received bytes up to and including the first one that cannot belong to
+    /// `"Thank you\0"`; returns how many were taken.
+    pub fn extend_until_wrong(&mut self, bytes: &[u8]) -> usize {
+        for (i, &b) in bytes.iter().enumerate() {
+            self.extend(&[b]);
+            if !self.may_become_thank_you() {
+                return i + 1;
+            }
+        }
+        bytes.len()
+    }
+
     /// Total number of bytes received.
     pub fn len(&self) -> usize {
         self.len
@@ -53,6 +65,17 @@ impl Reply {
     /// Whether the reply is exactly `"Thank you\0"`.
     pub fn is_thank_you(&self) -> bool {
         self.len == REPLY.len() && self.kept() == REPLY
+    }
+
+    /// Whether the bytes so far can still become `"Thank you\0"`: they are its beginning (the
+    /// empty reply included). The first byte that breaks this ends the connection at once.
+    pub fn may_become_thank_you(&self) -> bool {
+        self.len <= REPLY.len() && REPLY.starts_with(self.kept())
+    }
+
+    /// Whether the reply is `"Thank you\0"` followed by more bytes.
+    pub fn goes_on_after_thank_you(&self) -> bool {
+        self.len > REPLY.len() && self.kept().starts_with(REPLY)
     }
 }
 
@@ -102,6 +125,26 @@ mod tests {
         assert!(r.is_thank_you());
         r.extend(b"!");
         assert!(!r.is_thank_you());
+    }
+
+    #[test]
+    fn a_reply_is_wrong_from_its_first_impossible_byte() {
+        let mut r = Reply::new();
+        assert!(r.may_become_thank_you());
+        r.extend(b"Thank");
+        assert!(r.may_become_thank_you());
+        r.extend(b"s");
+        assert!(!r.may_become_thank_you());
+        assert!(!r.goes_on_after_thank_you());
+        let mut r = Reply::new();
+        r.extend(REPLY);
+        assert!(r.may_become_thank_you());
+        r.extend(b"\0");
+        assert!(!r.may_become_thank_you());
+        assert!(r.goes_on_after_thank_you());
+        let mut r = Reply::new();
+        assert_eq!(r.extend_until_wrong(b"ThXnk you"), 3);
+        assert_eq!(r.kept(), b"ThX");
     }
 
     #[test]

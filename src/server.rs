@@ -2,7 +2,9 @@
 //!
 //! [`Sender`] is one connection's state machine over one `tcp::Socket`; [`Server`] runs a fixed pool
 //! of them over sockets the caller created, so several clients are served at once and a finished
-//! slot listens again for the next one.
+//! slot listens again for the next one. A small pool defends itself against hostile peers (SYN
+//! floods, readers that never or barely read, trickled replies): see [`Server`] and
+//! [`Timeouts`].
 //!
 //! ```text
 //!  Accepting ──► Sending { queued } ──close()──► HalfClosed { sent, .. } ──► Done(Report)
@@ -20,7 +22,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use crate::macros::{debug, trace};
-use crate::{Error, Phase, REPLY_MAX, Reply, Timeouts};
+use crate::{Error, Phase, Reply, Timeouts};
 
 /// Where each connection's file comes from.
 ///
@@ -144,6 +146,20 @@ pub struct Sender<R> {
     last_send_queue: usize,
     /// File bytes the client has acknowledged.
     acked: u64,
+    /// The current window of the rate floor ([`Timeouts::min_rate`]), once established.
+    window: Option<RateWindow>,
+}
+
+/// One window of [`Timeouts::idle`] over which a transfer must move [`Timeouts::min_rate`].
+#[derive(Debug, Clone, Copy)]
+struct RateWindow {
+    /// When it began.
+    start: Instant,
+    /// File bytes acknowledged when it began.
+    acked: u64,
+    /// Bytes queued and not yet acknowledged when it began: a peer that acknowledges all of
+    /// them has kept up, whatever the floor (the end of a file is shorter than a window's worth).
+    waiting: u64,
 }
 
 impl<R: Read> Sender<R> {
@@ -160,9 +176,10 @@ impl<R: Read> Sender<R> {
             fin_acked_at: None,
             reply_at: None,
             last_progress: now,
-            deadline: now + timeouts.connect,
+            deadline: now + timeouts.handshake,
             last_send_queue: 0,
             acked: 0,
+            window: None,
         }
     }
 
@@ -235,6 +252,7 @@ impl<R: Read> Sender<R> {
                 self.fill(now, socket, queued)?;
                 if matches!(self.state, State::Sending { .. }) {
                     self.check_deadline(now, Phase::Transfer)?;
+                    self.check_rate(now, socket)?;
                 }
             }
             State::HalfClosed {
@@ -372,9 +390,10 @@ impl<R: Read> Sender<R> {
     fn drain_reply(&mut self, now: Instant, socket: &mut tcp::Socket) -> Result<bool, Error> {
         loop {
             let reply = &mut self.reply;
+            // Stop at the first byte that rules the reply out: that is all the error needs.
             match socket.recv(|buf| {
-                reply.extend(buf);
-                (buf.len(), buf.len())
+                let n = reply.extend_until_wrong(buf);
+                (n, n)
             }) {
                 Ok(0) => return Ok(false),
                 Ok(n) => {
@@ -383,8 +402,16 @@ impl<R: Read> Sender<R> {
                         self.reply_at = Some(now);
                     }
                     self.progress(now);
-                    if self.reply.len() > REPLY_MAX {
+                    // Fail at the first byte that cannot belong to "Thank you\0": a wrong or
+                    // trickled reply must not hold a slot until a timeout.
+                    if self.reply.goes_on_after_thank_you() {
                         return Err(Error::ReplyTooLong {
+                            reply: self.reply,
+                            bytes: self.acked,
+                        });
+                    }
+                    if !self.reply.may_become_thank_you() {
+                        return Err(Error::WrongReply {
                             reply: self.reply,
                             bytes: self.acked,
                         });
@@ -412,11 +439,21 @@ impl<R: Read> Sender<R> {
     }
 
     fn check_deadline(&mut self, now: Instant, phase: Phase) -> Result<(), Error> {
-        let since = match phase {
-            Phase::Connect => self.accepted_at,
-            Phase::Transfer | Phase::Reply => self.last_progress,
+        self.deadline = match (phase, &self.state) {
+            // A handshake has a limit of its own: SYN floods are made of handshakes.
+            (Phase::Connect, _) => self.accepted_at + self.timeouts.handshake,
+            // The reply phase as a whole is bounded, so ten bytes trickled one by one, each
+            // inside a limit, cannot hold the slot for long.
+            (
+                Phase::Reply,
+                State::HalfClosed {
+                    fin_queued_at: since,
+                    ..
+                },
+            ) => self.fin_acked_at.unwrap_or(*since) + self.timeouts.reply,
+            (Phase::Reply, _) => self.last_progress + self.timeouts.reply,
+            (Phase::Transfer, _) => self.last_progress + self.timeouts.idle,
         };
-        self.deadline = since + self.timeouts.limit(phase);
         if now >= self.deadline {
             Err(Error::TimedOut {
                 phase,
@@ -425,6 +462,76 @@ impl<R: Read> Sender<R> {
         } else {
             Ok(())
         }
+    }
+
+    /// The rate floor: each window of `idle` must see `min_rate` bytes a second acknowledged, or
+    /// everything that was waiting when it began. A slow reader moves a byte now and then, so
+    /// the idle limit never fires; this does.
+    fn check_rate(&mut self, now: Instant, socket: &tcp::Socket) -> Result<(), Error> {
+        if self.timeouts.min_rate == 0 {
+            return Ok(());
+        }
+        let span = self.timeouts.idle;
+        let fresh = RateWindow {
+            start: now,
+            acked: self.acked,
+            waiting: socket.send_queue() as u64,
+        };
+        let window = *self.window.get_or_insert(fresh);
+        let end = window.start + span;
+        if now < end {
+            self.deadline = self.deadline.min(end);
+            return Ok(());
+        }
+        let floor =
+            (u64::from(self.timeouts.min_rate) * span.total_millis() / 1000).min(window.waiting);
+        if self.acked - window.acked < floor {
+            debug!(
+                "halfclose server: {} bytes acknowledged in {}, under the floor of {}",
+                self.acked - window.acked,
+                span,
+                floor
+            );
+            return Err(Error::TimedOut {
+                phase: Phase::Transfer,
+                bytes: self.acked,
+            });
+        }
+        self.window = Some(fresh);
+        self.deadline = self.deadline.min(now + span);
+        Ok(())
+    }
+
+    /// Whether the connection is still in its handshake (a candidate for a SYN flood's reclaim).
+    fn is_half_open(&self) -> bool {
+        matches!(self.state, State::Accepting)
+    }
+
+    /// Since when the peer has moved nothing, if the connection is established and running.
+    fn stalled_since(&self) -> Option<Instant> {
+        match self.state {
+            State::Sending { .. } | State::HalfClosed { .. } => Some(self.last_progress),
+            State::Accepting | State::Done(_) | State::Failed(_) => None,
+        }
+    }
+
+    /// The pool takes this connection's slot back for a new client: it ends as timed out in its
+    /// phase (the handshake, or whatever it stalled in).
+    fn reclaim(&mut self, socket: &mut tcp::Socket) -> Error {
+        let phase = match self.state {
+            State::Accepting => Phase::Connect,
+            State::Sending { .. } => Phase::Transfer,
+            State::HalfClosed { .. } => self.waiting_phase(socket),
+            // Never called on a finished connection; its own phase is as good as any.
+            State::Done(_) | State::Failed(_) => Phase::Reply,
+        };
+        let error = Error::TimedOut {
+            phase,
+            bytes: self.acked,
+        };
+        debug!("halfclose server: slot reclaimed ({})", error);
+        self.set_state(State::Failed(error.clone()));
+        error
     }
 
     fn reset_error(&self, phase: Phase) -> Error {
@@ -448,8 +555,11 @@ enum Slot<R> {
     /// The connection ended; the socket still has its last ACK (or a RST) to send, and may
     /// re-acknowledge a retransmitted FIN until `until`.
     Lingering {
-        /// When the slot may listen again.
+        /// When the slot listens again.
         until: Instant,
+        /// The earliest it may listen again when the pool needs a listener: after the socket's
+        /// delayed-ACK time, so the last ACK has left.
+        earliest: Instant,
         /// The socket's own delayed-ACK setting, restored when it listens again.
         ack_delay: Option<Duration>,
     },
@@ -460,13 +570,36 @@ enum Slot<R> {
 /// The caller creates the sockets (and so owns their buffers) and adds them to the `SocketSet`;
 /// the server makes them listen and runs a [`Sender`] on each accepted connection.
 ///
-/// When a connection ends, its socket lingers in TIME-WAIT for [`Timeouts::linger`] (and at least
-/// until the next `poll` and the socket's delayed-ACK time, so the final ACK of the client's FIN,
-/// or a RST after an error, is sent first), then listens again. smoltcp's own TIME-WAIT lasts 10 s, far longer than a small
-/// pool can spare a socket.
+/// When a connection ends well, its socket lingers in TIME-WAIT for [`Timeouts::linger`] (and at
+/// least until the next `poll` and the socket's delayed-ACK time, so the final ACK of the
+/// client's FIN is sent first), then listens again; after an error it listens again as soon as
+/// its RST has left. smoltcp's own TIME-WAIT lasts 10 s, far longer than a small pool can spare
+/// a socket.
 ///
-/// A SYN that finds every slot busy is answered with a reset by smoltcp (the client sees
-/// "connection refused"), as a kernel does when its accept queue is full.
+/// # A full pool keeps one socket listening
+///
+/// A SYN that finds no socket listening is answered with a reset by smoltcp (the client sees
+/// "connection refused"), and the server never learns of it. So whenever no slot listens
+/// after a `poll`, the pool takes one slot back (unless [`set_reclaim`](Server::set_reclaim)
+/// turned this off), in this order:
+///
+/// 1. A lingering slot: its transfer is complete; only a lost last ACK would have needed it. In
+///    a pool of one this is the only reclaim, so a pool of one listens again as soon as its last
+///    ACK has left, whatever `linger` says.
+/// 2. In a pool of two or more, when a SYN has just taken the last listener: the oldest other
+///    half-open connection (SYN-RECEIVED), without a RST (its address is likely forged). This is
+///    the kernel's SYN-queue policy: a real client completes its handshake in one round trip,
+///    long before a flood has pushed it to the front, and one that is reclaimed anyway retries
+///    its SYN and finds a listener.
+/// 3. In a pool of two or more: the established connection whose peer has moved nothing for the
+///    longest, if that is at least [`Timeouts::stall`]; it is aborted (a RST tells the peer at
+///    once). This is fair because it only happens when the pool is full, it takes the slot that
+///    does no work for anyone, longest-idle first, and a peer that moves anything within
+///    `stall` is never touched: an attacker cannot evict a client that is making progress.
+///
+/// A reclaimed connection is reported as [`Error::TimedOut`] in its phase. A pool whose every
+/// slot serves a live, progressing connection has nothing to take back, and refuses new clients
+/// until one finishes.
 ///
 /// Call [`poll`](Server::poll) after every `Interface::poll`: the pool relies on the interface
 /// having sent what the sockets queued between two calls.
@@ -477,6 +610,7 @@ pub struct Server<S: Source, const N: usize> {
     endpoint: IpListenEndpoint,
     source: S,
     timeouts: Timeouts,
+    reclaim: bool,
 }
 
 impl<S: Source, const N: usize> Server<S, N> {
@@ -501,7 +635,16 @@ impl<S: Source, const N: usize> Server<S, N> {
             endpoint,
             source,
             timeouts,
+            reclaim: true,
         })
+    }
+
+    /// Whether a pool with no listening socket takes a slot back (on by default; see
+    /// [`Server`]). Off, lingering slots linger their full [`Timeouts::linger`] and no
+    /// connection is ever cut short for a new client: the behaviour before these defences, kept
+    /// for comparisons and for single-connection tests that want a full TIME-WAIT.
+    pub fn set_reclaim(&mut self, on: bool) {
+        self.reclaim = on;
     }
 
     /// Advance every connection; returns those that ended in this call.
@@ -515,11 +658,16 @@ impl<S: Source, const N: usize> Server<S, N> {
         sockets: &mut SocketSet<'_>,
     ) -> heapless::Vec<Result<Report, Error>, N> {
         let mut ended = heapless::Vec::new();
-        for (slot, &handle) in self.slots.iter_mut().zip(&self.handles) {
+        // Slots that took a SYN or finished in this call: never reclaimed in the same call.
+        let mut fresh = [false; N];
+        let mut took_syn = false;
+        for (i, (slot, &handle)) in self.slots.iter_mut().zip(&self.handles).enumerate() {
             let socket = sockets.get_mut::<tcp::Socket>(handle);
             match slot {
                 Slot::Listening => {
                     if socket.is_active() {
+                        fresh[i] = true;
+                        took_syn = true;
                         match self.source.open() {
                             Ok(reader) => {
                                 *slot = Slot::Serving(Sender::new(reader, now, self.timeouts))
@@ -538,15 +686,16 @@ impl<S: Source, const N: usize> Server<S, N> {
                         let _ = socket.listen(self.endpoint);
                     }
                 }
-                Slot::Lingering { until, ack_delay } => {
+                Slot::Lingering {
+                    until, ack_delay, ..
+                } => {
                     // Lingering always spans one egress (this is a later call than the one that
                     // ended the connection). An aborted socket whose RST has gone has nothing
                     // left to linger for.
                     let reset_sent =
                         socket.state() == tcp::State::Closed && socket.remote_endpoint().is_none();
                     if now >= *until || reset_sent {
-                        socket.set_ack_delay(*ack_delay);
-                        let _ = socket.listen(self.endpoint);
+                        Self::relisten(socket, *ack_delay, self.endpoint);
                         *slot = Slot::Listening;
                     }
                     continue;
@@ -556,11 +705,102 @@ impl<S: Source, const N: usize> Server<S, N> {
             if let Slot::Serving(sender) = slot
                 && let Poll::Ready(result) = sender.poll(now, socket)
             {
+                // Only a finished exchange has a FIN to re-acknowledge; after an error the
+                // slot waits just for its RST to leave.
+                let linger = match result {
+                    Ok(_) => self.timeouts.linger,
+                    Err(_) => Duration::ZERO,
+                };
                 let _ = ended.push(result);
-                *slot = Self::linger(socket, now, self.timeouts.linger);
+                *slot = Self::linger(socket, now, linger);
+                fresh[i] = true;
             }
         }
+        if self.reclaim && !self.slots.iter().any(|s| matches!(s, Slot::Listening)) {
+            self.keep_one_listening(now, sockets, &fresh, took_syn, &mut ended);
+        }
         ended
+    }
+
+    /// Take one slot back so the pool listens again (see [`Server`] for the order and why).
+    fn keep_one_listening(
+        &mut self,
+        now: Instant,
+        sockets: &mut SocketSet<'_>,
+        fresh: &[bool; N],
+        took_syn: bool,
+        ended: &mut heapless::Vec<Result<Report, Error>, N>,
+    ) {
+        let candidates = || self.slots.iter().enumerate().filter(|&(i, _)| !fresh[i]);
+        // 1. A lingering slot whose last ACK has left.
+        let lingering = candidates()
+            .filter_map(|(i, s)| match s {
+                Slot::Lingering { earliest, .. } => (now >= *earliest).then_some(i),
+                Slot::Listening | Slot::Serving(_) => None,
+            })
+            .next();
+        if let Some(i) = lingering {
+            if let Slot::Lingering { ack_delay, .. } = self.slots[i] {
+                let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
+                Self::relisten(socket, ack_delay, self.endpoint);
+            }
+            self.slots[i] = Slot::Listening;
+            return;
+        }
+        if N < 2 {
+            return;
+        }
+        // 2. The oldest half-open connection, when a SYN just took the last listener.
+        let half_open = candidates()
+            .filter_map(|(i, s)| match s {
+                Slot::Serving(sender) => {
+                    (took_syn && sender.is_half_open()).then_some((sender.accepted_at, i))
+                }
+                Slot::Listening | Slot::Lingering { .. } => None,
+            })
+            .min();
+        if let Some((_, i)) = half_open {
+            let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
+            if let Slot::Serving(sender) = &mut self.slots[i] {
+                // One result per slot per call: this slot has not reported in this call.
+                let _ = ended.push(Err(sender.reclaim(socket)));
+            }
+            // No RST: a forged source would never read it, and a real one retries its SYN.
+            socket.abort();
+            let ack_delay = socket.ack_delay();
+            Self::relisten(socket, ack_delay, self.endpoint);
+            self.slots[i] = Slot::Listening;
+            return;
+        }
+        // 3. The longest-stalled established connection, stalled for at least `stall`.
+        let stalled = candidates()
+            .filter_map(|(i, s)| match s {
+                Slot::Serving(sender) => sender
+                    .stalled_since()
+                    .filter(|&since| now >= since + self.timeouts.stall)
+                    .map(|since| (since, i)),
+                Slot::Listening | Slot::Lingering { .. } => None,
+            })
+            .min();
+        if let Some((_, i)) = stalled {
+            let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
+            if let Slot::Serving(sender) = &mut self.slots[i] {
+                let _ = ended.push(Err(sender.reclaim(socket)));
+            }
+            // The peer may be alive: tell it with a RST, and listen once that has left.
+            socket.abort();
+            self.slots[i] = Self::linger(socket, now, Duration::ZERO);
+        }
+    }
+
+    fn relisten(socket: &mut tcp::Socket, ack_delay: Option<Duration>, endpoint: IpListenEndpoint) {
+        socket.set_ack_delay(ack_delay);
+        if socket.is_open() {
+            // TIME-WAIT cut short (or a socket that never closed): `listen` needs it closed.
+            socket.abort();
+        }
+        // `listen` only fails for port 0, which `Server::listen` rejected.
+        let _ = socket.listen(endpoint);
     }
 
     fn linger(socket: &mut tcp::Socket, now: Instant, linger: Duration) -> Slot<S::Reader> {
@@ -568,8 +808,10 @@ impl<S: Source, const N: usize> Server<S, N> {
         // A delayed-ACK timer already running keeps its deadline, so the slot lingers at least
         // that long; ACKs of anything that still arrives leave at once.
         socket.set_ack_delay(None);
+        let earliest = now + ack_delay.unwrap_or(Duration::ZERO);
         Slot::Lingering {
-            until: now + linger.max(ack_delay.unwrap_or(Duration::ZERO)),
+            until: earliest.max(now + linger),
+            earliest,
             ack_delay,
         }
     }
@@ -586,12 +828,22 @@ impl<S: Source, const N: usize> Server<S, N> {
     /// The earliest time a connection or a lingering slot needs a `poll` even if no packet
     /// arrives (`None` when every slot listens). Sleep no later than this and `poll_at`.
     pub fn poll_at(&self) -> Option<Instant> {
+        let full = self.reclaim && !self.slots.iter().any(|s| matches!(s, Slot::Listening));
         self.slots
             .iter()
             .filter_map(|s| match s {
                 Slot::Listening => None,
-                Slot::Serving(sender) => sender.deadline(),
-                Slot::Lingering { until, .. } => Some(*until),
+                Slot::Serving(sender) => {
+                    // A full pool takes back a stalled slot once it has stalled for `stall`.
+                    let reclaim = sender
+                        .stalled_since()
+                        .filter(|_| full && N >= 2)
+                        .map(|since| since + self.timeouts.stall);
+                    [sender.deadline(), reclaim].into_iter().flatten().min()
+                }
+                Slot::Lingering {
+                    until, earliest, ..
+                } => Some(if full { *earliest } else { *until }),
             })
             .min()
     }
@@ -601,6 +853,14 @@ impl<S: Source, const N: usize> Server<S, N> {
         self.slots
             .iter()
             .filter(|s| matches!(s, Slot::Serving(_)))
+            .count()
+    }
+
+    /// How many slots are listening for a new client.
+    pub fn listening(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Listening))
             .count()
     }
 

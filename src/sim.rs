@@ -277,6 +277,31 @@ impl<const MTU: usize, const CAP: usize> Wire<MTU, CAP> {
         self.digest
     }
 
+    /// Put a packet on the wire as if the host on `from` had sent it: `write` fills its `len`
+    /// bytes, and it meets the same latency, rate, faults and queue as that host's own packets.
+    /// This is how an attacker's forged packets (see [`forged_syn`]) enter the simulation.
+    pub fn inject(&mut self, from: Side, len: usize, write: impl FnOnce(&mut [u8])) {
+        let len = len.min(MTU);
+        let token = TxToken {
+            tx: match from {
+                Side::Server => &mut self.to_client,
+                Side::Client => &mut self.to_server,
+            },
+            rng: &mut self.rng,
+            now: self.now,
+            cut: self.cut,
+            scratch: &mut self.scratch,
+            digest: &mut self.digest,
+        };
+        phy::TxToken::consume(token, len, write);
+    }
+
+    /// The wire's random source, for an attacker's choices (forged addresses, arrival times).
+    /// Drawing from it shifts the faults that follow, so a run stays reproducible by its seed.
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
     /// The device of the host on `side`: it receives what arrives there and sends the other way.
     pub fn host(&mut self, side: Side) -> Host<'_, MTU, CAP> {
         let (rx, tx) = match side {
@@ -448,6 +473,54 @@ impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> 
         }
         result
     }
+}
+
+/// The length of an IPv4 SYN written by [`forged_syn`].
+pub const FORGED_SYN_LEN: usize = 20 + 24;
+
+/// Write an IPv4 TCP SYN from `src` to `dst` with sequence number `seq` into `buf` (at least
+/// [`FORGED_SYN_LEN`] bytes), checksums included: the first packet of a SYN flood. With a
+/// source address no host on the wire owns, the server's SYN-ACK goes nowhere and the
+/// handshake is never completed. Returns the packet's length.
+pub fn forged_syn(
+    buf: &mut [u8],
+    src: (smoltcp::wire::Ipv4Address, u16),
+    dst: (smoltcp::wire::Ipv4Address, u16),
+    seq: u32,
+) -> usize {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{
+        IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+    };
+    let tcp = TcpRepr {
+        src_port: src.1,
+        dst_port: dst.1,
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(seq as i32),
+        ack_number: None,
+        window_len: 1024,
+        window_scale: None,
+        max_seg_size: Some(1460),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let ip = Ipv4Repr {
+        src_addr: src.0,
+        dst_addr: dst.0,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.header_len(),
+        hop_limit: 64,
+    };
+    let len = ip.buffer_len() + tcp.buffer_len();
+    let buf = &mut buf[..len];
+    let caps = ChecksumCapabilities::default();
+    let mut packet = Ipv4Packet::new_unchecked(&mut *buf);
+    ip.emit(&mut packet, &caps);
+    let mut segment = TcpPacket::new_unchecked(packet.payload_mut());
+    tcp.emit(&mut segment, &src.0.into(), &dst.0.into(), &caps);
+    len
 }
 
 /// Addresses of the two hosts.
@@ -701,6 +774,9 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
             return outcome;
         }
     };
+    // One client and nobody else waiting: the slot keeps its whole TIME-WAIT (`linger`), which
+    // a pool of one otherwise cuts short to listen again.
+    server.set_reclaim(false);
     let now = net.now();
     let mut client = match client::Client::connect(
         net.client.context(),
@@ -758,6 +834,25 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forged_syn_is_a_valid_syn() {
+        use smoltcp::wire::{Ipv4Address, Ipv4Packet, TcpPacket};
+        let mut buf = [0u8; 64];
+        let (src, dst) = (
+            Ipv4Address::new(10, 0, 0, 77),
+            Ipv4Address::new(10, 0, 0, 1),
+        );
+        let len = forged_syn(&mut buf, (src, 4242), (dst, 7891), 12345);
+        assert_eq!(len, FORGED_SYN_LEN);
+        let ip = Ipv4Packet::new_checked(&buf[..len]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.src_addr(), src);
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum(&src.into(), &dst.into()));
+        assert!(tcp.syn() && !tcp.ack());
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (4242, 7891));
+    }
 
     #[test]
     fn rng_is_reproducible_and_spread() {

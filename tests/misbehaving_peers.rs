@@ -22,6 +22,7 @@ const TIMEOUTS: Timeouts = Timeouts {
     idle: Duration::from_secs(30),
     reply: Duration::from_secs(10),
     linger: Duration::ZERO,
+    ..Timeouts::DEFAULT
 };
 
 fn wire() -> Box<SimWire> {
@@ -156,15 +157,17 @@ fn client_replies_something_else_server_reports_the_wrong_reply() {
     });
     match r.unwrap_err() {
         Error::WrongReply { reply, bytes } => {
-            assert_eq!(reply.kept(), b"Thanks!");
+            // Read up to the first byte that cannot be "Thank you\0"'s: the 's'.
+            assert_eq!(reply.kept(), b"Thanks");
             assert_eq!(bytes, LEN as u64);
         }
         e => panic!("{e:?}"),
     }
 }
 
+/// The first byte already rules out `"Thank you\0"`: the server does not read on to 1024.
 #[test]
-fn client_replies_more_than_1024_bytes_server_stops_reading() {
+fn client_replies_2000_wrong_bytes_server_stops_at_the_first() {
     let file = random_bytes(LEN, 4);
     let long = [b'x'; 2000];
     let mut got = Vec::new();
@@ -175,9 +178,28 @@ fn client_replies_more_than_1024_bytes_server_stops_reading() {
         }
     });
     match r.unwrap_err() {
+        Error::WrongReply { reply, bytes } => {
+            assert_eq!(reply.kept(), b"x", "read up to the first wrong byte");
+            assert_eq!(bytes, LEN as u64);
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn client_replies_thank_you_and_more_server_stops_at_the_first_extra_byte() {
+    let file = random_bytes(LEN, 13);
+    let mut got = Vec::new();
+    let mut sent = false;
+    let r = our_server_against(&file, |sock, _, _| {
+        if read_all(sock, &mut got) && !sent {
+            sock.send_slice(b"Thank you\0 and goodbye").unwrap();
+            sent = true;
+        }
+    });
+    match r.unwrap_err() {
         Error::ReplyTooLong { reply, bytes } => {
-            assert!(reply.len() > halfclose::REPLY_MAX);
-            assert!(reply.kept().iter().all(|&b| b == b'x'));
+            assert_eq!(reply.kept(), b"Thank you\0 ");
             assert_eq!(bytes, LEN as u64);
         }
         e => panic!("{e:?}"),

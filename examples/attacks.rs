@@ -1,0 +1,168 @@
+//! Hostile peers against a pool of four on the simulated wire, with and without the server's
+//! defences: prints the README's tables (Markdown).
+//!
+//! ```sh
+//! cargo run --release --example attacks [-- --seed N --seconds S]
+//! ```
+//!
+//! Each attack runs for `S` simulated seconds (600 by default) while one legitimate client tries
+//! to fetch a 4 KiB file every second; the table gives how many of its attempts were served and
+//! how long the attackers' connections held a server slot. A second table measures the default
+//! `linger` under loss. The scenarios are the ones `tests/attacks.rs` asserts.
+
+#[path = "../tests/attack_scenarios/mod.rs"]
+mod attack_scenarios;
+
+use std::process::ExitCode;
+
+use attack_scenarios::{Attack, Defences, Outcome, run, single};
+use halfclose::sim::{Link, percent};
+use halfclose::{Error, Phase, Timeouts};
+use smoltcp::time::Duration;
+
+fn usage() -> ExitCode {
+    eprintln!("usage: attacks [--seed N (1 or more)] [--seconds S]");
+    ExitCode::from(2)
+}
+
+fn served(o: &Outcome) -> String {
+    format!(
+        "{} of {} ({:.1} %)",
+        o.served,
+        o.attempts,
+        o.served_percent()
+    )
+}
+
+fn holds(o: &Outcome) -> String {
+    if o.attacker_holds.is_empty() {
+        return "-".into();
+    }
+    format!(
+        "{:.1} s / {:.1} s",
+        o.longest_hold().total_millis() as f64 / 1000.0,
+        o.mean_hold().total_millis() as f64 / 1000.0
+    )
+}
+
+fn main() -> ExitCode {
+    let (mut seed, mut seconds) = (1u64, 600u64);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().and_then(|v| v.parse::<u64>().ok());
+        match (arg.as_str(), value) {
+            ("--seed", Some(v)) if v > 0 => seed = v,
+            ("--seconds", Some(v)) if v > 0 => seconds = v,
+            _ => return usage(),
+        }
+    }
+    let duration = Duration::from_secs(seconds);
+    let lan = Duration::from_millis(1);
+    let attacks: [(Attack, Duration); 12] = [
+        (Attack::None, lan),
+        (Attack::ForgedSyns(1), lan),
+        (Attack::ForgedSyns(10), lan),
+        (Attack::ForgedSyns(100), lan),
+        (Attack::ForgedSyns(100), Duration::from_millis(10)),
+        (Attack::NeverRead, lan),
+        (
+            Attack::SlowReaders {
+                clients: 1,
+                every: 60,
+            },
+            lan,
+        ),
+        (
+            Attack::SlowReaders {
+                clients: 4,
+                every: 60,
+            },
+            lan,
+        ),
+        (
+            Attack::TrickledReply {
+                clients: 1,
+                wrong: false,
+            },
+            lan,
+        ),
+        (
+            Attack::TrickledReply {
+                clients: 4,
+                wrong: false,
+            },
+            lan,
+        ),
+        (
+            Attack::TrickledReply {
+                clients: 1,
+                wrong: true,
+            },
+            lan,
+        ),
+        (
+            Attack::TrickledReply {
+                clients: 4,
+                wrong: true,
+            },
+            lan,
+        ),
+    ];
+    let wall = std::time::Instant::now();
+    println!(
+        "| attack | legitimate attempts served, defences on | ... off | attacker's slot hold, longest / mean, on | ... off |"
+    );
+    println!("|---|--:|--:|--:|--:|");
+    for (attack, latency) in attacks {
+        let on = run(attack, Defences::On, seed, duration, latency);
+        let off = run(attack, Defences::Off, seed, duration, latency);
+        let wire = if latency == lan {
+            String::new()
+        } else {
+            format!(", {} ms each way", latency.total_millis())
+        };
+        println!(
+            "| {}{wire} | {} | {} | {} | {} |",
+            attack.describe(),
+            served(&on),
+            served(&off),
+            holds(&on),
+            holds(&off)
+        );
+    }
+
+    println!();
+    println!(
+        "| loss (5 ms each way) | clients reset after a complete transfer, of 400, by `linger`: 0 s | 1 s | 2 s | 4 s | 8 s | 16 s |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|");
+    for loss in [5, 10, 20] {
+        let mut link = Link::clean(1500);
+        link.loss_ppm = percent(loss);
+        link.latency = Duration::from_millis(5);
+        let counts: Vec<String> = [0, 1, 2, 4, 8, 16]
+            .iter()
+            .map(|&linger| {
+                let timeouts = Timeouts {
+                    linger: Duration::from_secs(linger),
+                    ..Timeouts::DEFAULT
+                };
+                (0..400)
+                    .filter(|&s| {
+                        matches!(
+                            single::<2>(timeouts, link, (seed - 1) * 400 + s, false).client,
+                            Some(Err(Error::Reset {
+                                phase: Phase::Reply,
+                                ..
+                            }))
+                        )
+                    })
+                    .count()
+                    .to_string()
+            })
+            .collect();
+        println!("| {loss} % | {} |", counts.join(" | "));
+    }
+    eprintln!("{:.1} s", wall.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
+}
