@@ -84,10 +84,11 @@ mkdir -p "$OUT"
 # server-eth: the server over an Ethernet loopback (ARP, Ethernet framing), as a board's MAC needs;
 # server-tiny: the server image with `-Cpanic=immediate-abort` (unstable), which drops panic
 # messages and their formatting: a panic becomes a fault, which the image reports as a failure.
-# server-ipv6 / server-reno / server-log: the server image with one more feature of the library
-# (smoltcp's IPv6, Reno congestion control, `log` with a semihosting logger), for the
-# README's feature table: what each feature costs a program that turns it on.
-VARIANTS=(full server client baseline server-eth server-tiny server-ipv6 server-reno server-log)
+# server-ipv6 / server-reno: the server image with one more feature of the library (smoltcp's
+# IPv6, Reno congestion control); full-log: the full image with the library's `log` feature and a
+# semihosting logger at debug level. For the README's feature table: what each feature costs a
+# program that turns it on.
+VARIANTS=(full server client baseline server-eth server-tiny server-ipv6 server-reno full-log)
 features() {
     case $1 in
     full) ;;
@@ -96,7 +97,7 @@ features() {
     server-eth) echo "--no-default-features --features server,ethernet" ;;
     server-ipv6) echo "--no-default-features --features server,halfclose/proto-ipv6" ;;
     server-reno) echo "--no-default-features --features server,halfclose/socket-tcp-reno" ;;
-    server-log) echo "--no-default-features --features server,log" ;;
+    full-log) echo "--features log" ;;
     baseline) echo "--no-default-features" ;;
     esac
 }
@@ -171,12 +172,14 @@ if ! command -v defmt-print >/dev/null; then
     "${CARGO[@]}" install --locked -q -j "$JOBS" defmt-print --version '^1'
     export PATH="$PATH:${CARGO_HOME_DIR}/bin"
 fi
-defmt-print -e "$OUT/defmt.elf" <"$OUT/defmt.bin" >"$OUT/defmt.log" 2>&1 || true
-say "defmt frames decoded ($(wc -l <"$OUT/defmt.log") lines), the library's own:"
-grep 'halfclose' "$OUT/defmt.log" || true
+defmt-print -e "$OUT/defmt.elf" <"$OUT/defmt.bin" >"$OUT/defmt-frames.log" 2>&1 || true
+say "defmt frames decoded ($(wc -l <"$OUT/defmt-frames.log") lines), the library's own:"
+grep 'halfclose' "$OUT/defmt-frames.log" || true
 for line in 'halfclose server: accepting=>sending(0)' 'halfclose client: receiving(65536)=>replying(65536)' \
     'halfclose server: half-closed(65536)=>done' 'halfclose client: replying(65536)=>done'; do
-    grep -qF "$line" "$OUT/defmt.log" || die "defmt output lacks \"$line\" (see $OUT/defmt.log)"
+    grep -qF "$line" "$OUT/defmt-frames.log" || die "defmt output lacks \"$line\" (see $OUT/defmt-frames.log)"
+    # The same transitions through `log` and the image's semihosting logger.
+    grep -qF "$line" "$OUT/full-log.log" || die "the log image's output lacks \"$line\" (see $OUT/full-log.log)"
 done
 
 # --- 5. The library alone, for a Cortex-M0 (no atomic CAS) and a Cortex-M4F --------------------
@@ -199,7 +202,7 @@ if (cd "$ROOT" && "${CARGO[@]}" build --locked -q -j "$JOBS" "${BUILD_STD[@]}" -
     --target-dir "$ROOT/target/firmware-lib") >"$OUT/log-defmt.log" 2>&1; then
     die "the library built with both log and defmt; it must refuse"
 fi
-# smoltcp compiles first and refuses the pair itself; halfclose's own compile_error! says the same.
+# halfclose's compile_error! refuses the pair (smoltcp does too when its own `log` is on).
 grep -Eq 'error: .*(log.*defmt|defmt.*log)' "$OUT/log-defmt.log" ||
     die "log+defmt failed for another reason: $(tail -5 "$OUT/log-defmt.log")"
 say "log + defmt together: refused at compile time, as intended"
@@ -218,7 +221,7 @@ base_flash=$(flash_of "$OUT/baseline.elf")
         data=$(section "$elf" .data); bss=$(section "$elf" .bss)
         flash=$(flash_of "$elf")
         # The server's file is 64 KiB of `.rodata`; the client checks bytes without storing them.
-        case $v in full | server*) payload=65536 ;; *) payload=0 ;; esac
+        case $v in full* | server*) payload=65536 ;; *) payload=0 ;; esac
         stack=$(field "$v" 'stack peak'); sockbuf=$(field "$v" 'socket buffers'); ring=$(field "$v" 'loopback ring')
         [[ -n $stack && -n $sockbuf && -n $ring ]] || die "the $v image's output lacks its ram line"
         ram=$((data + bss + stack - sockbuf - ring))
@@ -231,7 +234,7 @@ base_flash=$(flash_of "$OUT/baseline.elf")
         server-tiny) name="server only, \`-Cpanic=immediate-abort\`" ;;
         server-ipv6) name="server only, \`proto-ipv6\`" ;;
         server-reno) name="server only, \`socket-tcp-reno\`" ;;
-        server-log) name="server only, \`log\` (a semihosting logger, debug level)" ;;
+        full-log) name="full, \`log\` (a semihosting logger, debug level)" ;;
         esac
         awk -v n="$name" -v t="$text" -v r="$ro" -v d="$data" -v b="$bss" -v f="$flash" -v p="$payload" \
             -v z="$base_flash" -v s="$stack" -v m="$ram" 'function k(x) { return sprintf("%d (%.1f KiB)", x, x / 1024) }
@@ -256,7 +259,7 @@ FEATURE_COSTS_MD=${FEATURE_COSTS_MD:-$OUT/feature-costs.md}
     }
     cost proto-ipv6 server-ipv6 server "server only, with and without"
     cost socket-tcp-reno server-reno server "server only, with and without"
-    cost log server-log server "server only, with and without (a semihosting logger, debug level)"
+    cost log full-log full "full image, with and without (a semihosting logger, debug level)"
     cost medium-ethernet server-eth server "server only over an Ethernet loopback (ARP) vs bare IP"
     cost defmt defmt full "full image with defmt traces (DEFMT_LOG=debug, semihosting logger) vs none"
 } >"$FEATURE_COSTS_MD"
