@@ -4,13 +4,16 @@
 //! ```text
 //! cargo run --release --example bench                # 64 MiB per configuration
 //! cargo run --release --example bench -- --full      # 64 and 256 MiB
-//! cargo run --release --example bench -- --one ours|theirs   # one 4 MiB run at MTU 1500,
-//!                                                    # checksums on, 4 KiB buffers (callgrind)
+//! cargo run --release --example bench -- --one ours|theirs [MTU [on|off [KiB]]]
+//!                       # one 4 MiB run, by default at MTU 1500, checksums on, 4 KiB buffers
+//!                       # (for callgrind; see scripts/callgrind.sh)
 //! ```
 //!
 //! Both sides: one interface, `Medium::Ip`, server and client sockets with the same buffers, no
 //! delayed ACK; the server sends from memory, the client counts what it receives (no copy out),
-//! then replies "Thank you\0" and both close. The time is the best of three runs.
+//! then replies "Thank you\0" and both close. Both loops move their simulated clock only when
+//! no packet waits in the device (moving it sooner fires retransmission timers on packets that
+//! were never lost). The time is the best of three runs.
 
 use std::hint::black_box;
 use std::task::Poll;
@@ -111,23 +114,55 @@ fn ours<const MTU: usize>(file: &[u8], buffer: usize, checksums: bool) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// smoltcp's own `phy::Loopback` (a `VecDeque` of `Vec`s), with the MTU and checksums set.
+/// smoltcp's own `phy::Loopback` (a `VecDeque` of `Vec`s), with the MTU and checksums set, and
+/// a count of the packets it holds (which `phy::Loopback` does not expose): the loop must not
+/// move the clock on while a packet waits, or the sockets' retransmission timers fire on
+/// packets that were never lost.
 struct Tuned {
     inner: phy::Loopback,
     mtu: usize,
     checksums: bool,
+    queued: usize,
+}
+
+/// `phy::Loopback`'s transmit token, counting the packet it queues.
+struct CountedTx<'a> {
+    inner: <phy::Loopback as Device>::TxToken<'a>,
+    queued: &'a mut usize,
+}
+
+impl phy::TxToken for CountedTx<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        *self.queued += 1;
+        self.inner.consume(len, f)
+    }
 }
 
 impl Device for Tuned {
     type RxToken<'a> = <phy::Loopback as Device>::RxToken<'a>;
-    type TxToken<'a> = <phy::Loopback as Device>::TxToken<'a>;
+    type TxToken<'a> = CountedTx<'a>;
 
     fn receive(&mut self, t: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        self.inner.receive(t)
+        let (rx, tx) = self.inner.receive(t)?;
+        // `phy::Loopback` takes the packet off its queue here.
+        self.queued -= 1;
+        Some((
+            rx,
+            CountedTx {
+                inner: tx,
+                queued: &mut self.queued,
+            },
+        ))
     }
 
     fn transmit(&mut self, t: Instant) -> Option<Self::TxToken<'_>> {
-        self.inner.transmit(t)
+        Some(CountedTx {
+            inner: self.inner.transmit(t)?,
+            queued: &mut self.queued,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -149,6 +184,7 @@ fn theirs(file: &[u8], mtu: usize, buffer: usize, checksums: bool) -> Result<f64
         inner: phy::Loopback::new(Medium::Ip),
         mtu,
         checksums,
+        queued: 0,
     };
     let mut iface = iface(&mut device);
     let mut storage = Vec::new();
@@ -191,9 +227,11 @@ fn theirs(file: &[u8], mtu: usize, buffer: usize, checksums: bool) -> Result<f64
             }
             Err(_) => {}
         }
-        now += iface
-            .poll_delay(now, &sockets)
-            .unwrap_or(Duration::from_millis(1));
+        if device.queued == 0 {
+            now += iface
+                .poll_delay(now, &sockets)
+                .unwrap_or(Duration::from_millis(1));
+        }
     }
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(reply, REPLY.len());
@@ -230,18 +268,32 @@ fn ours_at(mtu: usize, file: &[u8], buffer: usize, checksums: bool) -> f64 {
     }
 }
 
+/// `--one ours|theirs [MTU [on|off [KiB]]]`: one 4 MiB run, MTU 1500, checksums on and 4 KiB
+/// buffers unless given (for callgrind: `--toggle-collect='bench::ours*'` or `'bench::theirs*'`
+/// counts the transfer alone, without building the file).
+fn one(args: &[String]) {
+    let which = args.first().map(String::as_str).unwrap_or("");
+    let mtu = args
+        .get(1)
+        .map_or(1500, |m| m.parse().expect("MTU: 1500, 9000 or 65535"));
+    let checksums = args.get(2).is_none_or(|c| c != "off");
+    let buffer = args
+        .get(3)
+        .map_or(4, |k| k.parse::<usize>().expect("buffer KiB"))
+        << 10;
+    let file = vec![0x5au8; 4 << 20];
+    let secs = match which {
+        "ours" => ours_at(mtu, &file, buffer, checksums),
+        "theirs" => theirs(&file, mtu, buffer, checksums).expect("every byte"),
+        _ => panic!("--one ours|theirs [MTU [on|off [KiB]]]"),
+    };
+    println!("{which}: {} bytes in {secs:.3} s", file.len());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, which] = &args[..]
-        && flag == "--one"
-    {
-        let file = vec![0x5au8; 4 << 20];
-        let secs = match which.as_str() {
-            "ours" => ours::<1500>(&file, 4096, true),
-            "theirs" => theirs(&file, 1500, 4096, true).expect("every byte"),
-            _ => panic!("--one ours|theirs"),
-        };
-        println!("{which}: {} bytes in {secs:.3} s", file.len());
+    if args.first().is_some_and(|a| a == "--one") {
+        one(&args[1..]);
         return;
     }
     let sizes: &[usize] = if args.iter().any(|a| a == "--full") {
@@ -262,6 +314,7 @@ fn main() {
             "| MTU | checksums | buffers | ours MB/s | smoltcp Loopback MB/s | ours / theirs | ours / memcpy |"
         );
         println!("|--:|---|--:|--:|--:|--:|--:|");
+        let (mut log_ratios, mut points) = (0.0, 0);
         for mtu in [1500, 9000, 65535] {
             for checksums in [true, false] {
                 for buffer in [4 << 10, 64 << 10, 256 << 10] {
@@ -275,7 +328,11 @@ fn main() {
                     });
                     let (theirs_mbs, ratio) = match short {
                         Some(got) => (format!("lost {} bytes", size as u64 - got), "-".into()),
-                        None => (format!("{:.0}", mbs(t)), format!("{:.2}", t / o)),
+                        None => {
+                            log_ratios += (t / o).ln();
+                            points += 1;
+                            (format!("{:.0}", mbs(t)), format!("{:.2}", t / o))
+                        }
                     };
                     println!(
                         "| {mtu} | {} | {} KiB | {:.0} | {theirs_mbs} | {ratio} | {:.0} % |",
@@ -287,5 +344,9 @@ fn main() {
                 }
             }
         }
+        println!(
+            "\nGeometric mean of ours / theirs over {points} points: {:.2}",
+            (log_ratios / f64::from(points)).exp()
+        );
     }
 }

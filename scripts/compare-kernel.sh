@@ -12,7 +12,7 @@ runs=${2:-7}
 port=${PORT:-7893}
 
 cargo build --release --quiet --example loopback --example lesson
-bin=target/release/examples
+bin="${CARGO_TARGET_DIR:-target}/release/examples"
 dir=$(mktemp -d /dev/shm/halfclose-compare.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 head -c $((size_mib << 20)) /dev/urandom > "$dir/file"
@@ -56,6 +56,7 @@ for ((i = 0; i < runs; i++)); do
 done
 
 median() { tr ' ' '\n' <<< "$1" | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+spread() { tr ' ' '\n' <<< "${times[$1]}" | grep . | sort -g | awk '{a[NR]=$1} END {printf "%.3f-%.3f", a[1], a[NR]}'; }
 o=$(median "${times[ours]}")
 k1=$(median "${times["kernel 1024"]}")
 k64=$(median "${times["kernel 65536"]}")
@@ -64,9 +65,9 @@ mbs() { echo "scale=0; $size_mib * 1048576 / $1 / 1000000" | bc; }
 
 echo "$size_mib MiB, $runs runs each, interleaved, medians; $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p')"
 echo
-echo "| transfer | median s | MB/s | ours is faster by |"
-echo "|---|--:|--:|--:|"
-printf '| halfclose `loopback` example (smoltcp in memory, file to file) | %.3f | %s | |\n' "$o" "$(mbs "$o")"
-printf '| kernel TCP over 127.0.0.1, 1024-byte writes | %.3f | %s | %.2fx |\n' "$k1" "$(mbs "$k1")" "$(echo "$k1 / $o" | bc -l)"
-printf '| kernel TCP over 127.0.0.1, 64 KiB writes | %.3f | %s | %.2fx |\n' "$k64" "$(mbs "$k64")" "$(echo "$k64 / $o" | bc -l)"
-printf '| copy floor: `cat FILE > receive.dat` | %.3f | %s | ours takes %.2fx |\n' "$f" "$(mbs "$f")" "$(echo "$o / $f" | bc -l)"
+echo "| transfer | median s | min-max s | MB/s | ours is faster by |"
+echo "|---|--:|--:|--:|--:|"
+printf '| halfclose `loopback` example (smoltcp in memory, file to file) | %.3f | %s | %s | |\n' "$o" "$(spread ours)" "$(mbs "$o")"
+printf '| kernel TCP over 127.0.0.1, 1024-byte writes | %.3f | %s | %s | %.2fx |\n' "$k1" "$(spread "kernel 1024")" "$(mbs "$k1")" "$(echo "$k1 / $o" | bc -l)"
+printf '| kernel TCP over 127.0.0.1, 64 KiB writes | %.3f | %s | %s | %.2fx |\n' "$k64" "$(spread "kernel 65536")" "$(mbs "$k64")" "$(echo "$k64 / $o" | bc -l)"
+printf '| copy floor: `cat FILE > receive.dat` | %.3f | %s | %s | ours takes %.2fx |\n' "$f" "$(spread floor)" "$(mbs "$f")" "$(echo "$o / $f" | bc -l)"

@@ -278,3 +278,4 @@ say "firmware: all images passed"
 
 # --- 7. The net image against Linux, over a TAP device in a network namespace of its own --------
 bash "$ROOT/scripts/firmware-net.sh" "$OUT/net.elf"
+bash "$ROOT/scripts/firmware-async.sh"

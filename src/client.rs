@@ -229,6 +229,10 @@ impl<W: Write> Client<W> {
     ) -> Result<(), Error> {
         let sink = &mut self.sink;
         let outcome = loop {
+            // Nothing to read and no FIN: what `recv` would say, without the call.
+            if socket.recv_queue() == 0 && socket.may_recv() {
+                break None;
+            }
             // The sink takes bytes straight from the socket's receive buffer.
             let wrote = socket.recv(|buf| {
                 if buf.is_empty() {

@@ -8,6 +8,8 @@ use smoltcp::time::Instant;
 /// Every packet transmitted is received back in FIFO order, so one `Interface` can run a server
 /// and a client talking to each other. The packet buffers are lent to smoltcp in place: a packet
 /// is built directly in its slot and read directly from it, and slots are never zero-filled.
+/// Whenever the ring empties it starts again at its first slot, so an exchange that keeps it
+/// draining touches two or three slots, not all of them.
 ///
 /// `MTU` is the device's maximum transmission unit as smoltcp counts it: the IP packet for
 /// [`Medium::Ip`], the Ethernet frame (14 bytes more) for `Medium::Ethernet`.
@@ -65,6 +67,7 @@ impl<const MTU: usize, const SLOTS: usize> Loopback<MTU, SLOTS> {
     /// Drop every queued packet (a cable pulled out and plugged back in).
     pub fn clear(&mut self) {
         self.len = 0;
+        self.head = 0;
     }
 
     fn tail(&self) -> usize {
@@ -81,8 +84,16 @@ impl<const MTU: usize, const SLOTS: usize> Device for Loopback<MTU, SLOTS> {
             return None;
         }
         let read = self.head;
-        self.head = (self.head + 1) % SLOTS;
         self.len -= 1;
+        self.head = if self.len == 0 {
+            // The ring is empty once this packet is read: the answer goes to slot 0 (1 if this
+            // is 0), so a ring that keeps draining, as in a request-response exchange, reuses
+            // the same two or three slots, warm in the cache, instead of walking through all
+            // `SLOTS * MTU` bytes.
+            usize::from(read == 0)
+        } else {
+            (self.head + 1) % SLOTS
+        };
         // At most SLOTS - 1 packets were queued, so after taking one the tail is a free slot
         // other than the one being read.
         let write = self.tail();
@@ -107,6 +118,10 @@ impl<const MTU: usize, const SLOTS: usize> Device for Loopback<MTU, SLOTS> {
     fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_, MTU>> {
         if self.len + 1 >= SLOTS {
             return None;
+        }
+        if self.len == 0 {
+            // Nothing queued, nothing lent: start again at the first slot (see `receive`).
+            self.head = 0;
         }
         let write = self.tail();
         Some(TxToken {
@@ -215,6 +230,31 @@ mod tests {
         let (rx, _) = dev.receive(Instant::ZERO).unwrap();
         rx.consume(|_| ());
         assert_eq!(dev.peek(), Some(&[9u8; 4][..]));
+    }
+
+    #[test]
+    fn a_ring_that_keeps_draining_reuses_its_first_slots() {
+        let mut dev = Loopback::<64, 8>::new(Medium::Ip);
+        for i in 0..100u8 {
+            // A request, and its answer sent while the request is read.
+            let tx = dev
+                .transmit(Instant::ZERO)
+                .expect("an empty ring takes a packet");
+            tx.consume(4, |b| b.fill(i));
+            let (rx, tx) = dev.receive(Instant::ZERO).unwrap();
+            rx.consume(|p| {
+                assert_eq!(p, [i; 4]);
+                tx.consume(4, |b| b.fill(!i));
+            });
+            let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+            assert_eq!(rx.consume(|p| p[0]), !i);
+        }
+        // Slots are never zero-filled: one never written is still all zeros.
+        assert!(
+            dev.slots[2..]
+                .iter()
+                .all(|slot| slot.iter().all(|&b| b == 0))
+        );
     }
 
     #[test]

@@ -12,6 +12,9 @@ compile_error!(
 
 mod macros;
 
+#[cfg(feature = "async")]
+pub mod asynch;
+
 pub mod client;
 pub mod device;
 mod error;
