@@ -54,8 +54,10 @@ fn iface(device: &mut impl Device) -> Interface {
     iface
 }
 
-fn socket(buffers: &mut [u8]) -> tcp::Socket<'_> {
+fn socket(buffers: &mut [u8], rx_max: usize) -> tcp::Socket<'_> {
     let (rx, tx) = buffers.split_at_mut(buffers.len() / 2);
+    let rx_len = rx.len().min(rx_max);
+    let rx = &mut rx[..rx_len];
     let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
     s.set_ack_delay(None);
     s
@@ -78,8 +80,9 @@ fn ours<const MTU: usize>(file: &[u8], buffer: usize, checksums: bool) -> f64 {
     let (sb, cb) = bufs.split_at_mut(2 * buffer);
     let mut socket_storage: [SocketStorage; 2] = Default::default();
     let mut sockets = SocketSet::new(&mut socket_storage[..]);
-    let s = sockets.add(socket(sb));
-    let c = sockets.add(socket(cb));
+    let s = sockets.add(socket(sb, usize::MAX));
+    // The client accepts no receive buffer that would scale its window.
+    let c = sockets.add(socket(cb, client::MAX_RECEIVE_BUFFER));
     let start = WallClock::now();
     let mut server =
         server::Server::listen(&mut sockets, [s], PORT, file, Timeouts::DEFAULT).unwrap();
@@ -192,8 +195,8 @@ fn theirs(file: &[u8], mtu: usize, buffer: usize, checksums: bool) -> Result<f64
     let (sb, cb) = bufs.split_at_mut(2 * buffer);
     let mut socket_storage: [SocketStorage; 2] = Default::default();
     let mut sockets = SocketSet::new(&mut socket_storage[..]);
-    let s = sockets.add(socket(sb));
-    let c = sockets.add(socket(cb));
+    let s = sockets.add(socket(sb, usize::MAX));
+    let c = sockets.add(socket(cb, usize::MAX));
     let start = WallClock::now();
     sockets.get_mut::<tcp::Socket>(s).listen(PORT).unwrap();
     let mut now = Instant::ZERO;

@@ -30,7 +30,7 @@ use halfclose::io::FromStd;
 use halfclose::{DEFAULT_PORT, Error, Timeouts};
 
 const USAGE: &str = "usage: embassy_tap server [--tap NAME] [--addr CIDR] [--port P] [--handshake SECS] FILE\n\
-       embassy_tap client [--tap NAME] [--addr CIDR] [--peer ADDR] [--port P] [--rx BYTES] [--wait SECS] OUT";
+       embassy_tap client [--tap NAME] [--addr CIDR] [--peer ADDR] [--port P] [--rx BYTES] [--unclamped] [--wait SECS] OUT";
 
 struct Args {
     server: bool,
@@ -39,6 +39,8 @@ struct Args {
     peer: Ipv4Address,
     port: u16,
     rx: usize,
+    /// Offer the whole `rx` buffer (a plain `TcpSocket::new`), to show `connect` refusing it.
+    unclamped: bool,
     wait: u64,
     handshake: u64,
     path: String,
@@ -62,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         peer: Ipv4Address::new(192, 168, 69, 100),
         port: DEFAULT_PORT,
         rx: 65536,
+        unclamped: false,
         wait: 0,
         handshake: Timeouts::DEFAULT.handshake.secs(),
         path: String::new(),
@@ -74,6 +77,7 @@ fn parse_args() -> Result<Args, String> {
             "--peer" => args.peer = parse(it.next(), "--peer")?,
             "--port" => args.port = parse(it.next(), "--port")?,
             "--rx" => args.rx = parse(it.next(), "--rx")?,
+            "--unclamped" => args.unclamped = true,
             "--wait" => args.wait = parse(it.next(), "--wait")?,
             "--handshake" => args.handshake = parse(it.next(), "--handshake")?,
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
@@ -195,11 +199,12 @@ async fn run_client(stack: embassy_net::Stack<'static>, args: &Args) -> i32 {
     let timeouts = Timeouts::DEFAULT;
     let give_up = Instant::now() + Duration::from_secs(args.wait);
     let remote = (args.peer, args.port);
-    let mut socket = client_socket(stack, &mut rx, &mut tx);
-    println!(
-        "receive buffer {} bytes (window scaling off)",
-        socket.recv_capacity()
-    );
+    let mut socket = if args.unclamped {
+        TcpSocket::new(stack, &mut rx, &mut tx)
+    } else {
+        client_socket(stack, &mut rx, &mut tx)
+    };
+    println!("receive buffer {} bytes", socket.recv_capacity());
     let mut connected = connect(&mut socket, remote, &clock, timeouts).await;
     while connected == Err(Error::Refused) && Instant::now() < give_up {
         // A refused socket is CLOSED again and may connect anew.

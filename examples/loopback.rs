@@ -116,8 +116,9 @@ fn run(args: &Args) -> Result<(), String> {
     let mut storage = vec![0u8; 4 * BUFFER + PAGE];
     let buffers = half_page_aligned(&mut storage, 4 * BUFFER);
     let (server_bufs, client_bufs) = buffers.split_at_mut(2 * BUFFER);
-    let server_socket = sockets.add(new_socket(server_bufs));
-    let client_socket = sockets.add(new_socket(client_bufs));
+    let server_socket = sockets.add(new_socket(server_bufs, BUFFER));
+    // The client accepts no receive buffer that would scale its window.
+    let client_socket = sockets.add(new_socket(client_bufs, client::MAX_RECEIVE_BUFFER));
 
     let mut server = server::Server::listen(
         &mut sockets,
@@ -213,10 +214,12 @@ fn half_page_aligned(storage: &mut [u8], len: usize) -> &mut [u8] {
     &mut storage[start..start + len]
 }
 
-/// A socket over half of `buffers` each way. No delayed ACK: on a loopback an ACK costs nothing
-/// and a delayed one only stalls the end of the transfer.
-fn new_socket(buffers: &mut [u8]) -> tcp::Socket<'_> {
+/// A socket over half of `buffers` each way, at most `rx_max` bytes to receive. No delayed ACK:
+/// on a loopback an ACK costs nothing and a delayed one only stalls the end of the transfer.
+fn new_socket(buffers: &mut [u8], rx_max: usize) -> tcp::Socket<'_> {
     let (rx, tx) = buffers.split_at_mut(buffers.len() / 2);
+    let rx_len = rx.len().min(rx_max);
+    let rx = &mut rx[..rx_len];
     let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
     socket.set_ack_delay(None);
     socket

@@ -181,6 +181,7 @@ fn kind(e: &Error) -> String {
     match e {
         Error::Listen(_) => "listen".into(),
         Error::Connect(_) => "connect".into(),
+        Error::ReceiveBufferTooLarge { .. } => "receive buffer too large".into(),
         Error::Refused => "refused".into(),
         Error::Reset { phase, .. } => format!("reset/{phase}"),
         Error::TimedOut { phase, .. } => format!("timeout/{phase}"),

@@ -97,7 +97,8 @@ fn run(args: &Args) -> Result<(), String> {
     let mut storage: [SocketStorage; 1] = Default::default();
     let mut sockets = SocketSet::new(&mut storage[..]);
     let handle = sockets.add(tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; 256 * 1024]),
+        // The largest receive buffer the client accepts: an unscaled window.
+        tcp::SocketBuffer::new(vec![0; halfclose::client::MAX_RECEIVE_BUFFER]),
         tcp::SocketBuffer::new(vec![0; 4 * 1024]),
     ));
     let mut client = Client::connect(

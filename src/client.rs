@@ -18,6 +18,21 @@ use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use crate::macros::{debug, trace};
 use crate::{Error, Phase, REPLY, Timeouts};
 
+/// The largest receive buffer [`Client::connect`] accepts on its socket, in bytes.
+///
+/// smoltcp 0.14 scales its receive window (RFC 7323) when the buffer is larger than this:
+/// `log2` of the capacity minus 16, so 1 for exactly 64 KiB. A scaled window is rounded down
+/// to a multiple of the scale, and an acknowledgement that advances by an amount that is not
+/// a multiple moves the window's right edge back by a few bytes. A segment already in flight
+/// that ends at the old edge is then trimmed to the new one, but smoltcp still accepts a FIN
+/// on it: the file reads as complete, a few bytes short, and the acknowledgement tells the
+/// sender all is well. Without scaling the advertised right edge never moves back (it is the
+/// bytes read plus the buffer's capacity), so a segment that respects the window is never
+/// trimmed. A sender that puts its FIN on its last data segment, as most programs and stacks
+/// do, is exactly the peer that triggers it (`tests/smoltcp_bugs.rs`). The cost is a window
+/// of at most 64 KiB per round trip; see the README.
+pub const MAX_RECEIVE_BUFFER: usize = 65535;
+
 /// What a finished transfer did, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -108,6 +123,9 @@ pub struct Client<W> {
 impl<W: Write> Client<W> {
     /// Connect `socket` to `remote` from `local` (a port, or an address and port), writing the
     /// file to `sink`. `cx` is `iface.context()`.
+    ///
+    /// The socket's receive buffer must be at most [`MAX_RECEIVE_BUFFER`] bytes, or this is
+    /// [`Error::ReceiveBufferTooLarge`] and nothing is sent.
     pub fn connect(
         cx: &mut Context,
         socket: &mut tcp::Socket,
@@ -118,6 +136,10 @@ impl<W: Write> Client<W> {
         timeouts: Timeouts,
     ) -> Result<Self, Error> {
         let remote = remote.into();
+        let capacity = socket.recv_capacity();
+        if capacity > MAX_RECEIVE_BUFFER {
+            return Err(Error::ReceiveBufferTooLarge { capacity });
+        }
         socket.connect(cx, remote, local).map_err(Error::Connect)?;
         Ok(Client {
             sink,

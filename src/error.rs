@@ -50,6 +50,13 @@ pub enum Error {
     Listen(ListenError),
     /// The socket could not connect (unspecified or mismatched address, port 0, socket in use).
     Connect(ConnectError),
+    /// The client's socket has a receive buffer over
+    /// [`client::MAX_RECEIVE_BUFFER`](crate::client::MAX_RECEIVE_BUFFER) bytes: smoltcp 0.14
+    /// would scale its window, and a scaled window can end a file short (see that constant).
+    ReceiveBufferTooLarge {
+        /// The socket's receive buffer, in bytes.
+        capacity: usize,
+    },
     /// The peer answered our SYN with a reset: nobody listens on that port.
     Refused,
     /// The peer reset the connection.
@@ -102,7 +109,10 @@ impl Error {
     /// File bytes delivered before the failure (0 where none could have moved).
     pub fn bytes(&self) -> u64 {
         match self {
-            Error::Listen(_) | Error::Connect(_) | Error::Refused => 0,
+            Error::Listen(_)
+            | Error::Connect(_)
+            | Error::ReceiveBufferTooLarge { .. }
+            | Error::Refused => 0,
             Error::Reset { bytes, .. }
             | Error::TimedOut { bytes, .. }
             | Error::Source { bytes, .. }
@@ -118,6 +128,12 @@ impl fmt::Display for Error {
         match self {
             Error::Listen(e) => write!(f, "cannot listen: {e}"),
             Error::Connect(e) => write!(f, "cannot connect: {e}"),
+            Error::ReceiveBufferTooLarge { capacity } => write!(
+                f,
+                "the client's receive buffer of {capacity} bytes is over {}: smoltcp would scale \
+                 its window, which can end a file short",
+                crate::client::MAX_RECEIVE_BUFFER
+            ),
             Error::Refused => {
                 f.write_str("connection refused (the peer answered the SYN with a reset)")
             }

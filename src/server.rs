@@ -24,6 +24,11 @@ use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use crate::macros::{debug, trace};
 use crate::{Error, Phase, Reply, Timeouts};
 
+/// The keep-alive that guards a lone FIN (an empty file's) while it is unacknowledged: smoltcp
+/// 0.14 can leave such a FIN with no timer running (see `docs/upstream/fin-stall.md`), and a
+/// keep-alive is the one timer that still makes it go out again.
+const LONE_FIN_KEEP_ALIVE: Duration = Duration::from_secs(1);
+
 /// Where each connection's file comes from.
 ///
 /// A server serving several clients needs one independent reader per connection; `open` is called
@@ -59,8 +64,8 @@ pub struct Report {
     pub accepted_at: Instant,
     /// When the handshake completed.
     pub established_at: Instant,
-    /// When the client had acknowledged the whole file and `close()` queued the FIN: the
-    /// half-close.
+    /// When the client had acknowledged all of the file but its last byte, and `close()` queued
+    /// that byte and the FIN: the half-close.
     pub fin_queued_at: Instant,
     /// When the client acknowledged the FIN (the socket left FIN-WAIT-1), if that was seen
     /// before the reply ended the exchange.
@@ -92,12 +97,13 @@ pub enum State {
     Accepting,
     /// Writing the file into the socket, until the client has acknowledged all of it.
     Sending {
-        /// File bytes queued so far.
+        /// File bytes read from the source so far: all queued on the socket but the last one
+        /// read, which waits to go out with the FIN.
         queued: u64,
     },
-    /// The client has acknowledged the whole file and `close()` has queued the FIN (so the FIN
-    /// travels alone; see `fill`). The socket still receives:
-    /// this is where the reply arrives.
+    /// The client has acknowledged the whole file but its last byte, which `close()` has
+    /// queued with the FIN (so they travel in one segment; see `fill`). The socket still
+    /// receives: this is where the reply arrives.
     HalfClosed {
         /// The file's length.
         sent: u64,
@@ -146,6 +152,10 @@ pub struct Sender<R> {
     last_send_queue: usize,
     /// File bytes the client has acknowledged.
     acked: u64,
+    /// The last byte read from the reader, not yet queued: it goes out with the FIN.
+    held: Option<u8>,
+    /// The socket's own keep-alive setting, while we replaced it to guard a lone FIN.
+    keep_alive_before: Option<Option<Duration>>,
     /// The current window of the rate floor ([`Timeouts::min_rate`]), once established.
     window: Option<RateWindow>,
 }
@@ -179,6 +189,8 @@ impl<R: Read> Sender<R> {
             deadline: now + timeouts.handshake,
             last_send_queue: 0,
             acked: 0,
+            held: None,
+            keep_alive_before: None,
             window: None,
         }
     }
@@ -205,10 +217,18 @@ impl<R: Read> Sender<R> {
         if self.outcome().is_pending()
             && let Err(error) = self.step(now, socket)
         {
+            self.restore_keep_alive(socket);
             crate::abort_if_open(socket);
             self.set_state(State::Failed(error));
         }
         self.outcome()
+    }
+
+    /// Give the socket back its own keep-alive setting, if we replaced it.
+    fn restore_keep_alive(&mut self, socket: &mut tcp::Socket) {
+        if let Some(before) = self.keep_alive_before.take() {
+            socket.set_keep_alive(before);
+        }
     }
 
     /// `Ready` with the result once the state is `Done` or `Failed`.
@@ -272,14 +292,36 @@ impl<R: Read> Sender<R> {
         mut queued: u64,
     ) -> Result<(), Error> {
         let reader = &mut self.reader;
+        let held = &mut self.held;
         let eof = loop {
             if !socket.can_send() {
                 break false;
             }
-            // The reader fills the socket's transmit buffer in place.
-            let read = socket.send(|buf| match reader.read(buf) {
-                Ok(n) => (n, Ok(n)),
-                Err(e) => (0, Err(e.kind())),
+            // The reader fills the socket's transmit buffer in place, one byte behind: the
+            // last byte read is held back, so the file's last byte can go out with the FIN.
+            let read = socket.send(|buf| {
+                let mut one = [0u8; 1];
+                let start = usize::from(held.is_some());
+                let roomy = buf.len() > start;
+                let into: &mut [u8] = if roomy { &mut buf[start..] } else { &mut one };
+                match reader.read(into) {
+                    Ok(0) => (0, Ok(0)),
+                    Ok(n) => {
+                        let (queued, next) = if roomy {
+                            if let Some(b) = *held {
+                                buf[0] = b;
+                            }
+                            (start + n - 1, buf[start + n - 1])
+                        } else {
+                            // Room for the held byte only: it goes, the new one is held.
+                            buf[0] = held.unwrap_or(one[0]);
+                            (1, one[0])
+                        };
+                        *held = Some(next);
+                        (queued, Ok(n))
+                    }
+                    Err(e) => (0, Err(e.kind())),
+                }
             });
             match read {
                 Ok(Ok(0)) => break true,
@@ -300,15 +342,32 @@ impl<R: Read> Sender<R> {
         {
             self.progress(now);
         }
-        // Half-close once the client has acknowledged the whole file, so that the FIN travels
-        // alone instead of on the last data segment. smoltcp 0.14 drops a FIN that rides on
-        // data the receiver already holds (data that arrived out of order, ahead of a hole):
-        // its acceptability test leaves the FIN out of the segment's length, and the sender,
-        // after three duplicate ACKs with only the FIN outstanding, stops its retransmission
-        // timer. Under loss the transfer then stalls until a timeout, the whole file delivered
-        // but never ended. A FIN of its own is accepted on any retransmission. The cost is one
-        // round trip per transfer. (Found by the fault simulation; `fin_alone` in tests/faults.rs.)
+        // Half-close once the client has acknowledged the whole file but its last byte, which
+        // then goes out with the FIN in one segment. smoltcp 0.14 has two ways to lose a FIN:
+        // - it drops a FIN that rides on data the receiver already holds (data that arrived
+        //   out of order, ahead of a hole): its acceptability test leaves the FIN out of the
+        //   segment's length. With everything before the last byte acknowledged there is no
+        //   hole behind the FIN's segment, so it is accepted whenever it arrives.
+        // - after three duplicate ACKs with only a FIN outstanding its fast retransmit sends
+        //   nothing and leaves the retransmission timer stopped, so a lost FIN stalls the
+        //   transfer until a timeout. With the last byte outstanding too, the fast
+        //   retransmit resends byte and FIN (`server_recovers_at_once_from_a_lost_fin_...`
+        //   in tests/smoltcp_bugs.rs; docs/upstream/).
+        // The cost is one round trip per transfer. An empty file has no byte to carry its FIN:
+        // there a keep-alive stands in for the stopped timer (smoltcp's keep-alive dispatch
+        // sends the pending fast retransmit, FIN included) until the FIN is acknowledged.
         if eof && socket.send_queue() == 0 {
+            if let Some(last) = self.held.take() {
+                // The queue is empty and holds at least one byte: this cannot fail short.
+                if socket.send_slice(&[last]) != Ok(1) {
+                    return Err(self.reset_error(Phase::Transfer));
+                }
+            } else {
+                let before = socket.keep_alive();
+                let guard = before.map_or(LONE_FIN_KEEP_ALIVE, |d| d.min(LONE_FIN_KEEP_ALIVE));
+                self.keep_alive_before = Some(before);
+                socket.set_keep_alive(Some(guard));
+            }
             // The receive half stays open for the reply (FIN-WAIT-1, then FIN-WAIT-2).
             socket.close();
             self.last_send_queue = socket.send_queue();
@@ -349,6 +408,7 @@ impl<R: Read> Sender<R> {
         };
         if fin_acked && self.fin_acked_at.is_none() {
             self.fin_acked_at = Some(now);
+            self.restore_keep_alive(socket);
             self.progress(now);
         }
 
@@ -535,6 +595,7 @@ impl<R: Read> Sender<R> {
             bytes: self.acked,
         };
         debug!("halfclose server: slot reclaimed ({})", error);
+        self.restore_keep_alive(socket);
         self.set_state(State::Failed(error.clone()));
         error
     }

@@ -263,12 +263,56 @@ impl<const MTU: usize, const CAP: usize> Wire<MTU, CAP> {
         };
     }
 
+    /// The packets in flight towards `side`, in the order they will arrive.
+    pub fn in_flight(&self, towards: Side) -> impl Iterator<Item = &[u8]> + '_ {
+        let dir = self.direction(towards);
+        let mut order: [(Instant, u64, usize); CAP] = [(Instant::ZERO, 0, CAP); CAP];
+        for (i, m) in dir.meta.iter().enumerate() {
+            if let Some((due, seq, _)) = *m {
+                order[i] = (due, seq, i);
+            }
+        }
+        order.sort_unstable();
+        order
+            .into_iter()
+            .filter_map(move |(_, _, i)| dir.meta.get(i)?.map(|(_, _, len)| &dir.slots[i][..len]))
+    }
+
+    /// A deterministic fault: take off the wire every packet in flight towards `side` that
+    /// `lose` picks (counted as lost). Returns how many were taken. A test that steps the
+    /// hosts itself calls this after each poll to lose exactly the segment it means to.
+    pub fn lose_in_flight(&mut self, towards: Side, mut lose: impl FnMut(&[u8]) -> bool) -> usize {
+        let dir = self.direction_mut(towards);
+        let mut lost = 0;
+        for i in 0..CAP {
+            if let Some((_, _, len)) = dir.meta[i]
+                && lose(&dir.slots[i][..len])
+            {
+                dir.meta[i] = None;
+                lost += 1;
+            }
+        }
+        dir.stats.lost += lost as u64;
+        lost
+    }
+
+    fn direction(&self, towards: Side) -> &Direction<MTU, CAP> {
+        match towards {
+            Side::Client => &self.to_client,
+            Side::Server => &self.to_server,
+        }
+    }
+
+    fn direction_mut(&mut self, towards: Side) -> &mut Direction<MTU, CAP> {
+        match towards {
+            Side::Client => &mut self.to_client,
+            Side::Server => &mut self.to_server,
+        }
+    }
+
     /// What happened to the packets sent towards `side`.
     pub fn stats(&self, towards: Side) -> Stats {
-        match towards {
-            Side::Client => self.to_client.stats,
-            Side::Server => self.to_server.stats,
-        }
+        self.direction(towards).stats
     }
 
     /// A fingerprint of every packet sent so far, its bytes and its arrival time: two runs with
@@ -717,7 +761,8 @@ impl Setup {
 /// ends finish or the simulated deadline passes.
 ///
 /// `sink` receives the file (it must hold `file.len()` bytes); `buffers` is split into the four
-/// socket buffers.
+/// socket buffers (the client's receive buffer at most
+/// [`client::MAX_RECEIVE_BUFFER`](crate::client::MAX_RECEIVE_BUFFER) of its quarter).
 pub fn transfer<const MTU: usize, const CAP: usize>(
     wire: &mut Wire<MTU, CAP>,
     file: &[u8],
@@ -741,6 +786,8 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
     let (server_bufs, client_bufs) = buffers.split_at_mut(2 * quarter);
     let (s_rx, s_tx) = server_bufs.split_at_mut(quarter);
     let (c_rx, c_tx) = client_bufs.split_at_mut(quarter);
+    // The client accepts no receive buffer that would scale its window.
+    let c_rx = &mut c_rx[..quarter.min(crate::client::MAX_RECEIVE_BUFFER)];
     let mut server_storage: [SocketStorage; 1] = Default::default();
     let mut client_storage: [SocketStorage; 1] = Default::default();
     let mut server_sockets = SocketSet::new(&mut server_storage[..]);
@@ -834,6 +881,24 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packets_in_flight_are_listed_in_arrival_order_and_lost_on_demand() {
+        let mut wire = Wire::<64, 8>::new(1, Link::clean(64), Link::clean(64));
+        for first in [3u8, 1, 2] {
+            wire.inject(Side::Client, 4, |buf| buf.fill(first));
+        }
+        let order: [u8; 3] = {
+            let mut it = wire.in_flight(Side::Server).map(|p| p[0]);
+            core::array::from_fn(|_| it.next().unwrap_or(0))
+        };
+        assert_eq!(order, [3, 1, 2], "sent in this order, arriving in it");
+        assert_eq!(wire.in_flight(Side::Client).count(), 0);
+        assert_eq!(wire.lose_in_flight(Side::Server, |p| p[0] == 1), 1);
+        let left = wire.in_flight(Side::Server).map(|p| p[0]);
+        assert!(left.eq([3, 2]));
+        assert_eq!(wire.stats(Side::Server).lost, 1);
+    }
 
     #[test]
     fn a_forged_syn_is_a_valid_syn() {

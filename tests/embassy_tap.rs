@@ -290,7 +290,7 @@ fn embassy_client_never_ends_a_short_file_at_the_window_edge() {
             let out = lesson_server_to_embassy_client(len, 256 * 1024);
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(
-                stdout.contains("receive buffer 65535 bytes"),
+                stdout.contains("receive buffer 65535 bytes\n"),
                 "256 KiB offered must be clamped to 65535 bytes: {}",
                 text(&out)
             );
@@ -379,3 +379,28 @@ ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 s.sendto(ip + tcp, (dst, 0))
 "#;
+
+/// A socket the program built itself with a scaled window (256 KiB) is refused by `connect`
+/// before anything is sent: no SYN, no file, and the error names the buffer.
+#[test]
+fn embassy_connect_refuses_a_receive_buffer_that_would_scale_the_window() {
+    require_tap!();
+    let tmp = TempDir::new();
+    let copy = tmp.path("copy");
+    let ns = Namespace::new();
+    let out = finish(
+        ns.spawn(
+            "embassy_tap",
+            &["client", "--rx", "262144", "--unclamped", &copy],
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("262144") && stderr.contains("receive buffer"),
+        "{}",
+        text(&out)
+    );
+    assert!(!Path::new(&copy).exists(), "no file may appear");
+}

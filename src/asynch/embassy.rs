@@ -29,7 +29,7 @@ use crate::{Error, Phase, Timeouts};
 /// to the old edge is then trimmed, but a FIN on it is still accepted: the reader sees EOF a few
 /// bytes short (smoltcp 0.13 in embassy-net as in 0.14). Without scaling the edge never moves
 /// back, so a client socket is built with at most this much receive buffer.
-pub const MAX_UNSCALED_RX: usize = 65535;
+pub const MAX_UNSCALED_RX: usize = crate::client::MAX_RECEIVE_BUFFER;
 
 /// A `TcpSocket` for [`fetch`](super::fetch): like `TcpSocket::new`, but uses at most
 /// [`MAX_UNSCALED_RX`] bytes of `rx_buffer`, so the receive window is never scaled and a short
@@ -134,12 +134,21 @@ pub async fn accept<C: Clock>(
 
 /// Connect to `remote`, bounded by [`Timeouts::connect`] (the socket is aborted when that
 /// passes).
+///
+/// A socket with more than [`MAX_UNSCALED_RX`] bytes of receive buffer is refused with
+/// [`Error::ReceiveBufferTooLarge`] before anything is sent, as the sync
+/// [`Client`](crate::client::Client) refuses one: its window would be scaled, and a scaled
+/// window can end a file short. Build the socket with [`client_socket`].
 pub async fn connect<C: Clock>(
     socket: &mut TcpSocket<'_>,
     remote: impl Into<IpEndpoint>,
     clock: &C,
     timeouts: Timeouts,
 ) -> Result<(), Error> {
+    let capacity = socket.recv_capacity();
+    if capacity > MAX_UNSCALED_RX {
+        return Err(Error::ReceiveBufferTooLarge { capacity });
+    }
     match within(clock, timeouts.connect, socket.connect(remote)).await {
         Some(Ok(())) => Ok(()),
         // A RST in SYN-SENT: nobody listens there.

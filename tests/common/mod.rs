@@ -151,8 +151,9 @@ pub struct Transfer {
     pub received: Vec<u8>,
 }
 
-/// Serve `payload` to one client over a fresh loopback: sockets with `buffer`-byte buffers,
-/// addresses of the given family.
+/// Serve `payload` to one client over a fresh loopback: sockets with `buffer`-byte buffers
+/// (the client's receive buffer at most `client::MAX_RECEIVE_BUFFER`), addresses of the given
+/// family.
 pub fn transfer<const MTU: usize>(
     net: &mut Net<MTU>,
     payload: &[u8],
@@ -165,7 +166,7 @@ pub fn transfer<const MTU: usize>(
         (SERVER_V4, CLIENT_V4)
     };
     let s = net.socket(buffer, buffer);
-    let c = net.socket(buffer, buffer);
+    let c = net.socket(buffer.min(client::MAX_RECEIVE_BUFFER), buffer);
     let mut server = server::Server::listen(
         &mut net.sockets,
         [s],

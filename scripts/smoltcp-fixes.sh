@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Proof that the smoltcp fixes in patches/ work: the reproductions in tests/smoltcp_bugs.rs
+# fail against stock smoltcp 0.14 and pass against smoltcp with the patches applied, and
+# smoltcp's own TCP socket tests still pass with the patches.
+#
+# Stock smoltcp stays what `cargo test` uses: the patched copy lives in a temporary directory
+# and is swapped in for one command at a time with `--config patch.crates-io.smoltcp.path=...`
+# (Cargo.lock is restored afterwards). The source is the registry copy cargo has already
+# downloaded for this project; smoltcp's own tests need its dev-dependencies, which cargo
+# fetches (pinned by smoltcp's Cargo.lock) if they are not already there.
+#
+#   bash scripts/smoltcp-fixes.sh            # exit 0: stock fails, patched passes
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+# The copy of smoltcp is built outside this tree: with this project's pinned toolchain too.
+if command -v rustup >/dev/null 2>&1; then
+  RUSTUP_TOOLCHAIN=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+  export RUSTUP_TOOLCHAIN
+fi
+
+# The smoltcp this crate depends on (0.14.x; the lock may hold others, e.g. embassy-net's).
+version=$(grep -A1 '^name = "smoltcp"$' Cargo.lock | sed -n 's/^version = "\(0\.14\.[0-9]*\)"$/\1/p' | head -n 1)
+registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+src=$(ls -d "$registry"/*/smoltcp-"$version" 2>/dev/null | head -n 1 || true)
+if [ -z "$src" ]; then
+  cargo fetch --quiet
+  src=$(ls -d "$registry"/*/smoltcp-"$version" | head -n 1)
+fi
+echo "smoltcp $version from $src"
+
+tmp=$(mktemp -d)
+cp Cargo.lock "$tmp/Cargo.lock.ours"
+cleanup() {
+  cp "$tmp/Cargo.lock.ours" "$root/Cargo.lock"
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Two copies, both with the reproductions of docs/upstream/*.rs added to smoltcp's own TCP
+# socket tests (they are written for its `mod test`); one of them patched.
+cp -r "$src" "$tmp/stock"
+sed -i '$ d' "$tmp/stock/src/socket/tcp.rs" # the closing brace of `mod test`
+for t in docs/upstream/*.rs; do sed 's/^/    /' "$t" >>"$tmp/stock/src/socket/tcp.rs"; done
+echo "}" >>"$tmp/stock/src/socket/tcp.rs"
+cp -r "$tmp/stock" "$tmp/smoltcp"
+for p in patches/*.patch; do
+  echo "applying $p"
+  patch --quiet -p1 -d "$tmp/smoltcp" < "$p"
+done
+
+target="${CARGO_TARGET_DIR:-$root/target}"
+# Cargo names a path package's build outputs independently of its path and trusts file times:
+# the stock and the patched copy each need a target directory of their own.
+patched=(--config "patch.crates-io.smoltcp.path=\"$tmp/smoltcp\"")
+failures=0
+
+# run LABEL EXPECT(pass|fail) CARGO-ARGS...: one test, its outcome checked.
+run() {
+  local label=$1 expect=$2 outcome
+  shift 2
+  if "$@" >"$tmp/log" 2>&1; then outcome=pass; else outcome=fail; fi
+  if [ "$outcome" = "$expect" ]; then
+    printf '  ok    %-8s %s (%s, as expected)\n' "$outcome" "$label" "$expect"
+    if [ "$outcome" = pass ]; then grep '^test result' "$tmp/log" | sed 's/^/          /' || true; fi
+  else
+    printf '  WRONG %-8s %s (expected %s)\n' "$outcome" "$label" "$expect"
+    tail -n 30 "$tmp/log"
+    failures=$((failures + 1))
+  fi
+}
+
+bugs=(
+  "fin_at_window_edge:stock_smoltcp_reads_a_short_file_when_its_scaled_window_shrinks:upstream_fin_beyond_the_receive_window_is_not_accepted"
+  "fin_stall:stock_smoltcp_never_resends_a_lost_lone_fin_after_three_duplicate_acks:upstream_lone_fin_is_retransmitted_after_dup_acks"
+)
+
+echo "== building the reproductions (stock, then patched)"
+cargo test --quiet --test smoltcp_bugs --no-run
+CARGO_TARGET_DIR="$target/smoltcp-fixes" cargo test --quiet "${patched[@]}" --test smoltcp_bugs --no-run
+
+for bug in "${bugs[@]}"; do
+  IFS=: read -r name stock upstream <<<"$bug"
+  echo "== $name"
+  run "stock:   $upstream" fail \
+    cargo test --quiet --test smoltcp_bugs -- --include-ignored --exact "$upstream"
+  run "stock:   $stock" pass \
+    cargo test --quiet --test smoltcp_bugs -- --exact "$stock"
+  run "patched: $upstream" pass env CARGO_TARGET_DIR="$target/smoltcp-fixes" \
+    cargo test --quiet "${patched[@]}" --test smoltcp_bugs -- --include-ignored --exact "$upstream"
+  run "patched: $stock" fail env CARGO_TARGET_DIR="$target/smoltcp-fixes" \
+    cargo test --quiet "${patched[@]}" --test smoltcp_bugs -- --exact "$stock"
+done
+
+echo "== the library's guarantees hold on both"
+run "stock:   guarantees" pass \
+  cargo test --quiet --test smoltcp_bugs -- --skip stock_smoltcp_ --skip upstream_
+run "patched: guarantees, and the in-memory transfer, fault, peer and attack tests" pass env CARGO_TARGET_DIR="$target/smoltcp-fixes" \
+  cargo test --quiet "${patched[@]}" --test smoltcp_bugs --test transfer --test faults \
+  --test misbehaving_peers --test attacks -- --skip stock_smoltcp_
+
+echo "== smoltcp's own TCP socket tests with the reproductions of docs/upstream/"
+cargo fetch --manifest-path "$tmp/stock/Cargo.toml" --locked --quiet
+for t in docs/upstream/*.rs; do
+  name=$(sed -n 's/^fn \(upstream_[a-z0-9_]*\)().*/\1/p' "$t")
+  run "stock:   smoltcp $name" fail env CARGO_TARGET_DIR="$target/smoltcp-fixes-own-stock" \
+    cargo test --manifest-path "$tmp/stock/Cargo.toml" --offline --locked --quiet --lib -- \
+    --exact "socket::tcp::test::$name"
+done
+run "patched: smoltcp socket::tcp unit tests, the reproductions included" pass \
+  env CARGO_TARGET_DIR="$target/smoltcp-fixes-own-patched" \
+  cargo test --manifest-path "$tmp/smoltcp/Cargo.toml" --offline --locked --quiet --lib -- socket::tcp::
+
+echo "== CUBIC without std"
+mkdir -p "$tmp/cubic/src"
+printf '%s\n' '[package]' 'name = "cubic-without-std"' 'version = "0.1.0"' 'edition = "2021"' '' \
+  '[dependencies]' \
+  "smoltcp = { version = \"=$version\", default-features = false, features = [\"medium-ip\", \"proto-ipv4\", \"socket-tcp\", \"socket-tcp-cubic\"] }" \
+  >"$tmp/cubic/Cargo.toml"
+printf '#![no_std]\npub use smoltcp;\n' >"$tmp/cubic/src/lib.rs"
+run "stock:   smoltcp with socket-tcp-cubic and without std builds" fail \
+  env CARGO_TARGET_DIR="$target/smoltcp-fixes-cubic-stock" cargo build --offline --quiet \
+  --manifest-path "$tmp/cubic/Cargo.toml" --config "patch.crates-io.smoltcp.path=\"$tmp/stock\""
+run "patched: smoltcp with socket-tcp-cubic and without std builds" pass \
+  env CARGO_TARGET_DIR="$target/smoltcp-fixes-cubic-patched" cargo build --offline --quiet \
+  --manifest-path "$tmp/cubic/Cargo.toml" --config "patch.crates-io.smoltcp.path=\"$tmp/smoltcp\""
+
+if [ "$failures" -ne 0 ]; then
+  echo "smoltcp-fixes: $failures unexpected outcome(s)"
+  exit 1
+fi
+echo "smoltcp-fixes: stock smoltcp $version shows every bug; with patches/ each is fixed and its TCP tests pass"

@@ -1,0 +1,604 @@
+//! Two smoltcp 0.14 bugs that end a transfer wrongly, reproduced deterministically with raw
+//! smoltcp sockets on the simulated wire, and what this library guarantees in spite of them.
+//!
+//! Each bug has a `stock_smoltcp_*` test, which asserts that the bug is still there (it fails
+//! once smoltcp is fixed, so the fix gets noticed), and an ignored `upstream_*` test, which
+//! asserts what the RFCs require (it fails on stock smoltcp 0.14).
+//! `scripts/smoltcp-fixes.sh` runs both against stock smoltcp and against smoltcp with the
+//! fixes in `patches/`: stock fails the `upstream_*` tests, patched passes them (and fails the
+//! `stock_*` ones). The other tests hold on stock smoltcp: they are this library's guarantees.
+
+mod common;
+
+use std::task::Poll;
+
+use common::random_bytes;
+use halfclose::segment::Segment;
+use halfclose::sim::{Link, Network, Side, Wire};
+use halfclose::{Error, Timeouts, client, server};
+use smoltcp::iface::SocketSet;
+use smoltcp::phy::Medium;
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+
+const PORT: u16 = halfclose::DEFAULT_PORT;
+
+fn raw_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; rx]),
+        tcp::SocketBuffer::new(vec![0; tx]),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Window-edge truncation
+// ---------------------------------------------------------------------------------------------
+
+/// Jumbo frames: one segment nearly fills a 64 KiB window, the window's last bytes go in a
+/// second, short segment right behind it.
+const JUMBO: usize = 65535;
+type JumboWire = Wire<JUMBO, 8>;
+type JumboNet<'a> = Network<'a, 'static, JUMBO, 8>;
+
+/// A link with a rate, so the two segments of a window arrive one after the other (at
+/// 10 MB/s, 6.5 ms apart for a full segment), 1 ms latency.
+fn jumbo_link() -> Link {
+    Link {
+        latency: Duration::from_millis(1),
+        rate: Some(10_000_000),
+        ..Link::clean(JUMBO)
+    }
+}
+
+/// The receiving application reads its socket on a 1 ms tick (as a program that polls on a
+/// timer does), not the instant a segment arrives.
+const READ_TICK: Duration = Duration::from_millis(1);
+
+/// File sizes around the first multiples of 64 KiB.
+fn sizes_around_64k() -> impl Iterator<Item = usize> {
+    (1..=4).flat_map(|k| (0..15).map(move |d| k * 65536 + d - 7))
+}
+
+/// How a raw transfer ended.
+#[derive(Debug)]
+struct RawOutcome {
+    len: usize,
+    /// Bytes the receiver read (always a prefix of the file: checked).
+    received: usize,
+    /// The receiver read EOF (`RecvError::Finished`).
+    eof: bool,
+    end: Instant,
+}
+
+impl RawOutcome {
+    /// EOF after fewer bytes than were sent: a short file that looks complete.
+    fn short(&self) -> bool {
+        self.eof && self.received < self.len
+    }
+}
+
+/// A raw smoltcp sender that calls `close()` right after its last `send` (so the FIN rides on
+/// the last data segment, as most programs and many stacks do), without congestion control,
+/// to a raw smoltcp receiver with an `rx`-byte receive buffer and no delayed ACK.
+fn raw_window_edge_transfer(len: usize, rx: usize) -> RawOutcome {
+    let file = random_bytes(len, len as u64);
+    let mut wire = Box::new(JumboWire::new(1, jumbo_link(), jumbo_link()));
+    let mut net: JumboNet<'_> =
+        Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
+    let mut sender = raw_socket(1024, 65536);
+    sender.set_congestion_control(tcp::CongestionControl::None);
+    let s = net.server_sockets.add(sender);
+    let mut receiver = raw_socket(rx, 1024);
+    receiver.set_ack_delay(None);
+    let c = net.client_sockets.add(receiver);
+    net.server_sockets
+        .get_mut::<tcp::Socket>(s)
+        .listen(PORT)
+        .unwrap();
+    let cx = net.client.context();
+    net.client_sockets
+        .get_mut::<tcp::Socket>(c)
+        .connect(cx, (JumboNet::address(Side::Server, false), PORT), 49152)
+        .unwrap();
+    let (mut sent, mut closed, mut eof) = (0, false, false);
+    let mut got = Vec::new();
+    let mut next_read = Instant::ZERO;
+    let end = Instant::from_secs(3600);
+    while net.now() < end && !eof {
+        net.poll();
+        let sender = net.server_sockets.get_mut::<tcp::Socket>(s);
+        if sender.may_send() && !closed {
+            sent += sender.send_slice(&file[sent..]).unwrap();
+            if sent == len {
+                sender.close();
+                closed = true;
+            }
+        }
+        if net.now() >= next_read {
+            next_read = net.now() + READ_TICK;
+            let receiver = net.client_sockets.get_mut::<tcp::Socket>(c);
+            while receiver.state() != tcp::State::SynSent {
+                match receiver.recv(|b| (b.len(), b.to_vec())) {
+                    Ok(bytes) if bytes.is_empty() => break,
+                    Ok(bytes) => got.extend(bytes),
+                    Err(tcp::RecvError::Finished) => {
+                        eof = true;
+                        break;
+                    }
+                    Err(tcp::RecvError::InvalidState) => panic!("len {len}: reset"),
+                }
+            }
+        }
+        net.advance([Some(end), Some(next_read)]);
+    }
+    assert!(got[..] == file[..got.len()], "len {len}: wrong bytes");
+    RawOutcome {
+        len,
+        received: got.len(),
+        eof,
+        end: net.now(),
+    }
+}
+
+/// smoltcp 0.14 with a 64 KiB receive buffer (so window scale 1) reads EOF a byte short.
+///
+/// RFC 9293 §3.10.7.4: a segment is trimmed to the receive window and "any data beyond the
+/// window is discarded"; its FIN is processed only "if the FIN bit is set" on the part that
+/// was accepted, i.e. when RCV.NXT has reached the FIN's sequence number. RFC 7323 §2.4
+/// (rounding the scaled window down) and RFC 1122 §4.2.2.16 (a receiver SHOULD NOT shrink the
+/// window; a sender MUST be robust to it) describe exactly how the right edge moves back here.
+/// smoltcp trims the data at the new, smaller edge but still accepts the FIN: the receiver
+/// reads a file one byte short followed by EOF, and acknowledges it.
+///
+/// This asserts the bug is present in the smoltcp `cargo test` uses; when it fails, smoltcp is
+/// fixed (see `upstream_fin_beyond_the_receive_window_is_not_accepted`).
+#[test]
+fn stock_smoltcp_reads_a_short_file_when_its_scaled_window_shrinks() {
+    let outcomes: Vec<RawOutcome> = sizes_around_64k()
+        .map(|len| raw_window_edge_transfer(len, 65536))
+        .collect();
+    let short: Vec<_> = outcomes.iter().filter(|o| o.short()).collect();
+    assert!(
+        !short.is_empty(),
+        "no short file: has smoltcp been fixed? then drop this test"
+    );
+    eprintln!(
+        "{} of {} sizes short: {short:?}",
+        short.len(),
+        outcomes.len()
+    );
+    let slow: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !o.eof || o.end > Instant::from_secs(5))
+        .collect();
+    eprintln!("{} took over 5 s: {slow:?}", slow.len());
+}
+
+/// The RFC 9293 behaviour (see the test above): never EOF before the last byte.
+#[test]
+#[ignore = "fails on stock smoltcp 0.14; scripts/smoltcp-fixes.sh runs it patched"]
+fn upstream_fin_beyond_the_receive_window_is_not_accepted() {
+    for len in sizes_around_64k() {
+        let o = raw_window_edge_transfer(len, 65536);
+        assert!(!o.short(), "short file with EOF: {o:?}");
+    }
+}
+
+/// With a receive buffer of at most 65535 bytes smoltcp does not scale its window (shift 0),
+/// and an unscaled window's right edge never moves back (RFC 1122 §4.2.2.16): the same raw
+/// transfers all end complete, and quickly.
+#[test]
+fn an_unscaled_smoltcp_window_never_ends_short() {
+    for len in sizes_around_64k() {
+        let o = raw_window_edge_transfer(len, 65535);
+        assert!(o.eof && o.received == len, "{o:?}");
+        assert!(o.end < Instant::from_secs(5), "slow: {o:?}");
+    }
+}
+
+/// `Client` refuses a socket whose receive buffer would make smoltcp scale its window: a
+/// typed error before anything is sent, never a short file later.
+#[test]
+fn client_refuses_a_receive_buffer_that_would_scale_its_window() {
+    let mut wire = Box::new(JumboWire::new(1, jumbo_link(), jumbo_link()));
+    let mut net: JumboNet<'_> =
+        Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
+    for (port, rx, ok) in [
+        (49152, 65535, true),
+        (49153, 65536, false),
+        (49154, 256 * 1024, false),
+    ] {
+        let c = net.client_sockets.add(raw_socket(rx, 1024));
+        let cx = net.client.context();
+        let mut sink = [0u8; 16];
+        let result = client::Client::connect(
+            cx,
+            net.client_sockets.get_mut(c),
+            (JumboNet::address(Side::Server, false), PORT),
+            port,
+            &mut sink[..],
+            Instant::ZERO,
+            Timeouts::DEFAULT,
+        );
+        match result {
+            Ok(_) => assert!(ok, "{rx}-byte receive buffer accepted"),
+            Err(e) => {
+                assert!(!ok, "{rx}: {e}");
+                assert_eq!(e, Error::ReceiveBufferTooLarge { capacity: rx });
+            }
+        }
+    }
+}
+
+/// Our `Client` with the largest receive buffer it accepts (65535 bytes), polled on the same
+/// 1 ms tick, against the raw sender whose FIN rides on its last segment: every size ends
+/// `Ok` with the whole file, within seconds.
+#[test]
+fn client_gets_every_byte_from_a_sender_whose_fin_rides_on_its_last_segment() {
+    for len in sizes_around_64k() {
+        let file = random_bytes(len, len as u64);
+        let mut wire = Box::new(JumboWire::new(1, jumbo_link(), jumbo_link()));
+        let mut net: JumboNet<'_> =
+            Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
+        let mut sender = raw_socket(1024, 65536);
+        sender.set_congestion_control(tcp::CongestionControl::None);
+        let s = net.server_sockets.add(sender);
+        let mut receiver = raw_socket(client::MAX_RECEIVE_BUFFER, 1024);
+        receiver.set_ack_delay(None);
+        let c = net.client_sockets.add(receiver);
+        net.server_sockets
+            .get_mut::<tcp::Socket>(s)
+            .listen(PORT)
+            .unwrap();
+        let mut sink = vec![0u8; len];
+        let now = net.now();
+        let cx = net.client.context();
+        let mut ours = client::Client::connect(
+            cx,
+            net.client_sockets.get_mut(c),
+            (JumboNet::address(Side::Server, false), PORT),
+            49152,
+            &mut sink[..],
+            now,
+            Timeouts::DEFAULT,
+        )
+        .unwrap();
+        let (mut sent, mut closed) = (0, false);
+        let mut next_read = Instant::ZERO;
+        let end = Instant::from_secs(3600);
+        let result = loop {
+            net.poll();
+            let sender = net.server_sockets.get_mut::<tcp::Socket>(s);
+            if sender.may_send() && !closed {
+                sent += sender.send_slice(&file[sent..]).unwrap();
+                if sent == len {
+                    sender.close();
+                    closed = true;
+                }
+            }
+            // The sender reads the reply so that it can close.
+            let _ = sender.recv(|b| (b.len(), ()));
+            if net.now() >= next_read {
+                next_read = net.now() + READ_TICK;
+                if let Poll::Ready(r) = ours.poll(net.now(), net.client_sockets.get_mut(c)) {
+                    break r;
+                }
+            }
+            assert!(net.now() < end, "len {len}: still running after an hour");
+            net.advance([ours.deadline(), Some(next_read)]);
+        };
+        let report = result.unwrap_or_else(|e| panic!("len {len}: {e}"));
+        assert_eq!(report.bytes, len as u64);
+        assert!(sink == file, "len {len}: wrong bytes");
+        assert!(report.eof_at < Instant::from_secs(5), "len {len}: slow");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. The FIN stall after a fast retransmit
+// ---------------------------------------------------------------------------------------------
+
+type SmallWire = Wire<1500, 16>;
+type SmallNet<'a> = Network<'a, 'static, 1500, 16>;
+
+fn segment(packet: &[u8]) -> Segment {
+    Segment::parse(Medium::Ip, packet).expect("a TCP segment")
+}
+
+/// Loses the first segment towards the client that carries a FIN, then delivers three late
+/// copies of the client's latest pure ACK (what a duplicating or reordering path delivers).
+#[derive(Default)]
+struct LoseFinThenDupAcks {
+    last_ack: Option<Vec<u8>>,
+    lost_fin_at: Option<Instant>,
+}
+
+impl LoseFinThenDupAcks {
+    /// Call after every poll.
+    fn apply(&mut self, wire: &mut SmallWire) {
+        for p in wire.in_flight(Side::Server) {
+            let seg = segment(p);
+            if seg.is_empty() && !seg.fin && !seg.syn && seg.ack.is_some() {
+                self.last_ack = Some(p.to_vec());
+            }
+        }
+        if self.lost_fin_at.is_none() && wire.lose_in_flight(Side::Client, |p| segment(p).fin) == 1
+        {
+            self.lost_fin_at = Some(wire.now());
+            let ack = self.last_ack.clone().expect("an ACK before the FIN");
+            for _ in 0..3 {
+                wire.inject(Side::Client, ack.len(), |buf| buf.copy_from_slice(&ack));
+            }
+        }
+    }
+}
+
+/// A raw sender that sends its FIN alone once the file is acknowledged (`close()` when the
+/// transmit queue is empty), to a raw receiver. The FIN is lost and three duplicate ACKs of
+/// the file's end follow. Returns when the receiver read EOF (`None`: not within `limit`)
+/// and when the FIN was lost.
+fn raw_lone_fin_lost_then_dup_acks(limit: Duration) -> (Option<Instant>, Instant) {
+    let file = random_bytes(20_000, 7);
+    let mut wire = Box::new(SmallWire::new(1, Link::clean(1500), Link::clean(1500)));
+    let mut fault = LoseFinThenDupAcks::default();
+    let mut net: SmallNet<'_> =
+        Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
+    let s = net.server_sockets.add(raw_socket(1024, 8192));
+    let c = net.client_sockets.add(raw_socket(8192, 1024));
+    net.server_sockets
+        .get_mut::<tcp::Socket>(s)
+        .listen(PORT)
+        .unwrap();
+    let cx = net.client.context();
+    net.client_sockets
+        .get_mut::<tcp::Socket>(c)
+        .connect(cx, (SmallNet::address(Side::Server, false), PORT), 49152)
+        .unwrap();
+    let (mut sent, mut closed) = (0, false);
+    let mut got = Vec::new();
+    let end = Instant::from_secs(600);
+    loop {
+        net.poll();
+        fault.apply(net.wire);
+        let sender = net.server_sockets.get_mut::<tcp::Socket>(s);
+        if sender.may_send() && !closed {
+            sent += sender.send_slice(&file[sent..]).unwrap();
+            if sent == file.len() && sender.send_queue() == 0 {
+                sender.close();
+                closed = true;
+            }
+        }
+        let receiver = net.client_sockets.get_mut::<tcp::Socket>(c);
+        loop {
+            match receiver.recv(|b| (b.len(), b.to_vec())) {
+                Ok(bytes) if bytes.is_empty() => break,
+                Ok(bytes) => got.extend(bytes),
+                Err(tcp::RecvError::Finished) => {
+                    assert!(got == file);
+                    return (Some(net.now()), fault.lost_fin_at.unwrap());
+                }
+                Err(tcp::RecvError::InvalidState) => break,
+            }
+        }
+        if let Some(lost) = fault.lost_fin_at
+            && net.now() > lost + limit
+        {
+            assert!(got == file, "the data arrived, only the FIN is missing");
+            return (None, lost);
+        }
+        assert!(net.now() < end);
+        net.advance([Some(lost_plus(fault.lost_fin_at, limit))]);
+    }
+}
+
+fn lost_plus(lost: Option<Instant>, limit: Duration) -> Instant {
+    lost.map_or(Instant::from_secs(600), |t| {
+        t + limit + Duration::from_millis(1)
+    })
+}
+
+/// smoltcp 0.14 never retransmits a lone FIN after three duplicate ACKs.
+///
+/// RFC 9293 §3.8.1 and RFC 6298 §5.1: every segment that occupies sequence space, a FIN
+/// included, is retransmitted until acknowledged, with the retransmission timer running while
+/// it is outstanding. smoltcp's third duplicate ACK turns the retransmission timer into a
+/// pending fast retransmit, which `seq_to_transmit` only honours when the transmit buffer holds
+/// data; with only the FIN outstanding nothing is sent and no timer is left running, so the
+/// peer never sees the end of the stream. Here the receiver still has no EOF 100 s later.
+///
+/// This asserts the bug is present; see `upstream_lone_fin_is_retransmitted_after_dup_acks`.
+#[test]
+fn stock_smoltcp_never_resends_a_lost_lone_fin_after_three_duplicate_acks() {
+    let (eof, _) = raw_lone_fin_lost_then_dup_acks(Duration::from_secs(100));
+    assert!(
+        eof.is_none(),
+        "the FIN got through: has smoltcp been fixed? then drop this test"
+    );
+}
+
+/// The RFC behaviour (see the test above): the FIN is retransmitted at once (fast
+/// retransmit) and the receiver reads EOF within a second.
+#[test]
+#[ignore = "fails on stock smoltcp 0.14; scripts/smoltcp-fixes.sh runs it patched"]
+fn upstream_lone_fin_is_retransmitted_after_dup_acks() {
+    let (eof, lost) = raw_lone_fin_lost_then_dup_acks(Duration::from_secs(100));
+    let eof = eof.expect("no EOF within 100 s of the lost FIN");
+    assert!(
+        eof - lost < Duration::from_secs(1),
+        "EOF {} after",
+        eof - lost
+    );
+}
+
+/// Our `Server` never has a FIN alone in flight with data behind it acknowledged: its last
+/// file byte rides with the FIN, so a lost FIN segment followed by three duplicate ACKs is
+/// fast-retransmitted like any data. An empty file has no byte to carry its FIN: there the
+/// server keeps a one-second keep-alive running until the FIN is acknowledged, which resends
+/// it. The transfer completes within two seconds of the loss, far below the 120 s idle and
+/// reply timeouts.
+#[test]
+fn server_recovers_at_once_from_a_lost_fin_followed_by_duplicate_acks() {
+    for len in [0, 1, 2, 1000, 20_000] {
+        let file = random_bytes(len, 8);
+        let mut wire = Box::new(SmallWire::new(1, Link::clean(1500), Link::clean(1500)));
+        let mut fault = LoseFinThenDupAcks::default();
+        let mut net: SmallNet<'_> =
+            Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
+        let s = net.server_sockets.add(raw_socket(1024, 8192));
+        let c = net.client_sockets.add(raw_socket(8192, 1024));
+        let mut server = server::Server::listen(
+            &mut net.server_sockets,
+            [s],
+            PORT,
+            &file[..],
+            Timeouts::DEFAULT,
+        )
+        .unwrap();
+        let mut sink = vec![0u8; len];
+        let now = net.now();
+        let cx = net.client.context();
+        let mut ours = client::Client::connect(
+            cx,
+            net.client_sockets.get_mut(c),
+            (SmallNet::address(Side::Server, false), PORT),
+            49152,
+            &mut sink[..],
+            now,
+            Timeouts::DEFAULT,
+        )
+        .unwrap();
+        let (mut served, mut fetched) = (None, None);
+        while served.is_none() || fetched.is_none() {
+            net.poll();
+            fault.apply(net.wire);
+            let now = net.now();
+            if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
+                served = Some(r);
+            }
+            if let Poll::Ready(r) = ours.poll(now, net.client_sockets.get_mut(c)) {
+                fetched = Some(r);
+            }
+            assert!(now < Instant::from_secs(600), "len {len}: hang");
+            net.advance([server.poll_at(), ours.deadline()]);
+        }
+        let lost = fault.lost_fin_at.expect("the FIN was lost");
+        let report = fetched
+            .unwrap()
+            .unwrap_or_else(|e| panic!("len {len}: {e}"));
+        assert!(served.unwrap().unwrap().reply.is_thank_you());
+        assert_eq!(report.bytes, len as u64);
+        // A lost last byte and FIN are fast-retransmitted at once; a lone FIN waits for the
+        // keep-alive.
+        let bound = if len == 0 { 2 } else { 1 };
+        assert!(
+            report.eof_at - lost < Duration::from_secs(bound),
+            "len {len}: EOF {} after the loss",
+            report.eof_at - lost
+        );
+        assert!(sink == file);
+        let socket = net.server_sockets.get::<tcp::Socket>(s);
+        assert_eq!(socket.keep_alive(), None, "len {len}: keep-alive left on");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the unscaled window costs
+// ---------------------------------------------------------------------------------------------
+
+/// Simulated goodput (MB/s) of our `Server` sending `len` bytes to a raw smoltcp receiver
+/// with an `rx`-byte receive buffer that reads everything at once, over `link` both ways.
+fn goodput<const MTU: usize, const CAP: usize>(len: usize, rx: usize, link: Link) -> f64 {
+    let file = random_bytes(len, 3);
+    let mut wire = Box::new(Wire::<MTU, CAP>::new(1, link, link));
+    let mut net: Network<'_, 'static, MTU, CAP> =
+        Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
+    let s = net.server_sockets.add(raw_socket(1024, 4 << 20));
+    let c = net.client_sockets.add(raw_socket(rx, 1024));
+    let mut server = server::Server::listen(
+        &mut net.server_sockets,
+        [s],
+        PORT,
+        &file[..],
+        Timeouts::DEFAULT,
+    )
+    .unwrap();
+    let cx = net.client.context();
+    net.client_sockets
+        .get_mut::<tcp::Socket>(c)
+        .connect(
+            cx,
+            (Network::<MTU, CAP>::address(Side::Server, false), PORT),
+            49152,
+        )
+        .unwrap();
+    let (mut got, mut eof_at) = (0, None);
+    loop {
+        net.poll();
+        let now = net.now();
+        let _ = server.poll(now, &mut net.server_sockets);
+        let receiver = net.client_sockets.get_mut::<tcp::Socket>(c);
+        loop {
+            match receiver.recv(|b| (b.len(), b.len())) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(tcp::RecvError::Finished) => {
+                    eof_at.get_or_insert(now);
+                    break;
+                }
+                Err(tcp::RecvError::InvalidState) => break,
+            }
+        }
+        if let Some(t) = eof_at {
+            assert_eq!(got, len);
+            return len as f64 / t.total_micros() as f64;
+        }
+        assert!(now < Instant::from_secs(3600), "hang");
+        net.advance([server.poll_at()]);
+    }
+}
+
+/// The table in the README (goodput of 16 MiB in simulated time, our `Server` to a receive
+/// buffer of each size): `cargo test --test smoltcp_bugs -- --ignored --nocapture cost`.
+#[test]
+#[ignore = "a measurement: prints a table"]
+fn cost_of_an_unscaled_receive_window() {
+    // Deep queues (no loss: the window is the only limit) need many packet slots: a thread
+    // with room for them on its stack while the wire is built.
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(|| {
+            let sizes = [16 * 1024, 65535, 65536, 256 * 1024, 1024 * 1024, 4 << 20];
+            let deep = |latency, rate, mtu| Link {
+                latency: Duration::from_millis(latency),
+                rate,
+                queue: 4096,
+                ..Link::clean(mtu)
+            };
+            print!("| link (both ways) |");
+            for rx in sizes {
+                print!(" {rx} B |");
+            }
+            println!();
+            let rows: [(&str, &dyn Fn(usize) -> f64); 3] = [
+                ("1 ms latency, MTU 1500", &|rx| {
+                    goodput::<1500, 4096>(16 << 20, rx, deep(1, None, 1500))
+                }),
+                ("1 ms latency, 12.5 MB/s (100 Mbit/s), MTU 1500", &|rx| {
+                    goodput::<1500, 4096>(16 << 20, rx, deep(1, Some(12_500_000), 1500))
+                }),
+                ("10 ms latency, 125 MB/s (1 Gbit/s), MTU 1500", &|rx| {
+                    goodput::<1500, 4096>(16 << 20, rx, deep(10, Some(125_000_000), 1500))
+                }),
+            ];
+            for (name, run) in rows {
+                print!("| {name} |");
+                for rx in sizes {
+                    print!(" {:.1} MB/s |", run(rx));
+                }
+                println!();
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
