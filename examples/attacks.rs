@@ -15,14 +15,24 @@ mod attack_scenarios;
 
 use std::process::ExitCode;
 
+use clap::{Parser, value_parser};
+
 use attack_scenarios::{Attack, Defences, Outcome, run, single};
 use halfclose::sim::{Link, percent};
 use halfclose::{Error, Phase, Timeouts};
 use smoltcp::time::Duration;
 
-fn usage() -> ExitCode {
-    eprintln!("usage: attacks [--seed N (1 or more)] [--seconds S]");
-    ExitCode::from(2)
+/// Runs hostile peers against a pool of four on the simulated wire and prints the README's
+/// tables.
+#[derive(Parser, Debug)]
+#[command(name = "attacks")]
+struct Args {
+    /// Seed of the simulated wire
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = value_parser!(u64).range(1..))]
+    seed: u64,
+    /// Simulated seconds each attack runs
+    #[arg(long, value_name = "S", default_value_t = 600, value_parser = value_parser!(u64).range(1..=86_400))]
+    seconds: u64,
 }
 
 fn served(o: &Outcome) -> String {
@@ -46,16 +56,7 @@ fn holds(o: &Outcome) -> String {
 }
 
 fn main() -> ExitCode {
-    let (mut seed, mut seconds) = (1u64, 600u64);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = args.next().and_then(|v| v.parse::<u64>().ok());
-        match (arg.as_str(), value) {
-            ("--seed", Some(v)) if v > 0 => seed = v,
-            ("--seconds", Some(v)) if v > 0 => seconds = v,
-            _ => return usage(),
-        }
-    }
+    let Args { seed, seconds } = Args::parse();
     let duration = Duration::from_secs(seconds);
     let lan = Duration::from_millis(1);
     let attacks: [(Attack, Duration); 12] = [

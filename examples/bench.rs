@@ -16,9 +16,11 @@
 //! were never lost). The time is the best of three runs.
 
 use std::hint::black_box;
+use std::process::ExitCode;
 use std::task::Poll;
 use std::time::Instant as WallClock;
 
+use clap::{Parser, ValueEnum, value_parser};
 use halfclose::device::Loopback;
 use halfclose::{REPLY, Timeouts, client, server};
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
@@ -271,35 +273,75 @@ fn ours_at(mtu: usize, file: &[u8], buffer: usize, checksums: bool) -> f64 {
     }
 }
 
-/// `--one ours|theirs [MTU [on|off [KiB]]]`: one 4 MiB run, MTU 1500, checksums on and 4 KiB
-/// buffers unless given (for callgrind: `--toggle-collect='bench::ours*'` or `'bench::theirs*'`
-/// counts the transfer alone, without building the file).
-fn one(args: &[String]) {
-    let which = args.first().map(String::as_str).unwrap_or("");
-    let mtu = args
-        .get(1)
-        .map_or(1500, |m| m.parse().expect("MTU: 1500, 9000 or 65535"));
-    let checksums = args.get(2).is_none_or(|c| c != "off");
-    let buffer = args
-        .get(3)
-        .map_or(4, |k| k.parse::<usize>().expect("buffer KiB"))
-        << 10;
-    let file = vec![0x5au8; 4 << 20];
-    let secs = match which {
-        "ours" => ours_at(mtu, &file, buffer, checksums),
-        "theirs" => theirs(&file, mtu, buffer, checksums).expect("every byte"),
-        _ => panic!("--one ours|theirs [MTU [on|off [KiB]]]"),
-    };
-    println!("{which}: {} bytes in {secs:.3} s", file.len());
+/// Measures the in-memory transfer against smoltcp's own Loopback and memcpy.
+#[derive(Parser, Debug)]
+#[command(name = "bench")]
+struct Args {
+    /// Measure 64 and 256 MiB (default: 64 MiB)
+    #[arg(long, conflicts_with = "one")]
+    full: bool,
+    /// One 4 MiB run of one side (for callgrind: `--toggle-collect='bench::ours*'` or
+    /// `'bench::theirs*'` counts the transfer alone, without building the file)
+    #[arg(long, value_enum, value_name = "SIDE")]
+    one: Option<Side>,
+    /// With --one: the MTU
+    #[arg(requires = "one", default_value_t = 1500, value_parser = mtu)]
+    mtu: usize,
+    /// With --one: checksums
+    #[arg(requires = "one", value_enum, default_value = "on")]
+    checksums: OnOff,
+    /// With --one: each socket buffer, in KiB
+    #[arg(requires = "one", default_value_t = 4, value_parser = value_parser!(u64).range(1..=65536))]
+    kib: u64,
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().is_some_and(|a| a == "--one") {
-        one(&args[1..]);
-        return;
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Side {
+    Ours,
+    Theirs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+/// The MTUs the bench builds devices for.
+fn mtu(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(mtu @ (1500 | 9000 | 65535)) => Ok(mtu),
+        _ => Err(format!("{text:?}: give 1500, 9000 or 65535")),
     }
-    let sizes: &[usize] = if args.iter().any(|a| a == "--full") {
+}
+
+/// `--one SIDE [MTU [on|off [KiB]]]`: one 4 MiB run.
+fn one(side: Side, args: &Args) -> ExitCode {
+    let (buffer, checksums) = (args.kib as usize * 1024, args.checksums == OnOff::On);
+    let file = vec![0x5au8; 4 << 20];
+    let (name, secs) = match side {
+        Side::Ours => ("ours", ours_at(args.mtu, &file, buffer, checksums)),
+        Side::Theirs => match theirs(&file, args.mtu, buffer, checksums) {
+            Ok(secs) => ("theirs", secs),
+            Err(got) => {
+                eprintln!(
+                    "bench: smoltcp's Loopback delivered {got} of {} bytes",
+                    file.len()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    println!("{name}: {} bytes in {secs:.3} s", file.len());
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(side) = args.one {
+        return one(side, &args);
+    }
+    let sizes: &[usize] = if args.full {
         &[64 << 20, 256 << 20]
     } else {
         &[64 << 20]
@@ -352,4 +394,5 @@ fn main() {
             (log_ratios / f64::from(points)).exp()
         );
     }
+    ExitCode::SUCCESS
 }

@@ -10,15 +10,20 @@
 //! the clock jumps to the next timer whenever nothing is in flight, so nothing ever waits on a
 //! real timer; throughput is measured on the wall clock.
 
-use std::fs::File;
+mod common;
+
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::task::Poll;
 
+use clap::Parser;
+use common::drive::{self, Driver};
+use common::files::{Input, Output};
 use halfclose::device::Loopback;
-use halfclose::io::{FileSource, FromStd};
+use halfclose::io::FromStd;
 use halfclose::segment::Segment;
-use halfclose::{Timeouts, client, server};
+use halfclose::{Error, Timeouts, client, server};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::Medium;
 use smoltcp::socket::tcp;
@@ -36,79 +41,48 @@ const SERVER: IpAddress = IpAddress::v4(127, 0, 0, 1);
 const PORT: u16 = halfclose::DEFAULT_PORT;
 const CLIENT_PORT: u16 = 49152;
 
+/// Sends FILE from a smoltcp server to a smoltcp client in one process, in memory; the client
+/// writes the copy, replies "Thank you\0", and the server prints the reply.
+#[derive(Parser, Debug)]
+#[command(name = "loopback")]
 struct Args {
+    /// The file to send (a regular file)
+    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/loopback.rs"))]
     file: PathBuf,
+    /// Where the client writes the copy (replaced only after a complete transfer)
+    #[arg(short, long, value_name = "PATH", default_value = "receive.dat")]
     output: PathBuf,
+    /// Print every segment: server | client, and both TCP states after it
+    #[arg(long)]
     trace: bool,
 }
 
-fn usage() -> String {
-    "usage: loopback [FILE] [-o OUTPUT] [--trace]\n\
-     \n  FILE         file to send (default: this example's own source)\
-     \n  -o OUTPUT    where the client writes the copy (default: receive.dat)\
-     \n  --trace      print every segment: server | client, and both TCP states after it"
-        .to_string()
-}
-
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut args = Args {
-        file: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/loopback.rs")),
-        output: PathBuf::from("receive.dat"),
-        trace: false,
-    };
-    let mut file_given = false;
-    let mut it = std::env::args_os().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.to_str() {
-            Some("-h" | "--help") => return Ok(None),
-            Some("--trace") => args.trace = true,
-            Some("-o" | "--output") => {
-                args.output = it.next().ok_or("-o needs a path")?.into();
-            }
-            Some(flag) if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
-            _ if file_given => return Err("only one FILE can be sent".into()),
-            _ => {
-                args.file = arg.into();
-                file_given = true;
-            }
-        }
-    }
-    Ok(Some(args))
-}
-
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{}", usage());
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n{}", usage());
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
+    common::init_log(false);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("loopback: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let source = FileSource::new(&args.file)
-        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
-    let sink = File::create(&args.output)
-        .map_err(|e| format!("cannot create {}: {e}", args.output.display()))?;
+    let (source, _) = Input::new(&args.file)?;
+    let read_errors = source.errors();
+    let mut output = Output::create(&args.output, &[&args.file])?;
 
-    // Memory cannot corrupt a packet: no checksums, as in smoltcp's own `phy::Loopback`.
-    let mut device = Box::new(Loopback::<MTU, SLOTS>::new(Medium::Ip).with_checksums(false));
-    let mut now = Instant::ZERO;
-    let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut *device, now);
+    let mut sim = Simulated {
+        // Memory cannot corrupt a packet: no checksums, as in smoltcp's own `phy::Loopback`.
+        device: Box::new(Loopback::new(Medium::Ip).with_checksums(false)),
+        now: Instant::ZERO,
+        trace: None,
+    };
+    let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut *sim.device, sim.now);
     iface.update_ip_addrs(|addrs| {
-        addrs.push(IpCidr::new(SERVER, 8)).unwrap();
+        let _ = addrs.push(IpCidr::new(SERVER, 8));
     });
 
     let mut storage: [SocketStorage; 2] = Default::default();
@@ -119,6 +93,9 @@ fn run(args: &Args) -> Result<(), String> {
     let server_socket = sockets.add(new_socket(server_bufs, BUFFER));
     // The client accepts no receive buffer that would scale its window.
     let client_socket = sockets.add(new_socket(client_bufs, client::MAX_RECEIVE_BUFFER));
+    if args.trace {
+        sim.trace = Some(Trace::new(server_socket, client_socket));
+    }
 
     let mut server = server::Server::listen(
         &mut sockets,
@@ -133,56 +110,61 @@ fn run(args: &Args) -> Result<(), String> {
         sockets.get_mut::<tcp::Socket>(client_socket),
         (SERVER, PORT),
         CLIENT_PORT,
-        FromStd(sink),
-        now,
+        FromStd(&mut output),
+        sim.now,
         Timeouts::DEFAULT,
     )
     .map_err(|e| e.to_string())?;
 
-    let mut trace = args.trace.then(Trace::new);
     let started = std::time::Instant::now();
-    let deadline = now + Duration::from_secs(3600);
-    let mut served = None;
-    let mut fetched = None;
-    while served.is_none() || fetched.is_none() {
-        match &mut trace {
-            // Deliver packets one by one so each line shows both TCP states right after it.
-            Some(trace) => {
-                while let Some(packet) = device.peek() {
-                    let segment = Segment::parse(Medium::Ip, packet);
-                    iface.poll_ingress_single(now, &mut *device, &mut sockets);
-                    if let Some(segment) = segment {
-                        trace.line(&segment, &sockets, server_socket, client_socket);
-                    }
-                }
-                iface.poll_egress(now, &mut *device, &mut sockets);
+    let deadline = Instant::ZERO + Duration::from_secs(3600);
+    let (mut served, mut fetched) = (None, None);
+    let ended = drive::run(&mut sim, &mut iface, &mut sockets, |now, sockets| {
+        if let Some(result) = server.poll(now, sockets).into_iter().next() {
+            served = Some(result);
+        }
+        if fetched.is_none()
+            && let Poll::Ready(result) = client.poll(now, sockets.get_mut(client_socket))
+        {
+            fetched = Some(result);
+        }
+        match (&served, &fetched) {
+            (Some(_), Some(_)) => ControlFlow::Break(Ok(())),
+            _ if now > deadline => {
+                ControlFlow::Break(Err("no end after an hour of simulated time".to_string()))
             }
-            None => {
-                iface.poll(now, &mut *device, &mut sockets);
-            }
+            _ => ControlFlow::Continue(drive::earliest(server.poll_at(), client.deadline())),
         }
-        step(
-            now,
-            &mut sockets,
-            &mut server,
-            &mut client,
-            client_socket,
-            &mut served,
-            &mut fetched,
-        );
-        if device.queued() == 0 {
-            now += iface
-                .poll_delay(now, &sockets)
-                .unwrap_or(Duration::from_millis(1));
-        }
-        if now > deadline {
-            return Err("no end after an hour of simulated time".into());
-        }
-    }
+    });
     let wall = started.elapsed();
+    let result = match (ended, served, fetched) {
+        (Err(e) | Ok(Err(e)), ..) => Err(e),
+        (Ok(Ok(())), Some(Ok(served)), Some(Ok(fetched))) => Ok((served, fetched)),
+        // The root cause first: a disk error, not the reset it causes on the other side.
+        (Ok(Ok(())), _, Some(Err(e @ Error::Sink { .. }))) => {
+            Err(output.error().map_or(e.to_string(), |os| {
+                format!("{os} after {} bytes", e.bytes())
+            }))
+        }
+        (Ok(Ok(())), Some(Err(e @ Error::Source { .. })), _) => {
+            Err(
+                Input::error(&read_errors, &args.file).map_or(e.to_string(), |os| {
+                    format!("{os} after {} bytes", e.bytes())
+                }),
+            )
+        }
+        (Ok(Ok(())), _, Some(Err(e))) => Err(format!("client: {e}")),
+        (Ok(Ok(())), Some(Err(e)), _) => Err(format!("server: {e}")),
+        (Ok(Ok(())), None, _) | (Ok(Ok(())), _, None) => {
+            Err("the transfer ended without a result".to_string())
+        }
+    };
+    let (served, fetched) = match result {
+        Ok(reports) => reports,
+        Err(e) => return Err(format!("{e}; {}", output.abandon())),
+    };
+    output.commit()?;
 
-    let served = served.unwrap().map_err(|e| format!("server: {e}"))?;
-    let fetched = fetched.unwrap().map_err(|e| format!("client: {e}"))?;
     let reply = served.reply.kept();
     let reply = std::str::from_utf8(reply.strip_suffix(b"\0").unwrap_or(reply)).unwrap_or("?");
     println!("Message from client: {reply}");
@@ -197,6 +179,51 @@ fn run(args: &Args) -> Result<(), String> {
         served.reply_after_fin(),
     );
     Ok(())
+}
+
+/// The in-memory device on a simulated clock, which jumps to the next deadline whenever
+/// nothing is in flight: nothing ever waits on a real timer.
+struct Simulated {
+    device: Box<Loopback<MTU, SLOTS>>,
+    now: Instant,
+    trace: Option<Trace>,
+}
+
+impl Driver for Simulated {
+    type Device = Loopback<MTU, SLOTS>;
+
+    fn device(&mut self) -> &mut Self::Device {
+        &mut self.device
+    }
+
+    fn now(&mut self) -> Instant {
+        self.now
+    }
+
+    fn wait(&mut self, until: Option<Instant>) -> Result<(), String> {
+        if self.device.queued() == 0 {
+            self.now = until
+                .unwrap_or(self.now + Duration::from_millis(1))
+                .max(self.now);
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self, now: Instant, iface: &mut Interface, sockets: &mut SocketSet<'_>) {
+        let Some(trace) = &mut self.trace else {
+            iface.poll(now, &mut *self.device, sockets);
+            return;
+        };
+        // Deliver packets one by one so each line shows both TCP states right after it.
+        while let Some(packet) = self.device.peek() {
+            let segment = Segment::parse(Medium::Ip, packet);
+            iface.poll_ingress_single(now, &mut *self.device, sockets);
+            if let Some(segment) = segment {
+                trace.line(&segment, sockets);
+            }
+        }
+        iface.poll_egress(now, &mut *self.device, sockets);
+    }
 }
 
 const PAGE: usize = 4096;
@@ -225,60 +252,35 @@ fn new_socket(buffers: &mut [u8], rx_max: usize) -> tcp::Socket<'_> {
     socket
 }
 
-type Served = Option<Result<server::Report, halfclose::Error>>;
-type Fetched = Option<Result<client::Report, halfclose::Error>>;
-
-/// Let both state machines act on what the interface just did.
-fn step(
-    now: Instant,
-    sockets: &mut SocketSet<'_>,
-    server: &mut server::Server<FileSource, 1>,
-    client: &mut client::Client<FromStd<File>>,
-    client_socket: SocketHandle,
-    served: &mut Served,
-    fetched: &mut Fetched,
-) {
-    if let Some(result) = server.poll(now, sockets).into_iter().next() {
-        *served = Some(result);
-    }
-    if fetched.is_none()
-        && let Poll::Ready(result) = client.poll(now, sockets.get_mut::<tcp::Socket>(client_socket))
-    {
-        *fetched = Some(result);
-    }
-}
-
 /// Prints segments in two columns, sequence numbers relative to each side's SYN.
 struct Trace {
+    server: SocketHandle,
+    client: SocketHandle,
     server_isn: Option<u32>,
     client_isn: Option<u32>,
     count: usize,
 }
 
 impl Trace {
-    fn new() -> Self {
-        let (server, client) = (
+    fn new(server: SocketHandle, client: SocketHandle) -> Self {
+        let (left, right) = (
             format!("server {SERVER}:{PORT}"),
             format!("client {SERVER}:{CLIENT_PORT}"),
         );
         println!(
-            "{:>4}  {server:<36} {client:<36}  {:<13} client state",
+            "{:>4}  {left:<36} {right:<36}  {:<13} client state",
             "#", "server state"
         );
         Trace {
+            server,
+            client,
             server_isn: None,
             client_isn: None,
             count: 0,
         }
     }
 
-    fn line(
-        &mut self,
-        seg: &Segment,
-        sockets: &SocketSet<'_>,
-        server: SocketHandle,
-        client: SocketHandle,
-    ) {
+    fn line(&mut self, seg: &Segment, sockets: &SocketSet<'_>) {
         let from_server = seg.src.port == PORT;
         let (own, peer) = if from_server {
             (&mut self.server_isn, self.client_isn)
@@ -305,8 +307,8 @@ impl Trace {
             self.count,
             left,
             right,
-            sockets.get::<tcp::Socket>(server).state().to_string(),
-            sockets.get::<tcp::Socket>(client).state(),
+            sockets.get::<tcp::Socket>(self.server).state().to_string(),
+            sockets.get::<tcp::Socket>(self.client).state(),
         );
     }
 }

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant as WallClock;
 
+use clap::{Parser, ValueEnum, value_parser};
+
 use halfclose::sim::{self, Link, Rng, Setup, Wire, percent};
 use halfclose::{Error, Timeouts};
 use smoltcp::socket::tcp::CongestionControl;
@@ -194,38 +196,49 @@ fn kind(e: &Error) -> String {
     }
 }
 
+/// Sweeps the fault matrix over many seeds on the simulated wire; prints a table, and the seed
+/// of any hang or wrong byte (then exits 1).
+#[derive(Parser, Debug)]
+#[command(name = "soak")]
+struct Args {
+    /// Run seeds 0 to N-1
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        conflicts_with = "seed"
+    )]
+    seeds: u64,
+    /// Run this one seed and print its details (to replay a failure)
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Simulated seconds after which a run still going counts as a hang
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, allow_negative_numbers = true, value_parser = value_parser!(i64).range(1..=1_000_000_000))]
+    deadline: i64,
+    /// Congestion control for every socket (default: what the features chose)
+    #[arg(long, value_enum)]
+    congestion: Option<Congestion>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Congestion {
+    None,
+    Reno,
+    #[cfg(feature = "socket-tcp-cubic")]
+    Cubic,
+}
+
 fn main() -> ExitCode {
-    let mut seeds = 1000u64;
-    let mut only = None;
-    let mut deadline = Instant::from_secs(3600);
-    let mut congestion = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--seeds", Some(n)) => match n.parse() {
-                Ok(n) => seeds = n,
-                Err(_) => return usage(),
-            },
-            ("--seed", Some(n)) => match n.parse::<u64>() {
-                Ok(n) => only = Some(n),
-                Err(_) => return usage(),
-            },
-            ("--deadline", Some(n)) => match n.parse::<i64>() {
-                Ok(n) => deadline = Instant::from_secs(n),
-                Err(_) => return usage(),
-            },
-            ("--congestion", Some(c)) => {
-                congestion = Some(match c.as_str() {
-                    "none" => CongestionControl::None,
-                    "reno" => CongestionControl::Reno,
-                    #[cfg(feature = "socket-tcp-cubic")]
-                    "cubic" => CongestionControl::Cubic,
-                    _ => return usage(),
-                })
-            }
-            _ => return usage(),
-        }
-    }
+    let args = Args::parse();
+    let deadline = Instant::from_secs(args.deadline);
+    let only = args.seed;
+    let seeds = args.seeds;
+    let congestion = args.congestion.map(|c| match c {
+        Congestion::None => CongestionControl::None,
+        Congestion::Reno => CongestionControl::Reno,
+        #[cfg(feature = "socket-tcp-cubic")]
+        Congestion::Cubic => CongestionControl::Cubic,
+    });
 
     let mut rows: Vec<Row> = SCENARIOS.iter().map(|_| Row::default()).collect();
     let mut failed = false;
@@ -238,9 +251,10 @@ fn main() -> ExitCode {
     let mut sink = Vec::new();
     let mut buffers = Vec::new();
     let started = WallClock::now();
-    let range = match only {
-        Some(seed) => seed..seed + 1,
-        None => 0..seeds,
+    // `seed..seed + 1` would overflow at u64::MAX.
+    let range: Box<dyn Iterator<Item = u64>> = match only {
+        Some(seed) => Box::new(std::iter::once(seed)),
+        None => Box::new(0..seeds),
     };
     for seed in range {
         let index = (seed % SCENARIOS.len() as u64) as usize;
@@ -354,11 +368,4 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: soak [--seeds N | --seed N] [--deadline SIMULATED_SECONDS] [--congestion none|reno|cubic]"
-    );
-    ExitCode::from(2)
 }

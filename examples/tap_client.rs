@@ -2,140 +2,167 @@
 //! then send it "Thank you".
 //!
 //! ```text
-//! tap_client [OPTIONS] [--peer ADDR] [-o PATH]   (run with CAP_NET_ADMIN; see the README)
+//! tap_client [OPTIONS]        (run with CAP_NET_ADMIN; see the README's TAP walkthrough)
 //! ```
+//!
+//! The file appears under its name only when the server has acknowledged our reply; otherwise
+//! what arrived is kept as `NAME.partial` and the one error line says how many bytes that is.
 
-mod tap_common;
+mod common;
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::task::Poll;
-
-use halfclose::client::{Client, State};
-use halfclose::io::FromStd;
-use smoltcp::iface::{SocketSet, SocketStorage};
-use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
-use smoltcp::wire::IpAddress;
-use tap_common::{COMMON_HELP, Common, Progress, parse, rate};
-
-struct Args {
-    common: Common,
-    peer: IpAddress,
-    output: PathBuf,
-    local_port: u16,
+#[cfg(target_os = "linux")]
+fn main() -> std::process::ExitCode {
+    use clap::Parser;
+    let args = linux::Args::parse();
+    common::init_log(args.tap.verbose);
+    match linux::run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tap_client: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
-fn usage() -> String {
-    format!(
-        "usage: tap_client [OPTIONS]\n\n\
-         Connects to the server, writes what it sends until its FIN, replies \"Thank you\\0\" and closes.\n\n\
-         \x20 --peer ADDR            the server (default 192.168.69.100)\n\
-         \x20 -o, --output PATH      where to write the file (default receive.dat)\n\
-         \x20 --local-port PORT      our port (default: one from 49152-65535)\n\
-         {COMMON_HELP}"
-    )
+#[cfg(not(target_os = "linux"))]
+fn main() -> std::process::ExitCode {
+    eprintln!("tap_client: TAP devices need Linux");
+    std::process::ExitCode::FAILURE
 }
 
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut common = Common::new();
-    let mut peer = IpAddress::v4(192, 168, 69, 100);
-    let mut output = PathBuf::from("receive.dat");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut local_port = 49152 + (nanos % 16384) as u16;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--peer" => peer = parse(&value("--peer")?, "address")?,
-            "-o" | "--output" => output = value("-o")?.into(),
-            "--local-port" => local_port = parse(&value("--local-port")?, "port")?,
-            flag => {
-                if !common.take(flag, &mut args)? {
-                    return Err(format!("unknown argument {flag}"));
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::ops::ControlFlow;
+    use std::path::PathBuf;
+    use std::task::Poll;
+
+    use clap::{Parser, value_parser};
+    use halfclose::client::{Client, State};
+    use halfclose::io::FromStd;
+    use halfclose::{Error, Phase};
+    use smoltcp::iface::{SocketSet, SocketStorage};
+    use smoltcp::socket::tcp;
+    use smoltcp::time::Instant;
+    use smoltcp::wire::IpAddress;
+
+    use crate::common::files::Output;
+    use crate::common::{cli, drive, progress, tap};
+
+    /// Connects to the server, writes what it sends until its FIN, replies "Thank you\0" and
+    /// closes.
+    #[derive(Parser, Debug)]
+    #[command(name = "tap_client")]
+    pub struct Args {
+        /// The server
+        #[arg(long, value_name = "ADDR", default_value = "192.168.69.100", value_parser = cli::unicast)]
+        peer: IpAddress,
+        /// Where to write the file (replaced only after a complete transfer)
+        #[arg(short, long, value_name = "PATH", default_value = "receive.dat")]
+        output: PathBuf,
+        /// Our port (default: one from 49152-65535)
+        #[arg(long, value_name = "PORT", value_parser = value_parser!(u16).range(1..))]
+        local_port: Option<u16>,
+        #[command(flatten)]
+        pub tap: tap::TapArgs,
+    }
+
+    pub fn run(args: &Args) -> Result<(), String> {
+        let (mut device, mut iface) = tap::open(&args.tap)?;
+        let mut output = Output::create(&args.output, &[])?;
+        match fetch(args, &mut device, &mut iface, &mut output) {
+            Ok(report) => {
+                let pcap = device.finish();
+                let bytes = output.commit()?;
+                // Over the transfer (handshake to the server's FIN), not the connection's set-up.
+                let secs = report.transfer_time().total_micros() as f64 / 1e6;
+                let mbps = bytes as f64 / secs.max(1e-9) / 1e6;
+                println!(
+                    "received {bytes} bytes from {} in {secs:.3} s ({mbps:.1} MB/s) into {}; connected in {}; replied \"Thank you\\0\"",
+                    report.remote,
+                    args.output.display(),
+                    report.connected_at - report.started_at,
+                );
+                pcap
+            }
+            Err(e) => Err(format!("{e}; {}", output.abandon())),
+        }
+    }
+
+    fn fetch(
+        args: &Args,
+        device: &mut tap::Tap,
+        iface: &mut smoltcp::iface::Interface,
+        output: &mut Output,
+    ) -> Result<halfclose::client::Report, String> {
+        let mut storage: [SocketStorage; 1] = Default::default();
+        let mut sockets = SocketSet::new(&mut storage[..]);
+        let handle = sockets.add(tcp::Socket::new(
+            // The largest receive buffer the client accepts: an unscaled window.
+            tcp::SocketBuffer::new(vec![0; halfclose::client::MAX_RECEIVE_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; 4 * 1024]),
+        ));
+        let local_port = args.local_port.unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            49152 + (nanos % 16384) as u16
+        });
+        let mut client = Client::connect(
+            iface.context(),
+            sockets.get_mut::<tcp::Socket>(handle),
+            (args.peer, args.tap.port),
+            (args.tap.addr.address(), local_port),
+            FromStd(&mut *output),
+            Instant::now(),
+            args.tap.timeouts(),
+        )
+        .map_err(|e| e.to_string())?;
+
+        let bar = progress(None);
+        let result = drive::run(device, iface, &mut sockets, |now, sockets| {
+            match client.poll(now, sockets.get_mut::<tcp::Socket>(handle)) {
+                Poll::Ready(result) => ControlFlow::Break(result),
+                Poll::Pending => {
+                    if let State::Receiving { received } = client.state() {
+                        bar.set_position(*received);
+                    }
+                    ControlFlow::Continue(client.deadline())
                 }
             }
+        });
+        bar.finish_and_clear();
+        let received = client.received();
+        match result {
+            Ok(Ok(report)) => Ok(report),
+            Ok(Err(e)) => Err(explain(&e, output)),
+            Err(device) => Err(format!("{device} after {received} bytes")),
         }
     }
-    Ok(Some(Args {
-        common,
-        peer,
-        output,
-        local_port,
-    }))
-}
 
-fn main() -> ExitCode {
-    match parse_args() {
-        Ok(Some(args)) => match run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tap_client: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Ok(None) => {
-            println!("{}", usage());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("tap_client: {e}\n{}", usage());
-            ExitCode::from(2)
+    /// The error line's cause: the OS's words for a failed write, and no claim that a file whose
+    /// end was never confirmed is complete.
+    fn explain(e: &Error, output: &Output) -> String {
+        match e {
+            Error::Sink { bytes, .. } => match output.error() {
+                Some(os) => format!("{os} after {bytes} bytes"),
+                None => e.to_string(),
+            },
+            // The lesson's protocol has no length: a server that dies mid-file also ends in a
+            // FIN (its kernel closes the socket), then answers our reply with a reset. Only the
+            // server's acknowledgement of the reply says the file was whole.
+            Error::Reset {
+                phase: Phase::Reply,
+                bytes,
+            } => format!(
+                "EOF seen after {bytes} bytes, reply not acknowledged (the server reset the connection): the file may be incomplete"
+            ),
+            Error::TimedOut {
+                phase: Phase::Reply,
+                bytes,
+            } => format!(
+                "EOF seen after {bytes} bytes, reply not acknowledged (timed out): the file may be incomplete"
+            ),
+            _ => e.to_string(),
         }
     }
-}
-
-fn run(args: &Args) -> Result<(), String> {
-    let sink = File::create(&args.output)
-        .map_err(|e| format!("cannot create {}: {e}", args.output.display()))?;
-    let (mut device, fd, mut iface) = tap_common::open(&args.common)?;
-
-    let mut storage: [SocketStorage; 1] = Default::default();
-    let mut sockets = SocketSet::new(&mut storage[..]);
-    let handle = sockets.add(tcp::Socket::new(
-        // The largest receive buffer the client accepts: an unscaled window.
-        tcp::SocketBuffer::new(vec![0; halfclose::client::MAX_RECEIVE_BUFFER]),
-        tcp::SocketBuffer::new(vec![0; 4 * 1024]),
-    ));
-    let mut client = Client::connect(
-        iface.context(),
-        sockets.get_mut::<tcp::Socket>(handle),
-        (args.peer, args.common.port),
-        (args.common.addr.address(), args.local_port),
-        FromStd(sink),
-        Instant::now(),
-        args.common.timeouts,
-    )
-    .map_err(|e| e.to_string())?;
-
-    let mut progress = Progress::new(None);
-    let result = loop {
-        let now = Instant::now();
-        iface.poll(now, &mut device, &mut sockets);
-        if let Poll::Ready(result) = client.poll(now, sockets.get_mut::<tcp::Socket>(handle)) {
-            break result;
-        }
-        if let State::Receiving { received } = client.state() {
-            progress.update(*received);
-        }
-        tap_common::wait(fd, &mut iface, &sockets);
-    };
-    progress.finish();
-    // Whatever happened, every byte received is already in the file.
-    let report =
-        result.map_err(|e| format!("{e} (the bytes received are in {})", args.output.display()))?;
-    // The rate is over the transfer (handshake to the server's FIN), not the connection's set-up.
-    let (secs, mbps) = rate(report.bytes, report.transfer_time());
-    println!(
-        "received {} bytes from {} in {secs:.3} s ({mbps:.1} MB/s) into {}; connected in {}; replied \"Thank you\\0\"",
-        report.bytes,
-        report.remote,
-        args.output.display(),
-        report.connected_at - report.started_at,
-    );
-    Ok(())
 }

@@ -2,171 +2,176 @@
 //! waiting for their "Thank you".
 //!
 //! ```text
-//! tap_server [OPTIONS] FILE        (run with CAP_NET_ADMIN; see the README's TAP walkthrough)
+//! tap_server [OPTIONS] FILE   (run with CAP_NET_ADMIN; see the README's TAP walkthrough)
 //! ```
 
-mod tap_common;
+mod common;
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-
-use halfclose::io::FileSource;
-use halfclose::server::{self, State};
-use smoltcp::iface::{SocketSet, SocketStorage};
-use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
-use tap_common::{COMMON_HELP, Common, Progress, parse, rate};
-
-struct Args {
-    common: Common,
-    file: PathBuf,
-    clients: u64,
-    wait_secs: u64,
-}
-
-fn usage() -> String {
-    format!(
-        "usage: tap_server [OPTIONS] FILE\n\n\
-         Sends FILE to each client that connects, half-closes, and prints the client's reply.\n\n\
-         \x20 --clients N            serve N clients, then exit (default 1; 0: for ever)\n\
-         \x20 --wait S               give up when no client has connected for S seconds (default 60; 0: never)\n\
-         {COMMON_HELP}"
-    )
-}
-
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut common = Common::new();
-    let (mut file, mut clients, mut wait_secs) = (None, 1, 60);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--clients" => {
-                clients = parse(&args.next().ok_or("--clients needs a value")?, "count")?
-            }
-            "--wait" => wait_secs = parse(&args.next().ok_or("--wait needs a value")?, "seconds")?,
-            flag if flag.starts_with('-') => {
-                if !common.take(flag, &mut args)? {
-                    return Err(format!("unknown option {flag}"));
-                }
-            }
-            _ if file.is_some() => return Err("only one FILE".into()),
-            _ => file = Some(PathBuf::from(arg)),
-        }
-    }
-    let file = file.ok_or("which FILE should be served?")?;
-    Ok(Some(Args {
-        common,
-        file,
-        clients,
-        wait_secs,
-    }))
-}
-
-fn main() -> ExitCode {
-    match parse_args() {
-        Ok(Some(args)) => match run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tap_server: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Ok(None) => {
-            println!("{}", usage());
-            ExitCode::SUCCESS
-        }
+#[cfg(target_os = "linux")]
+fn main() -> std::process::ExitCode {
+    use clap::Parser;
+    let args = linux::Args::parse();
+    common::init_log(args.tap.verbose);
+    match linux::run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tap_server: {e}\n{}", usage());
-            ExitCode::from(2)
+            eprintln!("tap_server: {e}");
+            std::process::ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: &Args) -> Result<(), String> {
-    let source = FileSource::new(&args.file)
-        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
-    let total = std::fs::metadata(&args.file).map(|m| m.len()).ok();
-    let (mut device, fd, mut iface) = tap_common::open(&args.common)?;
+#[cfg(not(target_os = "linux"))]
+fn main() -> std::process::ExitCode {
+    eprintln!("tap_server: TAP devices need Linux");
+    std::process::ExitCode::FAILURE
+}
 
-    let mut storage: [SocketStorage; 1] = Default::default();
-    let mut sockets = SocketSet::new(&mut storage[..]);
-    let handle = sockets.add(tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; 64 * 1024]),
-        tcp::SocketBuffer::new(vec![0; 256 * 1024]),
-    ));
-    let mut server = server::Server::listen(
-        &mut sockets,
-        [handle],
-        (args.common.addr.address(), args.common.port),
-        source,
-        args.common.timeouts,
-    )
-    .map_err(|e| e.to_string())?;
-    eprintln!(
-        "tap_server: serving {} on {}:{} ({})",
-        args.file.display(),
-        args.common.addr.address(),
-        args.common.port,
-        args.common.tap
-    );
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::ops::ControlFlow;
+    use std::path::PathBuf;
+    use std::time::Instant as WallClock;
 
-    let (mut served, mut failed) = (0u64, 0u64);
-    let mut idle_since = std::time::Instant::now();
-    let mut progress = Progress::new(total);
-    let mut started = std::time::Instant::now();
-    loop {
-        let now = Instant::now();
-        iface.poll(now, &mut device, &mut sockets);
-        for result in server.poll(now, &mut sockets) {
-            progress.finish();
-            match result {
-                Ok(report) => {
-                    served += 1;
-                    let (secs, mbps) = rate(report.bytes, started.elapsed().into());
-                    let reply = report.reply.kept();
-                    let text = reply.strip_suffix(b"\0").unwrap_or(reply);
-                    println!("Message from client: {}", String::from_utf8_lossy(text));
-                    println!(
-                        "sent {} bytes to {} in {secs:.3} s ({mbps:.1} MB/s); reply {} {} after our FIN",
-                        report.bytes,
-                        report.remote.map_or("?".into(), |r| r.to_string()),
-                        report.reply,
-                        report.reply_after_fin(),
-                    );
+    use clap::Parser;
+    use halfclose::Error;
+    use halfclose::server::{Server, State};
+    use smoltcp::iface::{SocketSet, SocketStorage};
+    use smoltcp::socket::tcp;
+    use smoltcp::time::{Duration, Instant};
+
+    use crate::common::cli::{self, Seconds};
+    use crate::common::files::Input;
+    use crate::common::{drive, progress, rate, tap};
+
+    /// Sends FILE to each client that connects, half-closes, and prints the client's reply.
+    #[derive(Parser, Debug)]
+    #[command(name = "tap_server")]
+    pub struct Args {
+        /// The file to serve (a regular file)
+        file: PathBuf,
+        /// Serve N clients, then exit (0: for ever)
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        clients: u64,
+        /// Give up when no client has connected for S seconds (0: never)
+        #[arg(long, value_name = "S", allow_negative_numbers = true, default_value = "60", value_parser = cli::wait)]
+        wait: Seconds,
+        #[command(flatten)]
+        pub tap: tap::TapArgs,
+    }
+
+    pub fn run(args: &Args) -> Result<(), String> {
+        let (source, len) = Input::new(&args.file)?;
+        let read_errors = source.errors();
+        let (mut device, mut iface) = tap::open(&args.tap)?;
+
+        let mut storage: [SocketStorage; 1] = Default::default();
+        let mut sockets = SocketSet::new(&mut storage[..]);
+        let handle = sockets.add(tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+            tcp::SocketBuffer::new(vec![0; 256 * 1024]),
+        ));
+        let endpoint = (args.tap.addr.address(), args.tap.port);
+        let mut server = Server::listen(
+            &mut sockets,
+            [handle],
+            endpoint,
+            source,
+            args.tap.timeouts(),
+        )
+        .map_err(|e| e.to_string())?;
+        println!(
+            "tap_server: serving {} ({len} bytes) on {}:{} ({})",
+            args.file.display(),
+            endpoint.0,
+            endpoint.1,
+            args.tap.tap
+        );
+
+        let (mut served, mut failed) = (0u64, 0u64);
+        let mut last_error = String::new();
+        let mut idle_since = Instant::now();
+        let mut started = WallClock::now();
+        let bar = progress(Some(len));
+        let outcome = drive::run(&mut device, &mut iface, &mut sockets, |now, sockets| {
+            for result in server.poll(now, sockets) {
+                bar.reset();
+                match result {
+                    Ok(report) => {
+                        served += 1;
+                        let (secs, mbps) = rate(report.bytes, started);
+                        let reply = report.reply.kept();
+                        let text = reply.strip_suffix(b"\0").unwrap_or(reply);
+                        bar.suspend(|| {
+                            println!("Message from client: {}", String::from_utf8_lossy(text));
+                            println!(
+                                "sent {} bytes to {} in {secs:.3} s ({mbps:.1} MB/s); reply {} {} after our FIN",
+                                report.bytes,
+                                report.remote.map_or("?".into(), |r| r.to_string()),
+                                report.reply,
+                                report.reply_after_fin(),
+                            )
+                        });
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        let why = match (&e, Input::error(&read_errors, &args.file)) {
+                            (Error::Source { bytes, .. }, Some(os)) => {
+                                format!("{os} after {bytes} bytes")
+                            }
+                            _ => e.to_string(),
+                        };
+                        // With one client its error is the program's: one line, at the end.
+                        if args.clients != 1 {
+                            bar.suspend(|| eprintln!("tap_server: client failed: {why}"));
+                        }
+                        last_error = why;
+                    }
                 }
-                Err(e) => {
-                    failed += 1;
-                    eprintln!("tap_server: client failed: {e}");
+                idle_since = now;
+            }
+            if args.clients > 0 && served + failed >= args.clients {
+                return ControlFlow::Break(Ok(()));
+            }
+            let waiting = match server.states().next().flatten() {
+                Some(State::Accepting) => {
+                    started = WallClock::now();
+                    None
                 }
+                Some(State::Sending { queued }) => {
+                    bar.set_position(*queued);
+                    None
+                }
+                Some(_) => None,
+                None => (args.wait.0 != Duration::ZERO).then(|| idle_since + args.wait.0),
+            };
+            match waiting {
+                Some(until) if now >= until => {
+                    ControlFlow::Break(Err(format!("no client connected within {} s", args.wait)))
+                }
+                _ => ControlFlow::Continue(drive::earliest(server.poll_at(), waiting)),
             }
-            idle_since = std::time::Instant::now();
-        }
-        if args.clients > 0 && served + failed >= args.clients {
-            break;
-        }
-        match server.states().next().flatten() {
-            Some(State::Accepting) => started = std::time::Instant::now(),
-            Some(State::Sending { queued }) => progress.update(*queued),
-            Some(_) => {}
-            None if args.wait_secs > 0 && idle_since.elapsed().as_secs() >= args.wait_secs => {
-                return Err(format!("no client connected within {} s", args.wait_secs));
+        });
+        bar.finish_and_clear();
+        outcome??;
+        // Let the last ACK (or RST) leave before the process, and its stack, go away.
+        let end = Instant::now() + Duration::from_secs(1);
+        drive::run(&mut device, &mut iface, &mut sockets, |now, sockets| {
+            // Every connection has ended and been reported: only lingering slots are left.
+            let _ = server.poll(now, sockets);
+            if server.lingering() == 0 || now >= end {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(Some(end))
             }
-            None => {}
+        })?;
+        device.finish()?;
+        if failed > 0 && args.clients == 1 {
+            return Err(last_error);
         }
-        tap_common::wait(fd, &mut iface, &sockets);
+        if failed > 0 {
+            return Err(format!("{failed} of {} clients failed", served + failed));
+        }
+        Ok(())
     }
-    // Let the last ACK (or RST) leave before the process, and its stack, goes away.
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    while server.lingering() > 0 && std::time::Instant::now() < end {
-        tap_common::wait(fd, &mut iface, &sockets);
-        let now = Instant::now();
-        iface.poll(now, &mut device, &mut sockets);
-        // Every connection has ended and been reported: only lingering slots are left.
-        let _ = server.poll(now, &mut sockets);
-    }
-    if failed > 0 {
-        return Err(format!("{failed} of {} clients failed", served + failed));
-    }
-    Ok(())
 }

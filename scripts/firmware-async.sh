@@ -153,9 +153,9 @@ PY
         die "the embassy image did not get its \"Thank you\" after an acknowledged FIN"
     grep -q '^client: received 65536 bytes .*every byte matches' "$OUT/embassy.log" ||
         die "the embassy image's fetch did not check out"
-    if [[ -f $OUT/net.elf ]]; then
+    if [[ -f $OUT/lm3s6965-net.elf ]]; then
         say "the sync net image against Linux, for its stack peak"
-        against_linux "$OUT/net.elf" "$OUT/net-sync.log"
+        against_linux "$OUT/lm3s6965-net.elf" "$OUT/net-sync.log"
     fi
     ran=1
 fi
@@ -183,7 +183,7 @@ row() {
 {
     echo "| image | \`.text\` | \`.rodata\` | \`.data\` | \`.bss\` | flash | flash without the 64 KiB payload | stack peak | RAM beyond socket and NIC buffers |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    [[ -f $OUT/net.elf ]] && row "sync (smoltcp 0.14, \`server\`/\`client\` state machines, polled loop)" "$OUT/net.elf" "$OUT/net-sync.log"
+    [[ -f $OUT/lm3s6965-net.elf ]] && row "sync (smoltcp 0.14, \`server\`/\`client\` state machines, polled loop)" "$OUT/lm3s6965-net.elf" "$OUT/net-sync.log"
     row "async (embassy-net 0.9 / smoltcp 0.13, \`asynch::serve\`/\`fetch\`, embassy-executor)" "$OUT/embassy.elf" "$OUT/embassy.log"
 } >"$OUT/footprint-async.md"
 say "footprint of the Ethernet images, sync and async (bytes; thumbv7m-none-eabi, opt-level \"s\", fat LTO; made by: bash scripts/firmware-async.sh)"

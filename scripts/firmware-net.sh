@@ -3,7 +3,7 @@
 # 64 KiB file to a kernel client (examples/lesson.rs: read to EOF, "Thank you\0", close), then
 # fetches the same file from a kernel server (1024-byte writes, shutdown(SHUT_WR), one read).
 #
-#   bash scripts/firmware-net.sh [IMAGE]     (IMAGE: default target/firmware/net.elf, built by
+#   bash scripts/firmware-net.sh [IMAGE]     (IMAGE: default target/firmware/lm3s6965-net.elf, built by
 #                                             scripts/firmware.sh)
 #
 # Runs as root only: it creates a network namespace with a TAP device, starts qemu-system-arm
@@ -11,7 +11,7 @@
 # /dev/net/tun, ip or qemu-system-arm it says why and exits 0. Every step has a time limit.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-IMAGE=${1:-$ROOT/target/firmware/net.elf}
+IMAGE=${1:-$ROOT/target/firmware/lm3s6965-net.elf}
 say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware-net.sh: error: %s\n' "$*" >&2; exit 1; }
 

@@ -1,0 +1,45 @@
+//! What the example programs share: command-line types, all-or-nothing output files, the event
+//! loop, logging and progress, and (on Linux) the TAP device.
+#![allow(dead_code)]
+
+pub mod cli;
+pub mod drive;
+pub mod faults;
+pub mod files;
+pub mod pcap;
+#[cfg(target_os = "linux")]
+pub mod tap;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Logs on stderr through `env_logger`: `RUST_LOG` as usual, or everything with `-v`.
+pub fn init_log(verbose: bool) {
+    let default = if verbose { "trace" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_timestamp_micros()
+        .init();
+}
+
+/// A progress bar on stderr for `total` bytes (a spinner with a byte count if unknown). indicatif
+/// draws nothing when stderr is not a terminal, so logs and tests see only the summary lines.
+pub fn progress(total: Option<u64>) -> ProgressBar {
+    match total {
+        Some(total) => ProgressBar::new(total).with_style(
+            ProgressStyle::with_template(
+                "[{bar:30}] {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("#>-"),
+        ),
+        None => ProgressBar::no_length().with_style(
+            ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec}")
+                .expect("a valid template"),
+        ),
+    }
+}
+
+/// Seconds and MB/s for a summary line.
+pub fn rate(bytes: u64, started: std::time::Instant) -> (f64, f64) {
+    let secs = started.elapsed().as_secs_f64();
+    (secs, bytes as f64 / secs.max(1e-9) / 1e6)
+}
