@@ -170,13 +170,13 @@ fn run(args: &Args) -> Result<(), String> {
     println!("Message from client: {reply}");
     let secs = wall.as_secs_f64();
     println!(
-        "{} bytes from {} to {} in {:.3} s ({:.1} MB/s); FIN to reply {} simulated",
+        "{} bytes from {} to {} in {:.3} s ({:.1} MB/s); reply {} (simulated)",
         fetched.bytes,
         args.file.display(),
         args.output.display(),
         secs,
         fetched.bytes as f64 / secs.max(1e-9) / 1e6,
-        served.reply_after_fin(),
+        served.reply_timing,
     );
     Ok(())
 }

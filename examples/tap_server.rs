@@ -105,11 +105,11 @@ mod linux {
                         bar.suspend(|| {
                             println!("Message from client: {}", String::from_utf8_lossy(text));
                             println!(
-                                "sent {} bytes to {} in {secs:.3} s ({mbps:.1} MB/s); reply {} {} after our FIN",
+                                "sent {} bytes to {} in {secs:.3} s ({mbps:.1} MB/s); reply {} {}",
                                 report.bytes,
                                 report.remote.map_or("?".into(), |r| r.to_string()),
                                 report.reply,
-                                report.reply_after_fin(),
+                                report.reply_timing,
                             )
                         });
                     }

@@ -286,6 +286,77 @@ mod tests {
         assert_eq!(dev.peek(), Some(&[9u8; 4][..]));
     }
 
+    /// `SLOTS - 1` packets fit, whatever the ring's position; the next is refused until one is
+    /// read.
+    #[test]
+    fn a_ring_holds_one_packet_less_than_its_slots_at_any_position() {
+        let mut dev = Loopback::<64, 4>::new(Medium::Ip);
+        for start in 0..8u8 {
+            for i in 0..3 {
+                let tx = dev
+                    .transmit(Instant::ZERO)
+                    .expect("room for SLOTS - 1 packets");
+                tx.consume(2, |buf| buf.fill(start * 10 + i));
+            }
+            assert_eq!(dev.queued(), 3);
+            assert!(
+                dev.transmit(Instant::ZERO).is_none(),
+                "the last slot stays free"
+            );
+            for i in 0..3 {
+                let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+                assert_eq!(rx.consume(|p| p.to_vec()), [start * 10 + i; 2]);
+            }
+            // One more round trip moves the ring's start by one slot.
+            assert!(dev.receive(Instant::ZERO).is_none());
+            dev.transmit(Instant::ZERO).unwrap().consume(1, |_| ());
+            dev.receive(Instant::ZERO).unwrap().0.consume(|_| ());
+        }
+    }
+
+    #[test]
+    fn a_cleared_loopback_receives_nothing_and_takes_packets_again() {
+        let mut dev = Loopback::<64, 3>::new(Medium::Ip);
+        assert!(send(&mut dev, 1));
+        assert!(send(&mut dev, 2));
+        dev.clear();
+        assert_eq!(dev.queued(), 0);
+        assert_eq!(dev.peek(), None);
+        assert!(dev.receive(Instant::ZERO).is_none());
+        assert!(send(&mut dev, 3));
+        assert!(send(&mut dev, 4));
+        let (rx, _) = dev.receive(Instant::ZERO).unwrap();
+        assert_eq!(rx.consume(|p| p[0]), 3);
+    }
+
+    #[test]
+    fn an_empty_loopback_has_nothing_to_peek_or_receive() {
+        let mut dev = Loopback::<64, 2>::new(Medium::Ip);
+        assert_eq!(dev.peek(), None);
+        assert!(dev.receive(Instant::ZERO).is_none());
+        let tx = dev
+            .transmit(Instant::ZERO)
+            .expect("one packet fits in two slots");
+        tx.consume(3, |buf| buf.copy_from_slice(b"abc"));
+        assert_eq!(dev.peek(), Some(&b"abc"[..]));
+        assert!(dev.transmit(Instant::ZERO).is_none());
+    }
+
+    #[test]
+    fn capabilities_report_the_medium_mtu_and_checksum_choice() {
+        let dev = Loopback::<1514, 2>::new(Medium::Ethernet);
+        let caps = dev.capabilities();
+        assert_eq!(caps.medium, Medium::Ethernet);
+        assert_eq!(caps.max_transmission_unit, 1514);
+        assert!(caps.checksum.ipv4.tx() && caps.checksum.tcp.rx());
+        let caps = Loopback::<576, 2>::new(Medium::Ip)
+            .with_checksums(false)
+            .capabilities();
+        assert_eq!(caps.medium, Medium::Ip);
+        assert_eq!(caps.max_transmission_unit, 576);
+        assert!(!caps.checksum.ipv4.tx() && !caps.checksum.tcp.rx());
+    }
+
     #[test]
     fn a_ring_that_keeps_draining_reuses_its_first_slots() {
         let mut dev = Loopback::<64, 8>::new(Medium::Ip);

@@ -127,6 +127,52 @@ mod tests {
         assert!(!r.is_thank_you());
     }
 
+    /// Same length as the real reply, one byte different: the length alone must not pass.
+    #[test]
+    fn a_ten_byte_reply_that_differs_in_one_byte_is_not_thank_you() {
+        let mut r = Reply::new();
+        r.extend(b"Thank yoU\0");
+        assert_eq!(r.len(), REPLY.len());
+        assert!(!r.is_thank_you());
+        let mut r = Reply::new();
+        r.extend(b"Thank you\0");
+        assert!(r.is_thank_you());
+    }
+
+    #[test]
+    fn a_reply_counts_its_bytes_and_is_empty_only_without_any() {
+        let mut r = Reply::default();
+        assert!(r.is_empty());
+        assert_eq!((r.len(), r.kept()), (0, &b""[..]));
+        r.extend(b"");
+        assert!(r.is_empty());
+        r.extend(b"a");
+        assert!(!r.is_empty());
+        assert_eq!((r.len(), r.kept()), (1, &b"a"[..]));
+    }
+
+    #[test]
+    fn a_reply_shows_escaped_with_its_length_when_cut() {
+        let mut r = Reply::new();
+        r.extend(b"Thank you\0");
+        assert_eq!(std::format!("{r}"), "\"Thank you\\0\"");
+        assert_eq!(std::format!("{r:?}"), "\"Thank you\\0\"");
+        let mut r = Reply::new();
+        r.extend(b"a\"b\\c\x01\x7f~ ");
+        assert_eq!(std::format!("{r}"), "\"a\\\"b\\\\c\\x01\\x7f~ \"");
+        let mut r = Reply::new();
+        r.extend(&[b'x'; REPLY_KEPT]);
+        assert_eq!(
+            std::format!("{r}"),
+            std::format!("\"{}\"", "x".repeat(REPLY_KEPT))
+        );
+        r.extend(b"y");
+        assert_eq!(
+            std::format!("{r}"),
+            std::format!("\"{}\"... (33 bytes)", "x".repeat(REPLY_KEPT))
+        );
+    }
+
     #[test]
     fn a_reply_is_wrong_from_its_first_impossible_byte() {
         let mut r = Reply::new();

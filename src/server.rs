@@ -72,20 +72,75 @@ pub struct Report {
     pub fin_acked_at: Option<Instant>,
     /// When the first byte of the reply was read.
     pub reply_at: Instant,
+    /// Whether the reply came before or after the half-close, and by how much.
+    pub reply_timing: ReplyTiming,
     /// When the client's FIN ended the reply and the transfer.
     pub finished_at: Instant,
 }
 
 impl Report {
-    /// How long after the half-close the reply arrived: the time the server's input stayed open
-    /// while its output was already closed.
-    pub fn reply_after_fin(&self) -> Duration {
-        self.reply_at - self.fin_queued_at
-    }
-
     /// From the SYN to the client's FIN.
     pub fn duration(&self) -> Duration {
         self.finished_at - self.accepted_at
+    }
+}
+
+/// When the reply arrived, relative to the half-close (`close()` queueing our FIN).
+///
+/// A client that follows the lesson reads to EOF before it replies, so its reply comes after our
+/// FIN. One that answers at once (`printf 'Thank you\0' | nc -N host port`) sends it while the
+/// file is still on its way: the server reads it before its FIN. The order is recorded when the
+/// reply's first byte is read, not inferred from the two times, which can be equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyTiming {
+    /// The reply's first byte was read this long before our FIN was queued.
+    BeforeFin(Duration),
+    /// The reply's first byte was read this long after our FIN was queued: the time the
+    /// server's input stayed open while its output was already closed.
+    AfterFin(Duration),
+}
+
+impl ReplyTiming {
+    /// The order of two events: the reply's first byte read at `reply_at`, `before_fin` or not,
+    /// and our FIN queued at `fin_queued_at`.
+    fn new(reply_at: Instant, fin_queued_at: Instant, before_fin: bool) -> ReplyTiming {
+        if before_fin {
+            ReplyTiming::BeforeFin(fin_queued_at - reply_at)
+        } else {
+            ReplyTiming::AfterFin(reply_at - fin_queued_at)
+        }
+    }
+
+    /// Whether the reply was read before our FIN was queued.
+    pub fn is_before_fin(&self) -> bool {
+        matches!(self, ReplyTiming::BeforeFin(_))
+    }
+
+    /// How far apart the two events were, whatever their order.
+    pub fn duration(&self) -> Duration {
+        match *self {
+            ReplyTiming::BeforeFin(d) | ReplyTiming::AfterFin(d) => d,
+        }
+    }
+
+    /// The reply's time relative to our FIN in microseconds: negative before, positive after.
+    pub fn micros(&self) -> i64 {
+        // A `Duration` of over 2^63 µs (292 000 years) cannot come from one connection.
+        let d = i64::try_from(self.duration().total_micros()).unwrap_or(i64::MAX);
+        match self {
+            ReplyTiming::BeforeFin(_) => -d,
+            ReplyTiming::AfterFin(_) => d,
+        }
+    }
+}
+
+/// `0.028s after our FIN`, or `0.012s before our FIN`.
+impl fmt::Display for ReplyTiming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplyTiming::BeforeFin(d) => write!(f, "{d} before our FIN"),
+            ReplyTiming::AfterFin(d) => write!(f, "{d} after our FIN"),
+        }
     }
 }
 
@@ -144,6 +199,8 @@ pub struct Sender<R> {
     established_at: Option<Instant>,
     fin_acked_at: Option<Instant>,
     reply_at: Option<Instant>,
+    /// Whether the reply's first byte was read before `close()` queued our FIN.
+    reply_before_fin: bool,
     /// Last time anything moved: bytes queued, acknowledged or received, or a state change.
     last_progress: Instant,
     /// When the current phase times out if nothing moves (as of the last poll).
@@ -185,6 +242,7 @@ impl<R: Read> Sender<R> {
             established_at: None,
             fin_acked_at: None,
             reply_at: None,
+            reply_before_fin: false,
             last_progress: now,
             deadline: now + timeouts.handshake,
             last_send_queue: 0,
@@ -428,6 +486,11 @@ impl<R: Read> Sender<R> {
                 fin_queued_at,
                 fin_acked_at: self.fin_acked_at,
                 reply_at: self.reply_at.unwrap_or(now),
+                reply_timing: ReplyTiming::new(
+                    self.reply_at.unwrap_or(now),
+                    fin_queued_at,
+                    self.reply_before_fin,
+                ),
                 finished_at: now,
             };
             self.set_state(State::Done(report));
@@ -465,6 +528,8 @@ impl<R: Read> Sender<R> {
                     trace!("halfclose server: {} reply bytes", n);
                     if self.reply_at.is_none() {
                         self.reply_at = Some(now);
+                        // Read before `close()`, the reply came first, even at the same instant.
+                        self.reply_before_fin = !matches!(self.state, State::HalfClosed { .. });
                     }
                     self.progress(now);
                     // Fail at the first byte that cannot belong to "Thank you\0": a wrong or
@@ -941,5 +1006,45 @@ impl<S: Source, const N: usize> Server<S, N> {
     /// The socket handles, in slot order.
     pub fn handles(&self) -> &[SocketHandle; N] {
         &self.handles
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::socket::tcp::SocketBuffer;
+
+    /// A sender whose current rate window began at time 0 with 1 MiB waiting, and whose client
+    /// has acknowledged `acked` bytes since; checked at the window's end.
+    fn rate_check_at_window_end(acked: u64) -> Result<(), Error> {
+        let timeouts = Timeouts::DEFAULT;
+        let mut sender = Sender::new(&[][..], Instant::ZERO, timeouts);
+        sender.window = Some(RateWindow {
+            start: Instant::ZERO,
+            acked: 0,
+            waiting: 1 << 20,
+        });
+        sender.acked = acked;
+        let socket = tcp::Socket::new(
+            SocketBuffer::new(&mut [][..]),
+            SocketBuffer::new(&mut [][..]),
+        );
+        sender.check_rate(Instant::ZERO + timeouts.idle, &socket)
+    }
+
+    /// `min_rate` is a floor the peer may sit on: a window that moved exactly `min_rate` bytes
+    /// per second keeps the connection, one byte fewer ends it.
+    #[test]
+    fn a_peer_exactly_at_the_rate_floor_keeps_its_connection() {
+        let t = Timeouts::DEFAULT;
+        let floor = u64::from(t.min_rate) * t.idle.total_millis() / 1000;
+        assert_eq!(rate_check_at_window_end(floor), Ok(()));
+        assert_eq!(
+            rate_check_at_window_end(floor - 1),
+            Err(Error::TimedOut {
+                phase: Phase::Transfer,
+                bytes: floor - 1
+            })
+        );
     }
 }

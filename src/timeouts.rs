@@ -109,3 +109,47 @@ impl Default for Timeouts {
         Timeouts::DEFAULT
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Phase;
+
+    #[test]
+    fn each_phase_has_its_own_limit() {
+        let t = Timeouts {
+            connect: Duration::from_secs(1),
+            handshake: Duration::from_secs(5),
+            idle: Duration::from_secs(2),
+            min_rate: 6,
+            reply: Duration::from_secs(3),
+            stall: Duration::from_secs(7),
+            linger: Duration::from_secs(4),
+        };
+        assert_eq!(t.limit(Phase::Connect), Duration::from_secs(1));
+        assert_eq!(t.limit(Phase::Transfer), Duration::from_secs(2));
+        assert_eq!(t.limit(Phase::Reply), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn one_limit_for_all_phases_and_no_linger() {
+        let t = Timeouts::all(Duration::from_millis(1500));
+        for phase in [Phase::Connect, Phase::Transfer, Phase::Reply] {
+            assert_eq!(t.limit(phase), Duration::from_millis(1500));
+        }
+        assert_eq!((t.handshake, t.stall), (t.idle, t.idle));
+        assert_eq!((t.min_rate, t.linger), (0, Duration::ZERO));
+    }
+
+    #[test]
+    fn the_default_is_the_documented_one() {
+        assert_eq!(Timeouts::default(), Timeouts::DEFAULT);
+        let t = Timeouts::DEFAULT;
+        assert_eq!(t.connect, Duration::from_secs(30));
+        assert_eq!(t.handshake, Duration::from_secs(10));
+        assert_eq!((t.idle, t.min_rate), (Duration::from_secs(120), 64));
+        assert_eq!(t.reply, Duration::from_secs(120));
+        assert_eq!(t.stall, Duration::from_secs(10));
+        assert_eq!(t.linger, Duration::from_secs(8));
+    }
+}

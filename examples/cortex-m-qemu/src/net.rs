@@ -132,13 +132,14 @@ pub fn run() -> bool {
         Some(Ok(report)) => {
             let ms = report.duration().total_millis().max(1);
             hprintln!(
-                "server: sent {} bytes to {} in {} ms ({} KB/s); reply {} {} ms after our FIN",
+                "server: sent {} bytes to {} in {} ms ({} KB/s); reply {} {} ms {} our FIN",
                 report.bytes,
                 report.remote.map_or(IpAddress::Ipv4(PEER), |r| r.addr),
                 ms,
                 report.bytes / ms,
                 report.reply,
-                report.reply_after_fin().total_millis(),
+                report.reply_timing.duration().total_millis(),
+                if report.reply_timing.is_before_fin() { "before" } else { "after" },
             );
             passed &= report.reply.is_thank_you() && report.bytes == payload::LEN as u64;
         }

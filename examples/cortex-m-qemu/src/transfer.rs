@@ -432,8 +432,12 @@ fn report(outcome: &Outcome, results: &Results) -> bool {
             " bytes, reply ",
             Quoted(report.reply.kept()),
             " ",
-            dec(report.reply_after_fin().total_micros()),
-            " us after its FIN, connection ",
+            dec(report.reply_timing.duration().total_micros()),
+            if report.reply_timing.is_before_fin() {
+                " us before its FIN, connection "
+            } else {
+                " us after its FIN, connection "
+            },
             dec(report.duration().total_micros()),
             " us",
         ),

@@ -1,0 +1,3 @@
+//! Fuzz targets for `halfclose`: what comes from the network.
+
+pub mod wire;

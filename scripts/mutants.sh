@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Mutation testing of the library's protocol code with cargo-mutants: every mutant must make a
+# test fail (be "caught") or fail to build ("unviable"). The files are the protocol's: server,
+# client, reply, device, timeouts. Settings in .cargo/mutants.toml: the tests run, the build
+# profile, and the mutants excluded because they cannot change behaviour (each with its reason;
+# the README lists them).
+#
+# Usage: bash scripts/mutants.sh                 each file of .cargo/mutants.toml in turn, then a
+#                                                table per file (the README's)
+#        bash scripts/mutants.sh src/reply.rs    just these files
+#        bash scripts/mutants.sh --in-diff BASE  only mutants on lines of those files changed since
+#                                                the merge base with BASE (what CI runs); at most
+#                                                MUTANTS_MAX of them, a fixed shard when more
+#
+# Exits non-zero if any mutant is missed. A mutant that times out made a test hang: caught, and
+# counted apart in the table.
+#
+# Environment:
+#   MUTANTS_JOBS  mutants tested at once (default 1: each build already uses every core)
+#   MUTANTS_OUT   where results go (default target/mutants; one directory per file)
+#   MUTANTS_MAX   the most mutants --in-diff tests (default 30, about five minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '== %s\n' "$*"; }
+die() { printf 'mutants.sh: error: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo-mutants >/dev/null 2>&1 || {
+    say "installing cargo-mutants"
+    cargo install --locked cargo-mutants
+}
+
+FILES=(src/server.rs src/client.rs src/reply.rs src/device.rs src/timeouts.rs)
+export CARGO_TERM_COLOR=never
+OUT=${MUTANTS_OUT:-target/mutants}
+common=(--jobs "${MUTANTS_JOBS:-1}" --no-shuffle --colors never)
+
+if [[ ${1:-} == --in-diff ]]; then
+    base=${2:?--in-diff needs a base revision}
+    merge_base=$(git merge-base "$base" HEAD) || die "no merge base with $base"
+    mkdir -p "$OUT/in-diff"
+    diff="$OUT/in-diff.patch"
+    # Committed and uncommitted changes alike.
+    git diff "$merge_base" -- "${FILES[@]}" > "$diff"
+    count=$(cargo mutants --in-diff "$diff" --list | grep -c . || true)
+    if ((count == 0)); then
+        say "no mutants in the lines changed since $(git rev-parse --short "$merge_base")"
+        exit 0
+    fi
+    shard=()
+    if ((count > ${MUTANTS_MAX:-30})); then
+        n=$(((count + ${MUTANTS_MAX:-30} - 1) / ${MUTANTS_MAX:-30}))
+        shard=(--shard "0/$n")
+        say "$count mutants in the diff; testing shard 0 of $n"
+    else
+        say "$count mutants in the lines changed since $(git rev-parse --short "$merge_base")"
+    fi
+    rc=0
+    cargo mutants "${common[@]}" --in-diff "$diff" "${shard[@]}" --output "$OUT/in-diff" || rc=$?
+    ((rc == 0 || rc == 3)) || exit "$rc"
+    exit 0
+fi
+
+if (($#)); then
+    files=("$@")
+else
+    files=("${FILES[@]}")
+fi
+((${#files[@]})) || die "no files to examine"
+
+status=0
+for file in "${files[@]}"; do
+    [[ -f $file ]] || die "no such file: $file"
+    name=$(basename "$file" .rs)
+    say "$file"
+    mkdir -p "$OUT/$name"
+    rc=0
+    cargo mutants "${common[@]}" --file "$file" --output "$OUT/$name" || rc=$?
+    # 2: mutants missed; 3: mutants timed out (caught: they made a test hang, which the suite
+    # reports as a failure too); anything else is cargo-mutants failing to run.
+    case $rc in
+        0 | 3) ;;
+        2) status=1 ;;
+        *) die "cargo mutants failed on $file (exit $rc)" ;;
+    esac
+done
+
+# One row per file: how its mutants fared.
+count() { if [[ -f $1 ]]; then grep -c . "$1" || true; else echo 0; fi; }
+printf '\n| file | mutants | caught | missed | unviable | timeouts |\n|---|---:|---:|---:|---:|---:|\n'
+for file in "${files[@]}"; do
+    dir="$OUT/$(basename "$file" .rs)/mutants.out"
+    caught=$(count "$dir/caught.txt")
+    missed=$(count "$dir/missed.txt")
+    unviable=$(count "$dir/unviable.txt")
+    timeouts=$(count "$dir/timeout.txt")
+    printf '| `%s` | %d | %d | %d | %d | %d |\n' "$file" $((caught + missed + unviable + timeouts)) \
+        "$caught" "$missed" "$unviable" "$timeouts"
+done
+for file in "${files[@]}"; do
+    dir="$OUT/$(basename "$file" .rs)/mutants.out"
+    [[ -s $dir/missed.txt ]] && { echo; echo "missed in $file:"; cat "$dir/missed.txt"; }
+    [[ -s $dir/timeout.txt ]] && { echo; echo "timed out in $file:"; cat "$dir/timeout.txt"; }
+done
+exit "$status"
