@@ -36,7 +36,6 @@ pub const MAX_RECEIVE_BUFFER: usize = 65535;
 /// What a finished transfer did, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
 pub struct Report {
     /// The server.
     pub remote: IpEndpoint,

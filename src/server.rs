@@ -52,7 +52,6 @@ impl<'a> Source for &'a [u8] {
 /// What a finished connection did, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
 pub struct Report {
     /// The client.
     pub remote: Option<IpEndpoint>,

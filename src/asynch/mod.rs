@@ -79,7 +79,6 @@ pub trait Clock {
 /// What a finished [`serve`] did, and when (times from the [`Clock`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
 pub struct ServeReport {
     /// File bytes sent (all of them acknowledged where the transport can tell).
     pub bytes: u64,
@@ -107,7 +106,6 @@ impl ServeReport {
 /// What a finished [`fetch`] did, and when (times from the [`Clock`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
 pub struct FetchReport {
     /// File bytes received and written to the sink.
     pub bytes: u64,
