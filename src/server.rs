@@ -91,6 +91,7 @@ impl Report {
 /// file is still on its way: the server reads it before its FIN. The order is recorded when the
 /// reply's first byte is read, not inferred from the two times, which can be equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ReplyTiming {
     /// The reply's first byte was read this long before our FIN was queued.
     BeforeFin(Duration),
