@@ -191,6 +191,8 @@ fn kind(e: &Error) -> String {
         Error::Sink { .. } => "sink".into(),
         Error::WrongReply { .. } => "wrong reply".into(),
         Error::ReplyTooLong { .. } => "reply too long".into(),
+        // `Error` is non-exhaustive: a later release may add kinds.
+        other => format!("{other}"),
     }
 }
 
@@ -222,7 +224,7 @@ struct Args {
 enum Congestion {
     None,
     Reno,
-    #[cfg(feature = "congestion-cubic")]
+    #[cfg(feature = "socket-tcp-cubic")]
     Cubic,
 }
 
@@ -234,7 +236,7 @@ fn main() -> ExitCode {
     let congestion = args.congestion.map(|c| match c {
         Congestion::None => CongestionControl::None,
         Congestion::Reno => CongestionControl::Reno,
-        #[cfg(feature = "congestion-cubic")]
+        #[cfg(feature = "socket-tcp-cubic")]
         Congestion::Cubic => CongestionControl::Cubic,
     });
 

@@ -46,7 +46,7 @@ mod linux {
     use smoltcp::wire::IpAddress;
 
     use crate::common::files::Output;
-    use crate::common::{cli, drive, progress, rate, tap};
+    use crate::common::{cli, drive, progress, tap};
 
     /// Connects to the server, writes what it sends until its FIN, replies "Thank you\0" and
     /// closes.
@@ -69,16 +69,18 @@ mod linux {
     pub fn run(args: &Args) -> Result<(), String> {
         let (mut device, mut iface) = tap::open(&args.tap)?;
         let mut output = Output::create(&args.output, &[])?;
-        let started = std::time::Instant::now();
         match fetch(args, &mut device, &mut iface, &mut output) {
             Ok(report) => {
                 let pcap = device.finish();
                 let bytes = output.commit()?;
-                let (secs, mbps) = rate(bytes, started);
+                // Over the transfer (handshake to the server's FIN), not the connection's set-up.
+                let secs = report.transfer_time().total_micros() as f64 / 1e6;
+                let mbps = bytes as f64 / secs.max(1e-9) / 1e6;
                 println!(
-                    "received {bytes} bytes from {} in {secs:.3} s ({mbps:.1} MB/s) into {}; replied \"Thank you\\0\"",
+                    "received {bytes} bytes from {} in {secs:.3} s ({mbps:.1} MB/s) into {}; connected in {}; replied \"Thank you\\0\"",
                     report.remote,
-                    args.output.display()
+                    args.output.display(),
+                    report.connected_at - report.started_at,
                 );
                 pcap
             }

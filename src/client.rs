@@ -35,6 +35,7 @@ pub const MAX_RECEIVE_BUFFER: usize = 65535;
 
 /// What a finished transfer did, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Report {
     /// The server.
     pub remote: IpEndpoint,
@@ -64,6 +65,7 @@ impl Report {
 
 /// Where the transfer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// SYN sent, no answer yet.
     Connecting,
@@ -183,6 +185,7 @@ impl<W: Write> Client<W> {
     }
 
     /// Advance the transfer. Returns `Ready` once, and again on later calls, when it is over.
+    #[must_use = "the transfer's outcome is reported only once"]
     pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
         if self.outcome().is_pending()
             && let Err(error) = self.step(now, socket)

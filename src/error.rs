@@ -16,6 +16,8 @@ use crate::reply::Reply;
 /// | `Transfer` | writing the file, FIN not yet acknowledged        | reading the file until the server's FIN        |
 /// | `Reply`    | FIN acknowledged, waiting for the reply and a FIN | reply and FIN sent, waiting for their ACK      |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Phase {
     /// The three-way handshake.
     Connect,
@@ -41,6 +43,8 @@ impl fmt::Display for Phase {
 /// the client acknowledged, for the client the file bytes already written to its sink. Those bytes
 /// are never lost: a client's sink keeps them, whatever ends the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Error {
     /// The socket could not listen (port 0, or the socket was in use).
     Listen(ListenError),

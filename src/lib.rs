@@ -23,8 +23,20 @@ pub mod io;
 mod reply;
 pub mod segment;
 pub mod server;
+#[cfg(feature = "sim")]
 pub mod sim;
 mod timeouts;
+
+#[cfg(feature = "defmt")]
+mod defmt_format;
+
+/// The smoltcp this crate is built on: its types are in this crate's API (`tcp::Socket`,
+/// `SocketSet`, `Instant`, `IpEndpoint`, ...), so a program must use this same smoltcp release.
+///
+/// Depend on the smoltcp version this crate names (0.14) so that Cargo picks one copy, or write
+/// `halfclose::smoltcp::...` instead of depending on smoltcp directly. With two versions in one
+/// program, the compiler reports mismatched types that carry the same name.
+pub use smoltcp;
 
 pub use error::{Error, Phase};
 pub use reply::{REPLY_KEPT, Reply};

@@ -2,8 +2,9 @@
 //! otherwise.
 //!
 //! Arguments are still type-checked when logging is off, so a format string cannot rot
-//! behind a disabled feature. Through `defmt`, each argument is sent with its `Display`
-//! (`defmt::Display2Format`), so the types need no `defmt::Format` of their own.
+//! behind a disabled feature. Through `defmt`, each argument is sent with its own
+//! `defmt::Format` (integers, and the states: `src/defmt_format.rs`), so logging costs no
+//! `core::fmt` on a firmware.
 
 macro_rules! debug {
     ($($arg:tt)*) => {{
@@ -30,7 +31,7 @@ macro_rules! trace {
 #[cfg(feature = "defmt")]
 macro_rules! to_defmt {
     ($level:ident, $fmt:literal $(, $arg:expr)* $(,)?) => {
-        ::defmt::$level!($fmt $(, ::defmt::Display2Format(&($arg)))*)
+        ::defmt::$level!($fmt $(, $arg)*)
     };
 }
 

@@ -12,6 +12,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket};
 
 /// The header fields of one TCP segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Segment {
     /// Sender.
     pub src: IpEndpoint,

@@ -51,6 +51,7 @@ impl<'a> Source for &'a [u8] {
 
 /// What a finished connection did, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Report {
     /// The client.
     pub remote: Option<IpEndpoint>,
@@ -90,6 +91,7 @@ impl Report {
 /// file is still on its way: the server reads it before its FIN. The order is recorded when the
 /// reply's first byte is read, not inferred from the two times, which can be equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ReplyTiming {
     /// The reply's first byte was read this long before our FIN was queued.
     BeforeFin(Duration),
@@ -144,6 +146,7 @@ impl fmt::Display for ReplyTiming {
 
 /// Where one connection is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// SYN received; the handshake is not finished.
     Accepting,
@@ -267,6 +270,7 @@ impl<R: Read> Sender<R> {
     }
 
     /// Advance the connection. Returns `Ready` once, and again on later calls, when it is over.
+    #[must_use = "the connection's outcome is reported only once"]
     pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
         if self.outcome().is_pending()
             && let Err(error) = self.step(now, socket)
@@ -778,6 +782,7 @@ impl<S: Source, const N: usize> Server<S, N> {
     ///
     /// A source that fails to open for a new connection aborts that connection and is reported
     /// as [`Error::Source`].
+    #[must_use = "each connection's outcome is reported only once, by the call in which it ended"]
     pub fn poll(
         &mut self,
         now: Instant,

@@ -11,6 +11,7 @@ use smoltcp::time::Duration;
 /// attack that sets it; the figures come from `cargo run --release --example attacks` (see the
 /// README's table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Timeouts {
     /// Client: from its SYN to an established connection. Set by a server that is down or whose
     /// answers are lost: smoltcp resends the SYN after 1, 3, 7 and 15 s, so 30 s gives it four

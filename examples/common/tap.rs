@@ -164,6 +164,7 @@ impl Tap {
             };
             return Err(format!("cannot open TAP device {name}: {e}{hint}"));
         }
+        wait_for_carrier(name);
         let pcap = match pcap {
             Some(path) => Some(
                 Pcap::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
@@ -437,4 +438,27 @@ pub fn open(args: &TapArgs) -> Result<(Tap, Interface), String> {
     };
     route.map_err(|_| "cannot add the default route: the route table is full".to_string())?;
     Ok((tap, iface))
+}
+
+/// Wait (at most 2 s) until Linux has brought the link up on its side of the TAP device.
+///
+/// Opening the device turns its carrier on, but Linux starts transmitting on it only when its
+/// link-watch work has handled that, a few milliseconds later. A device the previous program
+/// left (as in the README's walkthrough: `tap_server`, then `tap_client`) shows `down` until
+/// then. The kernel drops what it sends before that: its answer to our first ARP request. smoltcp
+/// sends no SYN until the neighbour is resolved and asks again only after a second (its
+/// neighbour discovery rate limit), so the first connection took a second. `operstate` leaves
+/// `down` when the link-watch work has run; on a device that never reports it we go on after the
+/// limit, and smoltcp's retry covers the rest.
+fn wait_for_carrier(name: &str) {
+    let path = format!("/sys/class/net/{name}/operstate");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < end {
+        match std::fs::read_to_string(&path) {
+            Ok(state) if state.trim() == "down" || state.trim() == "lowerlayerdown" => {
+                std::thread::sleep(std::time::Duration::from_millis(1))
+            }
+            _ => return,
+        }
+    }
 }

@@ -78,6 +78,7 @@ pub trait Clock {
 
 /// What a finished [`serve`] did, and when (times from the [`Clock`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ServeReport {
     /// File bytes sent (all of them acknowledged where the transport can tell).
     pub bytes: u64,
@@ -104,6 +105,7 @@ impl ServeReport {
 
 /// What a finished [`fetch`] did, and when (times from the [`Clock`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FetchReport {
     /// File bytes received and written to the sink.
     pub bytes: u64,

@@ -157,6 +157,8 @@ pub fn kind(e: &Error) -> String {
         Error::Sink { .. } => "sink".into(),
         Error::WrongReply { .. } => "wrong reply".into(),
         Error::ReplyTooLong { .. } => "reply too long".into(),
+        // `Error` is non-exhaustive: a later release may add kinds.
+        other => format!("{other}"),
     }
 }
 

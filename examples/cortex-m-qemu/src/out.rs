@@ -191,6 +191,8 @@ impl Piece for &halfclose::Error {
                 Phase::Connect => " in the connect phase",
                 Phase::Transfer => " in the transfer phase",
                 Phase::Reply => " in the reply phase",
+                // `Phase` is non-exhaustive: a later release may add phases.
+                _ => " in a later phase",
             });
         }
         line.str(" after ").dec(self.bytes()).str(" bytes");
