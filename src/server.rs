@@ -211,8 +211,8 @@ pub struct Sender<R> {
     acked: u64,
     /// The last byte read from the reader, not yet queued: it goes out with the FIN.
     held: Option<u8>,
-    /// The socket's own keep-alive setting, while we replaced it to guard a lone FIN.
-    keep_alive_before: Option<Option<Duration>>,
+    /// Whether we turned the socket's keep-alive on to guard a lone FIN (it was off).
+    lone_fin_guard: bool,
     /// The current window of the rate floor ([`Timeouts::min_rate`]), once established.
     window: Option<RateWindow>,
 }
@@ -248,7 +248,7 @@ impl<R: Read> Sender<R> {
             last_send_queue: 0,
             acked: 0,
             held: None,
-            keep_alive_before: None,
+            lone_fin_guard: false,
             window: None,
         }
     }
@@ -282,10 +282,10 @@ impl<R: Read> Sender<R> {
         self.outcome()
     }
 
-    /// Give the socket back its own keep-alive setting, if we replaced it.
+    /// Turn the socket's keep-alive off again, if we turned it on.
     fn restore_keep_alive(&mut self, socket: &mut tcp::Socket) {
-        if let Some(before) = self.keep_alive_before.take() {
-            socket.set_keep_alive(before);
+        if core::mem::take(&mut self.lone_fin_guard) {
+            socket.set_keep_alive(None);
         }
     }
 
@@ -420,11 +420,10 @@ impl<R: Read> Sender<R> {
                 if socket.send_slice(&[last]) != Ok(1) {
                     return Err(self.reset_error(Phase::Transfer));
                 }
-            } else {
-                let before = socket.keep_alive();
-                let guard = before.map_or(LONE_FIN_KEEP_ALIVE, |d| d.min(LONE_FIN_KEEP_ALIVE));
-                self.keep_alive_before = Some(before);
-                socket.set_keep_alive(Some(guard));
+            } else if socket.keep_alive().is_none() {
+                // (A keep-alive of the caller's own already does the same.)
+                self.lone_fin_guard = true;
+                socket.set_keep_alive(Some(LONE_FIN_KEEP_ALIVE));
             }
             // The receive half stays open for the reply (FIN-WAIT-1, then FIN-WAIT-2).
             socket.close();

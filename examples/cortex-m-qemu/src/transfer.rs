@@ -434,10 +434,11 @@ fn report(outcome: &Outcome, results: &Results) -> bool {
             " ",
             dec(report.reply_timing.duration().total_micros()),
             if report.reply_timing.is_before_fin() {
-                " us before its FIN, connection "
+                " us before"
             } else {
-                " us after its FIN, connection "
+                " us after"
             },
+            " its FIN, connection ",
             dec(report.duration().total_micros()),
             " us",
         ),
