@@ -8,15 +8,13 @@ mod common;
 use std::task::Poll;
 
 use common::random_bytes;
+use common::raw_peer::{Net, SimWire, drive, read_all, server_addr, wire};
 use halfclose::server::{ReplyTiming, Sender};
-use halfclose::sim::{self, Link, Network, Side, Wire};
+use halfclose::sim::{self, Link, Network, Side};
 use halfclose::{Error, Phase, REPLY, REPLY_MAX, Timeouts, client, server};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-
-type SimWire = Wire<1500, 16>;
-type Net<'a> = Network<'a, 'static, 1500, 16>;
 
 const PORT: u16 = halfclose::DEFAULT_PORT;
 const LEN: usize = 20_000;
@@ -30,10 +28,6 @@ const TIMEOUTS: Timeouts = Timeouts {
     stall: Duration::from_secs(10),
     linger: Duration::ZERO,
 };
-
-fn wire() -> Box<SimWire> {
-    Box::new(SimWire::new(1, Link::clean(1500), Link::clean(1500)))
-}
 
 /// A link that loses everything: the peer's packets in that direction vanish.
 fn black_hole() -> Link {
@@ -51,27 +45,6 @@ fn socket(sockets: &mut SocketSet<'static>, rx: usize) -> SocketHandle {
     );
     socket.set_ack_delay(None);
     sockets.add(socket)
-}
-
-fn server_addr() -> smoltcp::wire::IpAddress {
-    Net::address(Side::Server, false)
-}
-
-/// Step both hosts until `step` says done; every loop ends by the simulated deadline, or after
-/// a million steps should the clock crawl (a deadline left in the past moves it a microsecond
-/// at a time).
-fn drive(net: &mut Net<'_>, mut step: impl FnMut(&mut Net<'_>) -> (bool, Option<Instant>)) {
-    let end = net.now() + Duration::from_secs(600);
-    for _ in 0..1_000_000 {
-        net.poll();
-        let (done, deadline) = step(net);
-        if done {
-            return;
-        }
-        net.advance([deadline, Some(end)]);
-        assert!(net.now() < end, "no end within 600 simulated seconds");
-    }
-    panic!("no end after a million steps, at {}", net.now());
 }
 
 /// A raw peer: called after every poll with its socket, the time and the wire; returns when it
@@ -148,18 +121,6 @@ fn our_client_against(
         (result.is_some(), next)
     });
     (result.unwrap(), client.into_sink())
-}
-
-/// Read everything that arrived; `true` once the peer's FIN has been read.
-fn read_all(socket: &mut tcp::Socket, got: &mut Vec<u8>) -> bool {
-    loop {
-        match socket.recv(|b| (b.len(), b.to_vec())) {
-            Ok(bytes) if bytes.is_empty() => return false,
-            Ok(bytes) => got.extend(bytes),
-            Err(tcp::RecvError::Finished) => return true,
-            Err(tcp::RecvError::InvalidState) => return false,
-        }
-    }
 }
 
 /// A client that reads the file to EOF, then sends `reply` and closes.

@@ -6,14 +6,11 @@ mod common;
 use std::task::Poll;
 
 use common::random_bytes;
-use halfclose::sim::{Link, Network, Side, Wire};
+use common::raw_peer::{drive, network, read_all, server_addr, wire};
 use halfclose::{Error, Phase, REPLY, Timeouts, client, server};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-
-type SimWire = Wire<1500, 16>;
-type Net<'a> = Network<'a, 'static, 1500, 16>;
 
 const PORT: u16 = halfclose::DEFAULT_PORT;
 const LEN: usize = 100_000;
@@ -25,40 +22,11 @@ const TIMEOUTS: Timeouts = Timeouts {
     ..Timeouts::DEFAULT
 };
 
-fn wire() -> Box<SimWire> {
-    Box::new(SimWire::new(1, Link::clean(1500), Link::clean(1500)))
-}
-
-fn network(wire: &mut SimWire) -> Net<'_> {
-    Network::new(wire, SocketSet::new(vec![]), SocketSet::new(vec![]))
-}
-
 fn socket(sockets: &mut SocketSet<'static>) -> SocketHandle {
     sockets.add(tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; 8192]),
         tcp::SocketBuffer::new(vec![0; 8192]),
     ))
-}
-
-fn server_addr() -> smoltcp::wire::IpAddress {
-    Net::address(Side::Server, false)
-}
-
-/// Step both hosts until `step` says done; every loop ends by the simulated deadline, or after
-/// a million steps should the clock crawl (a deadline left in the past moves it a microsecond
-/// at a time).
-fn drive(net: &mut Net<'_>, mut step: impl FnMut(&mut Net<'_>) -> (bool, Option<Instant>)) {
-    let end = net.now() + Duration::from_secs(600);
-    for _ in 0..1_000_000 {
-        net.poll();
-        let (done, deadline) = step(net);
-        if done {
-            return;
-        }
-        net.advance([deadline, Some(end)]);
-        assert!(net.now() < end, "no end within 600 simulated seconds");
-    }
-    panic!("no end after a million steps, at {}", net.now());
 }
 
 /// Our server, one slot, serving `file`; `client` plays the client with a raw socket.
@@ -96,18 +64,6 @@ fn our_server_against(
 /// What a raw peer may do to the wire.
 struct SimWireControl {
     cut: Option<bool>,
-}
-
-/// A raw client that reads everything, counting bytes, until EOF.
-fn read_all(socket: &mut tcp::Socket, got: &mut Vec<u8>) -> bool {
-    loop {
-        match socket.recv(|b| (b.len(), b.to_vec())) {
-            Ok(bytes) if bytes.is_empty() => return false,
-            Ok(bytes) => got.extend(bytes),
-            Err(tcp::RecvError::Finished) => return true,
-            Err(tcp::RecvError::InvalidState) => return false,
-        }
-    }
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! segment that crossed the wire: the bench the whole-transfer tests run on.
 #![allow(dead_code)]
 
+pub mod raw_peer;
+
 use std::vec::Vec;
 
 use halfclose::device::Loopback;
