@@ -695,6 +695,12 @@ enum Slot<R> {
     },
 }
 
+/// An aborted socket whose RST has not left yet: smoltcp keeps its endpoints until it sends the
+/// RST (a socket closed by the peer's RST, or by the ACK of its FIN, has none).
+fn reset_pending(socket: &tcp::Socket) -> bool {
+    socket.state() == tcp::State::Closed && socket.remote_endpoint().is_some()
+}
+
 /// A pool of `N` listening sockets, each serving one client at a time.
 ///
 /// The caller creates the sockets (and so owns their buffers) and adds them to the `SocketSet`;
@@ -703,7 +709,8 @@ enum Slot<R> {
 /// When a connection ends well, its socket lingers in TIME-WAIT for [`Timeouts::linger`] (and at
 /// least until the next `poll` and the socket's delayed-ACK time, so the final ACK of the
 /// client's FIN is sent first), then listens again; after an error it listens again as soon as
-/// its RST has left. smoltcp's own TIME-WAIT lasts 10 s, far longer than a small pool can spare
+/// its RST has left (however often `poll` is called before the interface sends it; at most
+/// `linger` later if the device never takes it). smoltcp's own TIME-WAIT lasts 10 s, far longer than a small pool can spare
 /// a socket.
 ///
 /// # A full pool keeps one socket listening
@@ -713,9 +720,9 @@ enum Slot<R> {
 /// after a `poll`, the pool takes one slot back (unless [`set_reclaim`](Server::set_reclaim)
 /// turned this off), in this order:
 ///
-/// 1. A lingering slot: its transfer is complete; only a lost last ACK would have needed it. In
+/// 1. A lingering slot: its transfer is over; only a lost last ACK would have needed it. In
 ///    a pool of one this is the only reclaim, so a pool of one listens again as soon as its last
-///    ACK has left, whatever `linger` says.
+///    ACK (or, after an error, its RST) has left, whatever `linger` says.
 /// 2. In a pool of two or more, when a SYN has just taken the last listener: the oldest other
 ///    half-open connection (SYN-RECEIVED), without a RST (its address is likely forged). This is
 ///    the kernel's SYN-queue policy: a real client completes its handshake in one round trip,
@@ -806,7 +813,7 @@ impl<S: Source, const N: usize> Server<S, N> {
                                 socket.abort();
                                 // One result per slot per call: the push cannot fail.
                                 let _ = ended.push(Err(Error::Source { kind, bytes: 0 }));
-                                *slot = Self::linger(socket, now, Duration::ZERO);
+                                *slot = Self::linger(socket, now, self.timeouts.linger);
                                 continue;
                             }
                         }
@@ -822,8 +829,7 @@ impl<S: Source, const N: usize> Server<S, N> {
                     // Lingering always spans one egress (this is a later call than the one that
                     // ended the connection). An aborted socket whose RST has gone has nothing
                     // left to linger for.
-                    let reset_sent =
-                        socket.state() == tcp::State::Closed && socket.remote_endpoint().is_none();
+                    let reset_sent = socket.state() == tcp::State::Closed && !reset_pending(socket);
                     if now >= *until || reset_sent {
                         Self::relisten(socket, *ack_delay, self.endpoint);
                         *slot = Slot::Listening;
@@ -835,14 +841,11 @@ impl<S: Source, const N: usize> Server<S, N> {
             if let Slot::Serving(sender) = slot
                 && let Poll::Ready(result) = sender.poll(now, socket)
             {
-                // Only a finished exchange has a FIN to re-acknowledge; after an error the
-                // slot waits just for its RST to leave.
-                let linger = match result {
-                    Ok(_) => self.timeouts.linger,
-                    Err(_) => Duration::ZERO,
-                };
+                // A finished exchange may have a FIN to re-acknowledge; after an error the
+                // slot waits just for its RST to leave (the `reset_sent` test above), at most
+                // `linger`.
                 let _ = ended.push(result);
-                *slot = Self::linger(socket, now, linger);
+                *slot = Self::linger(socket, now, self.timeouts.linger);
                 fresh[i] = true;
             }
         }
@@ -862,10 +865,12 @@ impl<S: Source, const N: usize> Server<S, N> {
         ended: &mut heapless::Vec<Result<Report, Error>, N>,
     ) {
         let candidates = || self.slots.iter().enumerate().filter(|&(i, _)| !fresh[i]);
-        // 1. A lingering slot whose last ACK has left.
+        // 1. A lingering slot whose last ACK (or RST) has left.
         let lingering = candidates()
             .filter_map(|(i, s)| match s {
-                Slot::Lingering { earliest, .. } => (now >= *earliest).then_some(i),
+                Slot::Lingering { earliest, .. } => (now >= *earliest
+                    && !reset_pending(sockets.get::<tcp::Socket>(self.handles[i])))
+                .then_some(i),
                 Slot::Listening | Slot::Serving(_) => None,
             })
             .next();
@@ -919,7 +924,7 @@ impl<S: Source, const N: usize> Server<S, N> {
             }
             // The peer may be alive: tell it with a RST, and listen once that has left.
             socket.abort();
-            self.slots[i] = Self::linger(socket, now, Duration::ZERO);
+            self.slots[i] = Self::linger(socket, now, self.timeouts.linger);
         }
     }
 

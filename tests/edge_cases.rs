@@ -505,13 +505,26 @@ fn a_finished_slot_lingers_for_its_linger_time_then_serves_again() {
 /// and even while a delayed-ACK timer (smoltcp's default 10 ms) would hold it.
 #[test]
 fn a_failed_slot_listens_again_once_its_reset_has_gone() {
+    failed_slot_keeps_its_reset(Some(Duration::from_millis(10)), Duration::ZERO);
+}
+
+/// Without a delayed-ACK timer to hold the slot, a `poll` before the interface has sent the RST,
+/// even a second later, still does not drop it by listening.
+#[test]
+fn a_failed_slot_keeps_its_reset_without_a_delayed_ack_timer() {
+    failed_slot_keeps_its_reset(None, Duration::from_secs(1));
+}
+
+/// The server fails a connection, is polled again `later` without the interface polling in
+/// between, and must still send the RST before it listens again.
+fn failed_slot_keeps_its_reset(ack_delay: Option<Duration>, later: Duration) {
     let file = random_bytes(LEN, 14);
     let mut wire = wire();
     let mut net = Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
     let s = socket(&mut net.server_sockets, 8192);
     net.server_sockets
         .get_mut::<tcp::Socket>(s)
-        .set_ack_delay(Some(Duration::from_millis(10)));
+        .set_ack_delay(ack_delay);
     let raw = socket(&mut net.client_sockets, 8192);
     let c = socket(&mut net.client_sockets, 8192);
     let timeouts = Timeouts {
@@ -544,7 +557,11 @@ fn a_failed_slot_listens_again_once_its_reset_has_gone() {
     });
     assert_eq!(server.lingering(), 1, "the RST has yet to go");
     // Polled again before the interface has sent it: the RST must not be dropped by listening.
-    assert!(server.poll(net.now(), &mut net.server_sockets).is_empty());
+    assert!(
+        server
+            .poll(net.now() + later, &mut net.server_sockets)
+            .is_empty()
+    );
     assert_eq!(server.lingering(), 1, "the RST has still to go");
     net.poll();
     assert!(server.poll(net.now(), &mut net.server_sockets).is_empty());
