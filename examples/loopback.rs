@@ -19,9 +19,9 @@ use std::task::Poll;
 
 use clap::Parser;
 use common::drive::{self, Driver};
-use common::files::{Input, Output};
+use common::files::{Input, Output, SharedOutput};
 use halfclose::device::Loopback;
-use halfclose::io::FromStd;
+use halfclose::io::{ThreadedSink, ThreadedSource};
 use halfclose::segment::Segment;
 use halfclose::{Error, Timeouts, client, server};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
@@ -72,7 +72,9 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), String> {
     let (source, _) = Input::new(&args.file)?;
     let read_errors = source.errors();
-    let mut output = Output::create(&args.output, &[&args.file])?;
+    // The files are read and written on threads of their own, overlapping the protocol's work.
+    let source = ThreadedSource::new(source);
+    let output = SharedOutput::new(Output::create(&args.output, &[&args.file])?);
 
     let mut sim = Simulated {
         // Memory cannot corrupt a packet: no checksums, as in smoltcp's own `phy::Loopback`.
@@ -110,7 +112,7 @@ fn run(args: &Args) -> Result<(), String> {
         sockets.get_mut::<tcp::Socket>(client_socket),
         (SERVER, PORT),
         CLIENT_PORT,
-        FromStd(&mut output),
+        ThreadedSink::new(output.clone()),
         sim.now,
         Timeouts::DEFAULT,
     )
@@ -140,10 +142,11 @@ fn run(args: &Args) -> Result<(), String> {
     let result = match (ended, served, fetched) {
         (Err(e) | Ok(Err(e)), ..) => Err(e),
         (Ok(Ok(())), Some(Ok(served)), Some(Ok(fetched))) => Ok((served, fetched)),
-        // The root cause first: a disk error, not the reset it causes on the other side.
+        // The root cause first: a disk error, not the reset it causes on the other side. The
+        // count is what reached the file, not what the client handed to the writing thread.
         (Ok(Ok(())), _, Some(Err(e @ Error::Sink { .. }))) => {
             Err(output.error().map_or(e.to_string(), |os| {
-                format!("{os} after {} bytes", e.bytes())
+                format!("{os} after {} bytes", output.written())
             }))
         }
         (Ok(Ok(())), Some(Err(e @ Error::Source { .. })), _) => {
@@ -159,6 +162,9 @@ fn run(args: &Args) -> Result<(), String> {
             Err("the transfer ended without a result".to_string())
         }
     };
+    // Dropping the client ends its writing thread, which lets the output go.
+    drop(client);
+    let output = output.into_inner()?;
     let (served, fetched) = match result {
         Ok(reports) => reports,
         Err(e) => return Err(format!("{e}; {}", output.abandon())),

@@ -514,6 +514,8 @@ fn a_full_disk_is_reported_in_the_os_words_and_nothing_is_kept() {
         stderr.contains("cannot write /dev/full: No space left on device"),
         "{stderr}"
     );
+    // What reached the device, not what the client handed to its writing thread.
+    assert!(stderr.contains(" after 0 bytes;"), "{stderr}");
     assert!(
         !stderr.contains("reset"),
         "the root cause, not its effect: {stderr}"

@@ -1,11 +1,10 @@
 //! Files at the edges, the way `cp` and `rsync` users expect them: an input must be a regular
 //! file (a FIFO or a device would block or never end); an output appears whole or not at all.
 
-use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use halfclose::io::FromStd;
 use halfclose::server::Source;
@@ -256,8 +255,14 @@ impl Write for Output {
     }
 }
 
-/// The last read error of an [`Input`], kept for the error line.
-pub type ErrorSlot = Rc<RefCell<Option<io::Error>>>;
+/// The last read error of an [`Input`], kept for the error line (shared with a reading thread
+/// when the source is threaded).
+pub type ErrorSlot = Arc<Mutex<Option<io::Error>>>;
+
+/// The guarded value, even if a thread panicked while holding it (it holds plain data).
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A regular file served to each connection afresh, keeping read errors in the OS's words
 /// (the library's `Error::Source` carries only the kind).
@@ -287,7 +292,7 @@ impl Input {
 
     /// The last read error, in the OS's words, naming the file.
     pub fn error(slot: &ErrorSlot, path: &Path) -> Option<String> {
-        slot.borrow()
+        locked(slot)
             .as_ref()
             .map(|e| format!("cannot read {}: {e}", path.display()))
     }
@@ -303,7 +308,7 @@ impl Read for Recorded {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.file.read(buf).inspect_err(|e| {
             if e.kind() != io::ErrorKind::Interrupted {
-                *self.error.borrow_mut() = Some(copy(e));
+                *locked(&self.error) = Some(copy(e));
             }
         })
     }
@@ -327,9 +332,49 @@ impl Source for Input {
             })),
             Err(e) => {
                 let kind = e.kind().into();
-                *self.error.borrow_mut() = Some(e);
+                *locked(&self.error) = Some(e);
                 Err(kind)
             }
         }
+    }
+}
+
+/// An [`Output`] handed to a writing thread (`halfclose::io::ThreadedSink`) and taken back
+/// once that thread is done, to commit or abandon it.
+#[derive(Clone)]
+pub struct SharedOutput(Arc<Mutex<Output>>);
+
+impl SharedOutput {
+    /// Share `output`.
+    pub fn new(output: Output) -> Self {
+        SharedOutput(Arc::new(Mutex::new(output)))
+    }
+
+    /// The first write error, as [`Output::error`].
+    pub fn error(&self) -> Option<String> {
+        locked(&self.0).error()
+    }
+
+    /// Bytes written so far, as [`Output::written`] (the client may have handed over more: the
+    /// writing thread holds them).
+    pub fn written(&self) -> u64 {
+        locked(&self.0).written()
+    }
+
+    /// The output back, once every other holder (the writing thread) has let it go.
+    pub fn into_inner(self) -> Result<Output, String> {
+        let output = Arc::try_unwrap(self.0)
+            .map_err(|_| "the writing thread still holds the output".to_string())?;
+        Ok(output.into_inner().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Write for SharedOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        locked(&self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        locked(&self.0).flush()
     }
 }
