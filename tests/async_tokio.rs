@@ -3,100 +3,25 @@
 //! byte-exact with the reply; and the typed errors a misbehaving kernel peer causes.
 
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::Duration;
 
 use common::random_bytes;
 use halfclose::asynch::tokio::{Stream, TokioClock};
 use halfclose::asynch::{fetch, serve};
 use halfclose::{Error, Phase, REPLY, Timeouts};
+use netns::{Scratch, example, finish, text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// An example binary next to this test's (`cargo test` builds the examples).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples (or run `cargo build --examples`)",
-        path.display()
-    );
-    path
-}
-
+/// Start an example binary on this host.
 fn spawn(program: &str, args: &[&str]) -> Child {
-    Command::new(example(program))
-        .args(args)
-        .env("LESSON_TIMEOUT", "30")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn")
-}
-
-/// Wait for `child` at most `limit`, killing it after that: nothing here can hang.
-fn finish(mut child: Child, limit: Duration) -> Output {
-    let end = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > end {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("killed after {limit:?}: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A temporary directory (in /dev/shm when there is one), removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!(
-            "halfclose-async-{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    netns::spawn(Command::new(example(program)).args(args), 30)
 }
 
 /// Start our async server on an ephemeral port; returns it and the port it printed.
@@ -138,7 +63,7 @@ const SIZES: [usize; 4] = [0, 1, 100_000, 3 << 20];
 #[test]
 fn async_server_to_async_client_over_the_kernel() {
     for len in SIZES {
-        let tmp = TempDir::new();
+        let tmp = Scratch::new();
         let (file, copy) = (tmp.path("file"), tmp.path("copy"));
         let payload = random_bytes(len, len as u64 + 1);
         std::fs::write(&file, &payload).unwrap();
@@ -169,7 +94,7 @@ fn async_server_to_async_client_over_the_kernel() {
 #[test]
 fn async_server_to_lesson_client() {
     for len in SIZES {
-        let tmp = TempDir::new();
+        let tmp = Scratch::new();
         let (file, copy) = (tmp.path("file"), tmp.path("copy"));
         let payload = random_bytes(len, len as u64 + 2);
         std::fs::write(&file, &payload).unwrap();
@@ -195,7 +120,7 @@ fn async_server_to_lesson_client() {
 #[test]
 fn lesson_server_to_async_client() {
     for len in SIZES {
-        let tmp = TempDir::new();
+        let tmp = Scratch::new();
         let (file, copy) = (tmp.path("file"), tmp.path("copy"));
         let payload = random_bytes(len, len as u64 + 3);
         std::fs::write(&file, &payload).unwrap();

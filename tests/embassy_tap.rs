@@ -5,202 +5,33 @@
 //! Needs root, `/dev/net/tun` and `ip`; without them each test prints why it skips and passes.
 
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::random_bytes;
+use netns::{Namespace, Scratch, finish, require_tap, retry_while_refused, text};
 
 const OURS: &str = "192.168.69.1";
 const KERNEL: &str = "192.168.69.100";
 const PORT: &str = "7891";
 
-/// Why these tests cannot run here, if they cannot.
-fn missing() -> Option<String> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        return Some("not running as root".into());
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        return Some("no /dev/net/tun".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(o) if o.status.success() => None,
-        _ => Some("no `ip` command (iproute2)".into()),
-    }
-}
-
-macro_rules! require_tap {
-    () => {
-        if let Some(why) = missing() {
-            eprintln!(
-                "skipping: {why}; the embassy TAP tests need root, /dev/net/tun and iproute2"
-            );
-            return;
-        }
-    };
-}
-
-/// A network namespace with a TAP device `tap0`, the kernel's side addressed `KERNEL/24`.
-/// Deleted on drop, so also when a test fails.
-struct Namespace {
-    name: String,
-}
-
-impl Namespace {
-    fn new() -> Namespace {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "halfclose-embassy-{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        );
-        let ns = Namespace { name };
-        ns.ip(&["netns", "add", &ns.name]);
-        ns.ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns.ip(&[
-            "-n", &ns.name, "tuntap", "add", "dev", "tap0", "mode", "tap",
-        ]);
-        ns.ip(&["-n", &ns.name, "link", "set", "tap0", "up"]);
-        let cidr = format!("{KERNEL}/24");
-        ns.ip(&["-n", &ns.name, "addr", "add", &cidr, "dev", "tap0"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip").args(args).output().expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Start `program` (an example binary) inside the namespace.
-    fn spawn(&self, program: &str, args: &[&str]) -> Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .arg(example(program))
-            .args(args)
-            .env("LESSON_TIMEOUT", "30")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn")
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// An example binary next to this test's (`cargo test` builds the examples).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples (or run `cargo build --examples`)",
-        path.display()
-    );
-    path
-}
-
-/// Wait for `child` at most `limit`, killing it after that: nothing here can hang.
-fn finish(mut child: Child, limit: Duration) -> Output {
-    let end = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > end {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("killed after {limit:?}: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A temporary directory (in /dev/shm when there is one), removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!(
-            "halfclose-embassy-{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Our embassy-net server sends `len` bytes to the kernel's lesson client.
 fn embassy_server_to_lesson_client(len: usize) {
-    let tmp = TempDir::new();
+    let tmp = Scratch::new();
     let (file, copy) = (tmp.path("file"), tmp.path("copy"));
     let payload = random_bytes(len, len as u64 + 11);
     std::fs::write(&file, &payload).unwrap();
-    let ns = Namespace::new();
+    let ns = Namespace::new("halfclose-embassy", KERNEL);
     let server = ns.spawn("embassy_tap", &["server", &file]);
     // The lesson client does not retry: run it again while our stack is not up yet.
-    let end = Instant::now() + Duration::from_secs(20);
-    let client = loop {
-        let out = finish(
-            ns.spawn("lesson", &["client", OURS, PORT, &copy]),
-            Duration::from_secs(60),
-        );
-        let refused = String::from_utf8_lossy(&out.stderr).contains("connect:");
-        if out.status.success() || !refused || Instant::now() > end {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let client = retry_while_refused("connect:", || {
+        let args = ["client", OURS, PORT, &copy];
+        finish(ns.spawn("lesson", &args), Duration::from_secs(60))
+    });
     let server = finish(server, Duration::from_secs(60));
     assert!(
         server.status.success(),
@@ -228,11 +59,11 @@ fn embassy_server_to_lesson_client(len: usize) {
 /// The kernel's lesson server sends `len` bytes to our embassy-net client offering `rx` bytes of
 /// receive buffer; returns the client's output.
 fn lesson_server_to_embassy_client(len: usize, rx: usize) -> Output {
-    let tmp = TempDir::new();
+    let tmp = Scratch::new();
     let (file, copy) = (tmp.path("file"), tmp.path("copy"));
     let payload = random_bytes(len, len as u64 + 13);
     std::fs::write(&file, &payload).unwrap();
-    let ns = Namespace::new();
+    let ns = Namespace::new("halfclose-embassy", KERNEL);
     let server = ns.spawn("lesson", &["server", "--bind", KERNEL, PORT, &file]);
     let rx = rx.to_string();
     let client = finish(
@@ -263,7 +94,7 @@ fn lesson_server_to_embassy_client(len: usize, rx: usize) -> Output {
 
 #[test]
 fn embassy_server_sends_to_the_kernel_lesson_client() {
-    require_tap!();
+    require_tap!("the embassy TAP tests need");
     for len in [0, 100_000, 2 << 20] {
         embassy_server_to_lesson_client(len);
     }
@@ -271,7 +102,7 @@ fn embassy_server_sends_to_the_kernel_lesson_client() {
 
 #[test]
 fn embassy_client_fetches_from_the_kernel_lesson_server() {
-    require_tap!();
+    require_tap!("the embassy TAP tests need");
     for len in [0, 100_000, 2 << 20] {
         lesson_server_to_embassy_client(len, 65536);
     }
@@ -283,7 +114,7 @@ fn embassy_client_fetches_from_the_kernel_lesson_server() {
 /// a kernel that puts its FIN on the last data segment, all arrive whole.
 #[test]
 fn embassy_client_never_ends_a_short_file_at_the_window_edge() {
-    require_tap!();
+    require_tap!("the embassy TAP tests need");
     for k in 1..=4usize {
         for delta in [-3isize, -1, 1, 3] {
             let len = (k * 65536).checked_add_signed(delta).unwrap();
@@ -304,40 +135,33 @@ fn embassy_client_never_ends_a_short_file_at_the_window_edge() {
 /// half-open for as long as smoltcp retransmits its SYN-ACK, and every client would be refused.
 #[test]
 fn embassy_server_drops_a_half_open_handshake_and_serves_the_next_client() {
-    require_tap!();
-    let tmp = TempDir::new();
+    require_tap!("the embassy TAP tests need");
+    let tmp = Scratch::new();
     let (file, copy) = (tmp.path("file"), tmp.path("copy"));
     let payload = random_bytes(10_000, 17);
     std::fs::write(&file, &payload).unwrap();
-    let ns = Namespace::new();
+    let ns = Namespace::new("halfclose-embassy", KERNEL);
     let server = ns.spawn("embassy_tap", &["server", "--handshake", "1", &file]);
     // Wait until our stack answers: a connection that is refused by a RST proves it listens
     // (the lesson client cannot be used for this: it would take the one connection).
     std::thread::sleep(Duration::from_millis(500));
     // One SYN from 192.168.69.200, an address nobody on the link answers ARP for: our SYN-ACK
     // never leaves, the socket stays in SYN-RECEIVED.
-    let forged = Command::new("ip")
-        .args([
-            "netns", "exec", &ns.name, "python3", "-c", FORGE_SYN, OURS, PORT,
-        ])
-        .output()
-        .expect("run python3");
+    let forged = ns.run(
+        &["python3", "-c", FORGE_SYN, OURS, PORT],
+        Duration::from_secs(30),
+    );
     assert!(forged.status.success(), "forging a SYN: {}", text(&forged));
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
-    let mut refused = 0;
-    let client = loop {
-        let out = finish(
-            ns.spawn("lesson", &["client", OURS, PORT, &copy]),
-            Duration::from_secs(60),
-        );
-        let was_refused = String::from_utf8_lossy(&out.stderr).contains("connect:");
-        if out.status.success() || !was_refused || started.elapsed() > Duration::from_secs(20) {
-            break out;
-        }
-        refused += 1;
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut attempts = 0;
+    let client = retry_while_refused("connect:", || {
+        attempts += 1;
+        let args = ["client", OURS, PORT, &copy];
+        finish(ns.spawn("lesson", &args), Duration::from_secs(60))
+    });
+    // Every attempt but the last was refused.
+    let refused = attempts - 1;
     let waited = started.elapsed();
     let server = finish(server, Duration::from_secs(60));
     assert!(
@@ -384,10 +208,10 @@ s.sendto(ip + tcp, (dst, 0))
 /// before anything is sent: no SYN, no file, and the error names the buffer.
 #[test]
 fn embassy_connect_refuses_a_receive_buffer_that_would_scale_the_window() {
-    require_tap!();
-    let tmp = TempDir::new();
+    require_tap!("the embassy TAP tests need");
+    let tmp = Scratch::new();
     let copy = tmp.path("copy");
-    let ns = Namespace::new();
+    let ns = Namespace::new("halfclose-embassy", KERNEL);
     let out = finish(
         ns.spawn(
             "embassy_tap",

@@ -6,167 +6,26 @@
 #![cfg(target_os = "linux")]
 
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::random_bytes;
 use halfclose::REPLY;
 use halfclose::segment::Segment;
+use netns::{Namespace, Scratch, example, finish, require_tap, retry_while_refused, text};
 use smoltcp::phy::Medium;
 
 const OURS: &str = "192.168.69.1";
 const KERNEL: &str = "192.168.69.100";
 const PORT: u16 = halfclose::DEFAULT_PORT;
 
-/// Why these tests cannot run here, if they cannot.
-fn missing() -> Option<String> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        return Some("not running as root".into());
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        return Some("no /dev/net/tun".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(o) if o.status.success() => None,
-        _ => Some("no `ip` command (iproute2)".into()),
-    }
-}
-
-macro_rules! require_tap {
-    () => {
-        if let Some(why) = missing() {
-            eprintln!("skipping: {why}; the TAP tests need root, /dev/net/tun and iproute2");
-            return;
-        }
-    };
-}
-
-/// A network namespace with a TAP device `tap0`, the kernel's side addressed `KERNEL/24`.
-/// Deleted on drop, so also when a test fails.
-struct Namespace {
-    name: String,
-}
-
-impl Namespace {
-    fn new() -> Namespace {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "halfclose-{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        );
-        let ns = Namespace { name };
-        ns.ip(&["netns", "add", &ns.name]);
-        ns.ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns.ip(&[
-            "-n", &ns.name, "tuntap", "add", "dev", "tap0", "mode", "tap",
-        ]);
-        ns.ip(&["-n", &ns.name, "link", "set", "tap0", "up"]);
-        ns.ip(&[
-            "-n",
-            &ns.name,
-            "addr",
-            "add",
-            &format!("{KERNEL}/24"),
-            "dev",
-            "tap0",
-        ]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip").args(args).output().expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Start `program` (an example binary) inside the namespace.
-    fn spawn(&self, program: &str, args: &[&str]) -> Child {
-        self.spawn_with_timeout(program, args, 30)
-    }
-
-    /// The same, with the lesson programs' timeout for every blocking call.
-    fn spawn_with_timeout(&self, program: &str, args: &[&str], lesson_timeout: u64) -> Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .arg(example(program))
-            .args(args)
-            .env("LESSON_TIMEOUT", lesson_timeout.to_string())
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn")
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// An example binary next to this test's (`cargo test` builds the examples).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples, `cargo test --test tap` alone does not \
-         (run `cargo build --examples` first)",
-        path.display()
-    );
-    path
-}
-
-/// Wait for `child` at most `limit`, killing it after that: nothing here can hang.
-fn finish(mut child: Child, limit: Duration) -> Output {
-    let end = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > end {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "killed after {limit:?}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// Our server sends `len` bytes to the kernel's lesson client; returns the pcap's path.
 fn our_server_to_kernel_client(len: usize, tmp: &Scratch) -> String {
-    let ns = Namespace::new();
+    let ns = Namespace::new("halfclose", KERNEL);
     let file = tmp.path("file");
     let copy = tmp.path("copy");
     let pcap = tmp.path("server.pcap");
@@ -178,7 +37,10 @@ fn our_server_to_kernel_client(len: usize, tmp: &Scratch) -> String {
         &["--clients", "1", "--wait", "30", "--pcap", &pcap, &file],
     );
     // The client retries its connection until the server's interface answers ARP and SYN.
-    let client = retry_connect(&ns, &["client", OURS, &PORT.to_string(), &copy]);
+    let client = retry_while_refused("connect:", || {
+        let args = ["client", OURS, &PORT.to_string(), &copy];
+        finish(ns.spawn("lesson", &args), Duration::from_secs(60))
+    });
     let server = finish(server, Duration::from_secs(60));
     assert!(server.status.success(), "tap_server: {}", text(&server));
     assert!(client.status.success(), "lesson client: {}", text(&client));
@@ -200,22 +62,9 @@ fn our_server_to_kernel_client(len: usize, tmp: &Scratch) -> String {
     pcap
 }
 
-/// Run the lesson client, again if the connection was refused because our server was not up yet.
-fn retry_connect(ns: &Namespace, args: &[&str]) -> Output {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = finish(ns.spawn("lesson", args), Duration::from_secs(60));
-        let refused = String::from_utf8_lossy(&out.stderr).contains("connect:");
-        if out.status.success() || !refused || Instant::now() > end {
-            return out;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The kernel's lesson server sends `len` bytes (1024-byte writes) to our client.
 fn kernel_server_to_our_client(len: usize, tmp: &Scratch) {
-    let ns = Namespace::new();
+    let ns = Namespace::new("halfclose", KERNEL);
     let file = tmp.path("file");
     let copy = tmp.path("copy");
     let payload = random_bytes(len, len as u64 + 11);
@@ -225,19 +74,11 @@ fn kernel_server_to_our_client(len: usize, tmp: &Scratch) {
         "lesson",
         &["server", "--bind", KERNEL, &PORT.to_string(), &file],
     );
-    let end = Instant::now() + Duration::from_secs(20);
-    let client = loop {
-        let out = finish(
-            ns.spawn("tap_client", &["--peer", KERNEL, "-o", &copy]),
-            Duration::from_secs(60),
-        );
-        // Refused only if the kernel server has not bound yet.
-        let refused = String::from_utf8_lossy(&out.stderr).contains("refused");
-        if out.status.success() || !refused || Instant::now() > end {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // Refused only if the kernel server has not bound yet.
+    let client = retry_while_refused("refused", || {
+        let args = ["--peer", KERNEL, "-o", &copy];
+        finish(ns.spawn("tap_client", &args), Duration::from_secs(60))
+    });
     let server = finish(server, Duration::from_secs(60));
     assert!(client.status.success(), "tap_client: {}", text(&client));
     assert!(server.status.success(), "lesson server: {}", text(&server));
@@ -255,7 +96,7 @@ const SIZES: [usize; 4] = [0, 1, 100 * 1024, 32 << 20];
 
 #[test]
 fn our_server_serves_the_kernels_client_byte_exact_and_gets_thank_you() {
-    require_tap!();
+    require_tap!("the TAP tests need");
     for len in SIZES {
         let tmp = Scratch::new();
         our_server_to_kernel_client(len, &tmp);
@@ -264,7 +105,7 @@ fn our_server_serves_the_kernels_client_byte_exact_and_gets_thank_you() {
 
 #[test]
 fn our_client_fetches_from_the_kernels_half_closing_server_and_thanks_it() {
-    require_tap!();
+    require_tap!("the TAP tests need");
     for len in SIZES {
         let tmp = Scratch::new();
         kernel_server_to_our_client(len, &tmp);
@@ -291,7 +132,7 @@ fn pcap_frames(bytes: &[u8]) -> Vec<&[u8]> {
 
 #[test]
 fn the_pcap_shows_our_fin_before_the_thank_you_which_we_acknowledge() {
-    require_tap!();
+    require_tap!("the TAP tests need");
     let tmp = Scratch::new();
     let pcap = our_server_to_kernel_client(100 * 1024, &tmp);
     let bytes = std::fs::read(pcap).unwrap();
@@ -323,8 +164,8 @@ fn the_pcap_shows_our_fin_before_the_thank_you_which_we_acknowledge() {
 
 #[test]
 fn a_missing_tap_device_is_a_clear_error() {
-    require_tap!();
-    let ns = Namespace::new();
+    require_tap!("the TAP tests need");
+    let ns = Namespace::new("halfclose", KERNEL);
     let out = finish(
         ns.spawn("tap_client", &["--tap", "nosuchtap0", "-o", "/dev/null"]),
         Duration::from_secs(20),
@@ -339,8 +180,8 @@ fn a_missing_tap_device_is_a_clear_error() {
 
 #[test]
 fn a_pcap_that_cannot_be_written_is_a_clear_error_not_a_panic() {
-    require_tap!();
-    let ns = Namespace::new();
+    require_tap!("the TAP tests need");
+    let ns = Namespace::new("halfclose", KERNEL);
     let tmp = Scratch::new();
     std::fs::write(tmp.path("file"), b"x").unwrap();
     let out = finish(
@@ -363,26 +204,8 @@ fn one_line(out: &Output) -> String {
     lines[0].to_owned()
 }
 
-/// A scratch directory in memory (`/dev/shm`) where there is one: the big files go there.
-struct Scratch(tempfile::TempDir);
-
+/// What the tests of outputs cut short look for in the scratch directory.
 impl Scratch {
-    fn new() -> Scratch {
-        let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::Builder::new()
-                .prefix("halfclose-")
-                .tempdir_in(shm)
-        } else {
-            tempfile::Builder::new().prefix("halfclose-").tempdir()
-        };
-        Scratch(dir.unwrap())
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.path().join(name).to_str().unwrap().to_owned()
-    }
-
     /// The size of the hidden temporary file an output is being written to, if there is one.
     fn temp_size(&self) -> u64 {
         std::fs::read_dir(self.0.path())
@@ -435,8 +258,8 @@ const BIG: usize = 64 << 20;
 
 #[test]
 fn deleting_the_tap_device_mid_transfer_ends_our_client_in_one_line_keeping_a_partial() {
-    require_tap!();
-    let ns = Namespace::new();
+    require_tap!("the TAP tests need");
+    let ns = Namespace::new("halfclose", KERNEL);
     let tmp = Scratch::new();
     let payload = random_bytes(BIG, 5);
     std::fs::write(tmp.path("file"), &payload).unwrap();
@@ -473,8 +296,8 @@ fn deleting_the_tap_device_mid_transfer_ends_our_client_in_one_line_keeping_a_pa
 
 #[test]
 fn a_tap_device_set_down_mid_transfer_ends_our_server_in_one_line() {
-    require_tap!();
-    let ns = Namespace::new();
+    require_tap!("the TAP tests need");
+    let ns = Namespace::new("halfclose", KERNEL);
     let tmp = Scratch::new();
     std::fs::write(tmp.path("file"), random_bytes(BIG, 6)).unwrap();
     let server = ns.spawn("tap_server", &["--wait", "30", &tmp.path("file")]);
@@ -504,8 +327,8 @@ fn a_tap_device_set_down_mid_transfer_ends_our_server_in_one_line() {
 /// The file is opened afresh for each client: gone by then, the OS's words say so.
 #[test]
 fn a_file_gone_before_the_client_connects_is_named_in_the_os_words() {
-    require_tap!();
-    let ns = Namespace::new();
+    require_tap!("the TAP tests need");
+    let ns = Namespace::new("halfclose", KERNEL);
     let tmp = Scratch::new();
     let file = tmp.path("file");
     std::fs::write(&file, b"soon gone").unwrap();
@@ -545,8 +368,8 @@ fn a_file_gone_before_the_client_connects_is_named_in_the_os_words() {
 /// sees EOF, but the reply is answered with a reset. The file is not called complete.
 #[test]
 fn a_server_killed_mid_file_is_eof_without_acknowledgement_never_a_complete_file() {
-    require_tap!();
-    let ns = Namespace::new();
+    require_tap!("the TAP tests need");
+    let ns = Namespace::new("halfclose", KERNEL);
     let tmp = Scratch::new();
     let payload = random_bytes(BIG, 7);
     std::fs::write(tmp.path("file"), &payload).unwrap();
@@ -586,7 +409,7 @@ fn a_server_killed_mid_file_is_eof_without_acknowledgement_never_a_complete_file
 /// One run under faults, with its outcome checked: byte-exact with the reply, or a typed
 /// error that leaves no file under the target's name and only right bytes in the partial one.
 fn faulty_run(ours_serve: bool, len: usize, faults: &[&str], limit: Duration) -> &'static str {
-    let ns = Namespace::new();
+    let ns = Namespace::new("halfclose", KERNEL);
     let tmp = Scratch::new();
     let payload = random_bytes(len, len as u64 + 3);
     let (file, copy) = (tmp.path("file"), tmp.path("copy"));
@@ -599,7 +422,12 @@ fn faulty_run(ours_serve: bool, len: usize, faults: &[&str], limit: Duration) ->
         args.extend(faults);
         args.push(&file);
         let ours = ns.spawn("tap_server", &args);
-        let theirs = retry_connect_with(&ns, &["client", OURS, &port, &copy], lesson_timeout);
+        // The lesson client is run again until our server's interface answers.
+        let theirs = retry_while_refused("connect:", || {
+            let args = ["client", OURS, &port, &copy];
+            let lesson = ns.spawn_with_timeout("lesson", &args, lesson_timeout);
+            finish(lesson, Duration::from_secs(600))
+        });
         (finish(ours, limit), theirs)
     } else {
         let theirs = ns.spawn_with_timeout(
@@ -653,27 +481,11 @@ fn faulty_run(ours_serve: bool, len: usize, faults: &[&str], limit: Duration) ->
     }
 }
 
-/// Run the lesson client until our server's interface answers.
-fn retry_connect_with(ns: &Namespace, args: &[&str], lesson_timeout: u64) -> Output {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = finish(
-            ns.spawn_with_timeout("lesson", args, lesson_timeout),
-            Duration::from_secs(600),
-        );
-        let refused = String::from_utf8_lossy(&out.stderr).contains("connect:");
-        if out.status.success() || !refused || Instant::now() > end {
-            return out;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Drop, corruption, duplication and reordering at our device, both ways, against the kernel's
 /// TCP, in both directions: heavy faults on small files, lighter ones on 32 MiB, and a rate limit.
 #[test]
 fn under_faults_every_run_is_byte_exact_with_the_reply_or_a_typed_error() {
-    require_tap!();
+    require_tap!("the TAP tests need");
     const HEAVY: &[&str] = &[
         "--drop",
         "2",

@@ -10,11 +10,14 @@
 //! Needs root, `/dev/net/tun` and `ip`; without them the test prints why it skips and passes.
 //! Runs in a network namespace of its own, deleted afterwards even when the test fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+#[path = "common/netns.rs"]
+mod netns;
+
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use halfclose::segment::Segment;
+use netns::{Namespace, Scratch, finish, require_tap, retry_while_refused, text};
 use smoltcp::phy::Medium;
 
 const OURS: &str = "192.168.69.1";
@@ -26,163 +29,47 @@ const ROUNDS: usize = 20;
 /// the server's SYN-ACK.
 const CONNECT_LIMIT: Duration = Duration::from_millis(250);
 
-/// Why this test cannot run here, if it cannot.
-fn missing() -> Option<String> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        return Some("not running as root".into());
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        return Some("no /dev/net/tun".into());
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(o) if o.status.success() => None,
-        _ => Some("no `ip` command (iproute2)".into()),
-    }
+/// The lesson programs' timeout for every blocking call, in seconds.
+const LESSON_TIMEOUT: u64 = 20;
+
+/// Start an example binary inside the namespace.
+fn spawn(ns: &Namespace, program: &str, args: &[&str]) -> Child {
+    ns.spawn_with_timeout(program, args, LESSON_TIMEOUT)
 }
 
-/// A network namespace with a TAP device `tap0`, the kernel's side addressed `KERNEL/24`;
-/// deleted on drop.
-struct Namespace {
-    name: String,
-    dir: PathBuf,
+/// The output of a command run inside the namespace.
+fn read(ns: &Namespace, args: &[&str]) -> String {
+    let out = ns.run(args, Duration::from_secs(10));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-impl Namespace {
-    fn new() -> Namespace {
-        let name = format!("halfclose-first-{}", std::process::id());
-        let dir = std::env::temp_dir().join(&name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ns = Namespace { name, dir };
-        ns.ip(&["netns", "add", &ns.name]);
-        ns.ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns.ip(&[
-            "-n", &ns.name, "tuntap", "add", "dev", "tap0", "mode", "tap",
-        ]);
-        ns.ip(&["-n", &ns.name, "link", "set", "tap0", "up"]);
-        let kernel = format!("{KERNEL}/24");
-        ns.ip(&["-n", &ns.name, "addr", "add", &kernel, "dev", "tap0"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip").args(args).output().expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_str().unwrap().to_owned()
-    }
-
-    /// Start an example binary inside the namespace.
-    fn spawn(&self, program: &str, args: &[&str]) -> Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .arg(example(program))
-            .args(args)
-            .env("LESSON_TIMEOUT", "20")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn")
-    }
-
-    /// The output of a command run inside the namespace.
-    fn read(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(args)
-            .output()
-            .expect("run ip netns exec");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Wait (at most `limit`) until `ready` holds; false if it never did.
-    fn wait_until(&self, limit: Duration, ready: impl Fn(&Namespace) -> bool) -> bool {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if ready(self) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
-    }
-
-    /// The kernel's view of the TAP link: `up`, or `down` once it has seen our side go.
-    fn operstate(&self) -> String {
-        self.read(&["cat", "/sys/class/net/tap0/operstate"])
-            .trim()
-            .to_owned()
-    }
-
-    /// Whether the kernel has a socket listening on `KERNEL:PORT`.
-    fn kernel_listens(&self) -> bool {
-        // /proc/net/tcp: local address as little-endian hex, then port; state 0A is LISTEN.
-        let local = format!("6445A8C0:{PORT:04X}");
-        self.read(&["cat", "/proc/net/tcp"]).lines().any(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && f[1] == local && f[3] == "0A"
-        })
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// An example binary next to this test's (`cargo test` builds the examples).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples, `cargo test --test tap_first_connect` \
-         alone does not (run `cargo build --examples` first)",
-        path.display()
-    );
-    path
-}
-
-/// Wait for `child` at most `limit`, killing it after that.
-fn finish(mut child: Child, limit: Duration) -> Output {
+/// Wait (at most `limit`) until `ready` holds; false if it never did.
+fn wait_until(limit: Duration, ready: impl Fn() -> bool) -> bool {
     let end = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > end {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("killed after {limit:?}: {}", text(&out));
+    while Instant::now() < end {
+        if ready() {
+            return true;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(10));
     }
-    child.wait_with_output().unwrap()
+    false
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// The kernel's view of the TAP link: `up`, or `down` once it has seen our side go.
+fn operstate(ns: &Namespace) -> String {
+    read(ns, &["cat", "/sys/class/net/tap0/operstate"])
+        .trim()
+        .to_owned()
+}
+
+/// Whether the kernel has a socket listening on `KERNEL:PORT`.
+fn kernel_listens(ns: &Namespace) -> bool {
+    // /proc/net/tcp: local address as little-endian hex, then port; state 0A is LISTEN.
+    let local = format!("6445A8C0:{PORT:04X}");
+    read(ns, &["cat", "/proc/net/tcp"]).lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[1] == local && f[3] == "0A"
+    })
 }
 
 /// From the first frame of a capture to the first SYN-ACK in it.
@@ -213,28 +100,23 @@ fn connect_time(pcap: &str) -> Result<Duration, String> {
 
 #[test]
 fn the_first_connection_after_the_readme_walkthrough_takes_well_under_a_second() {
-    if let Some(why) = missing() {
-        eprintln!("skipping: {why}; this test needs root, /dev/net/tun and iproute2");
-        return;
-    }
-    let ns = Namespace::new();
-    let file = ns.path("file");
+    require_tap!("this test needs");
+    let ns = Namespace::new("halfclose-first", KERNEL);
+    let tmp = Scratch::new();
+    let file = tmp.path("file");
     std::fs::write(&file, vec![b'x'; 31 * 1024]).unwrap();
 
     // 1. Our server, the kernel's client (which retries until our server answers).
-    let server = ns.spawn("tap_server", &["--clients", "1", "--wait", "20", &file]);
-    let copy = ns.path("copy-from-us");
-    let end = Instant::now() + Duration::from_secs(20);
-    let client = loop {
-        let out = finish(
-            ns.spawn("lesson", &["client", OURS, &PORT.to_string(), &copy]),
-            Duration::from_secs(30),
-        );
-        if out.status.success() || Instant::now() > end {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let server = spawn(
+        &ns,
+        "tap_server",
+        &["--clients", "1", "--wait", "20", &file],
+    );
+    let copy = tmp.path("copy-from-us");
+    let client = retry_while_refused("connect:", || {
+        let args = ["client", OURS, &PORT.to_string(), &copy];
+        finish(spawn(&ns, "lesson", &args), Duration::from_secs(30))
+    });
     assert!(client.status.success(), "lesson client: {}", text(&client));
     let server = finish(server, Duration::from_secs(30));
     assert!(server.status.success(), "tap_server: {}", text(&server));
@@ -243,24 +125,26 @@ fn the_first_connection_after_the_readme_walkthrough_takes_well_under_a_second()
     //    already seen go down.
     let mut times = Vec::new();
     for round in 0..ROUNDS {
-        let kernel = ns.spawn(
+        let kernel = spawn(
+            &ns,
             "lesson",
             &["server", "--bind", KERNEL, &PORT.to_string(), &file],
         );
         assert!(
-            ns.wait_until(Duration::from_secs(10), Namespace::kernel_listens),
+            wait_until(Duration::from_secs(10), || kernel_listens(&ns)),
             "the kernel's server is not listening"
         );
         assert!(
-            ns.wait_until(Duration::from_secs(3), |ns| ns.operstate() == "down"),
+            wait_until(Duration::from_secs(3), || operstate(&ns) == "down"),
             "the kernel never saw the previous program leave tap0 (operstate {})",
-            ns.operstate()
+            operstate(&ns)
         );
-        let pcap = ns.path(&format!("client-{round}.pcap"));
-        let copy = ns.path("copy-from-kernel");
+        let pcap = tmp.path(&format!("client-{round}.pcap"));
+        let copy = tmp.path("copy-from-kernel");
         let started = Instant::now();
         let client = finish(
-            ns.spawn(
+            spawn(
+                &ns,
                 "tap_client",
                 &["--peer", KERNEL, "-o", &copy, "--pcap", &pcap],
             ),
