@@ -65,7 +65,10 @@ done
 # --- 3. The embassy image ------------------------------------------------------------------------
 CARGO_HOME_DIR=${CARGO_HOME:-$HOME/.cargo}
 say "building the embassy image (examples/embassy-qemu, thumbv7m-none-eabi, release)"
+# In the image's own target directory whatever CARGO_TARGET_DIR says, as scripts/firmware.sh builds
+# the sync images: the copy below knows where to find it.
 (cd "$FW" && timeout 900 "${CARGO[@]}" build --release --locked -q -j "$JOBS" -Zbuild-std=core \
+    --target-dir "$FW/target" \
     --config "target.thumbv7m-none-eabi.rustflags=['--remap-path-prefix=$ROOT=/halfclose','--remap-path-prefix=$CARGO_HOME_DIR=/cargo']")
 cp "$FW/target/thumbv7m-none-eabi/release/halfclose-embassy-qemu" "$OUT/embassy.elf"
 
@@ -134,8 +137,11 @@ ran=0
 if [[ -n $why ]]; then
     say "skipping the embassy image against Linux: $why (it needs root, /dev/net/tun, ip and qemu-system-arm)"
 else
+    # A host build: found where cargo puts it, as scripts/firmware-net.sh finds it.
     (cd "$ROOT" && cargo build --release --quiet --example lesson)
-    LESSON="$ROOT/target/release/examples/lesson"
+    TARGET_DIR=${CARGO_TARGET_DIR:-target}
+    [[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+    LESSON="$TARGET_DIR/release/examples/lesson"
     # The firmware's file: xorshift32 from the same seed as the images' payload.rs.
     python3 - "$DIR/payload" <<'PY'
 import sys

@@ -26,8 +26,12 @@ if [[ -n $why ]]; then
 fi
 [[ -f $IMAGE ]] || die "no firmware image at $IMAGE (bash scripts/firmware.sh builds it)"
 
+# The kernel's peers, a host build: found where cargo puts it, under CARGO_TARGET_DIR when that is
+# set (relative to the checkout, where cargo runs), else under target/.
 (cd "$ROOT" && cargo build --release --quiet --example lesson)
-LESSON="$ROOT/target/release/examples/lesson"
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+LESSON="$TARGET_DIR/release/examples/lesson"
 NS="halfclose-fw-$$"
 DIR=$(mktemp -d)
 QEMU_PID=

@@ -1,4 +1,7 @@
-//! The LM3S6965's Ethernet controller (Stellaris MAC at 0x4004_8000) as a `smoltcp::phy::Device`.
+//! The LM3S6965's Ethernet controller (Stellaris MAC at 0x4004_8000): its registers, and frames
+//! in and out of its FIFO. This image lends it to smoltcp as a `phy::Device` (`phy.rs`); the async
+//! image (`examples/embassy-qemu`, which includes this file through `#[path]`) to embassy-net as
+//! an `embassy-net-driver`.
 //!
 //! The MAC has no DMA: frames go in and out through one 32-bit FIFO register, word by word.
 //! Received frames come with a 2-byte length (counting itself and the 4-byte FCS) in front and the
@@ -6,10 +9,7 @@
 //! Ethernet header, then the frame, then a write to the transmit-request register. Polled: the
 //! driver reads the packet-count register instead of taking interrupts.
 //!
-//! One frame each way is held in static buffers, lent to smoltcp in place.
-
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
-use smoltcp::time::Instant;
+//! One frame each way is held in static buffers, lent to the network stack in place.
 
 const BASE: usize = 0x4004_8000;
 /// Raw interrupt status (read) and acknowledge (write).
@@ -88,13 +88,11 @@ impl Enet {
             dropped: 0,
         }
     }
-}
 
-impl Device for Enet {
-    type RxToken<'a> = RxToken<'a>;
-    type TxToken<'a> = TxToken<'a>;
-
-    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+    /// The next frame in the receive FIFO that fits, read into the receive buffer, and the
+    /// transmit buffer beside it (for an answer); `None` once the FIFO is empty. A frame that does
+    /// not fit is read out of the FIFO all the same, and dropped.
+    pub fn next_frame(&mut self) -> Option<(&mut [u8], &mut [u8])> {
         loop {
             if read(NP) == 0 {
                 return None;
@@ -118,68 +116,36 @@ impl Device for Enet {
                 }
             }
             if fits {
-                let (rx, tx) = (&self.buffers.rx[..frame], &mut self.buffers.tx);
-                return Some((RxToken { frame: rx }, TxToken { buffer: tx }));
+                return Some((&mut self.buffers.rx[..frame], &mut self.buffers.tx[..]));
             }
             self.dropped += 1;
         }
     }
 
-    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_>> {
-        Some(TxToken {
-            buffer: &mut self.buffers.tx,
-        })
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MTU;
-        caps.max_burst_size = Some(1);
-        caps
+    /// The transmit buffer, to build a frame in.
+    pub fn tx_buffer(&mut self) -> &mut [u8] {
+        &mut self.buffers.tx
     }
 }
 
-/// A received frame, read in place from the driver's buffer.
-pub struct RxToken<'a> {
-    frame: &'a [u8],
-}
-
-impl phy::RxToken for RxToken<'_> {
-    fn consume<R, F>(self, f: F) -> R
-    where
-        F: FnOnce(&[u8]) -> R,
-    {
-        f(self.frame)
+/// Let `build` write a frame of `len` bytes (at most [`MTU`]) into `buffer`, the transmit buffer,
+/// then send it; returns what `build` returned.
+pub fn send<R>(buffer: &mut [u8], len: usize, build: impl FnOnce(&mut [u8]) -> R) -> R {
+    let len = len.min(MTU);
+    let result = build(&mut buffer[..len]);
+    let frame = &buffer[..len];
+    // The first word: the payload length after the Ethernet header, and 2 bytes of frame.
+    let payload = len.saturating_sub(14) as u32;
+    let b = |i: usize| u32::from(frame.get(i).copied().unwrap_or(0));
+    write(DATA, payload | (b(0) << 16) | (b(1) << 24));
+    let mut at = 2;
+    while at < len {
+        write(
+            DATA,
+            b(at) | (b(at + 1) << 8) | (b(at + 2) << 16) | (b(at + 3) << 24),
+        );
+        at += 4;
     }
-}
-
-/// The transmit buffer, lent to smoltcp to build one frame in.
-pub struct TxToken<'a> {
-    buffer: &'a mut [u8; BUFFER],
-}
-
-impl phy::TxToken for TxToken<'_> {
-    fn consume<R, F>(self, len: usize, f: F) -> R
-    where
-        F: FnOnce(&mut [u8]) -> R,
-    {
-        let len = len.min(MTU);
-        let result = f(&mut self.buffer[..len]);
-        let frame = &self.buffer[..len];
-        // The first word: the payload length after the Ethernet header, and 2 bytes of frame.
-        let payload = len.saturating_sub(14) as u32;
-        let b = |i: usize| u32::from(frame.get(i).copied().unwrap_or(0));
-        write(DATA, payload | (b(0) << 16) | (b(1) << 24));
-        let mut at = 2;
-        while at < len {
-            write(
-                DATA,
-                b(at) | (b(at + 1) << 8) | (b(at + 2) << 16) | (b(at + 3) << 24),
-            );
-            at += 4;
-        }
-        write(TR, TR_NEWTX);
-        result
-    }
+    write(TR, TR_NEWTX);
+    result
 }

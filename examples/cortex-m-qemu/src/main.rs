@@ -32,6 +32,8 @@ mod defmt_log;
 mod enet;
 #[cfg(feature = "net")]
 mod net;
+#[cfg(feature = "net")]
+mod phy;
 // The `net` image prints through `hprintln!`; the `cost` image has no reply to quote.
 #[cfg_attr(any(feature = "net", feature = "cost"), allow(dead_code))]
 mod out;

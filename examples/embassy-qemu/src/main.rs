@@ -12,8 +12,10 @@
 #![no_std]
 #![no_main]
 
+// The sync image's Ethernet MAC driver, its file and checking sink, shared rather than copied.
+#[path = "../../cortex-m-qemu/src/enet.rs"]
+mod enet;
 mod mac;
-// The sync image's file and checking sink, shared rather than copied.
 #[path = "../../cortex-m-qemu/src/payload.rs"]
 mod payload;
 mod stack;
@@ -30,7 +32,8 @@ use halfclose::asynch::{fetch, serve};
 use halfclose::{Error, Timeouts};
 use static_cell::{ConstStaticCell, StaticCell};
 
-use crate::mac::{Buffers, Mac};
+use crate::enet::Buffers;
+use crate::mac::Mac;
 
 /// Our address on the link (only ever inside the test's own network namespace).
 const ADDR: Ipv4Address = Ipv4Address::new(192, 168, 69, 1);
