@@ -299,6 +299,54 @@ fn an_empty_files_keep_alive_is_off_again_whether_the_exchange_ends_well_or_in_a
     assert_eq!(seen.last(), Some(&None));
 }
 
+/// An empty file: our FIN never reaches the client (everything towards it is lost once it is
+/// connected), it replies at once or not at all, then resets. With nothing queued, the phase
+/// the reset names depends on the reply alone.
+fn empty_file_reset_before_our_fin_arrives(reply_first: bool) -> Error {
+    let mut connected_at = None;
+    let r = our_server_against(&[], TIMEOUTS, &mut |sock, now, wire| {
+        if sock.state() == tcp::State::Established && connected_at.is_none() {
+            connected_at = Some(now);
+            wire.set_link(Side::Client, black_hole());
+            if reply_first {
+                sock.send_slice(REPLY).unwrap();
+            }
+        }
+        let abort_at = connected_at? + Duration::from_millis(200);
+        if now >= abort_at && sock.is_active() {
+            sock.abort();
+        }
+        Some(abort_at)
+    });
+    r.unwrap_err()
+}
+
+/// Nothing of the file is outstanding, but neither our FIN's acknowledgement nor a reply came:
+/// the transfer had not ended.
+#[test]
+fn an_empty_file_reset_before_our_fin_or_a_reply_arrives_is_a_reset_in_the_transfer_phase() {
+    assert_eq!(
+        empty_file_reset_before_our_fin_arrives(false),
+        Error::Reset {
+            phase: Phase::Transfer,
+            bytes: 0
+        }
+    );
+}
+
+/// The whole (empty) file is out and the reply is in, only our FIN is unacknowledged: what was
+/// missing was the end of the reply phase.
+#[test]
+fn an_empty_file_reset_after_the_reply_but_before_our_fin_arrives_is_a_reset_in_the_reply_phase() {
+    assert_eq!(
+        empty_file_reset_before_our_fin_arrives(true),
+        Error::Reset {
+            phase: Phase::Reply,
+            bytes: 0
+        }
+    );
+}
+
 /// The client has every byte but the last (which travels with our FIN), and from then on its
 /// packets are lost; then it resets: the server was still waiting for the transfer to be
 /// acknowledged (FIN-WAIT-1).
