@@ -57,16 +57,16 @@ fn our_server_against(
     timeouts: Timeouts,
     client: &mut Peer<'_>,
 ) -> Result<server::Report, Error> {
-    our_server_watched_against(file, timeouts, client, &mut |_, _| {})
+    our_server_watched_against(file, timeouts, client, &mut |_, _, _| {})
 }
 
-/// As [`our_server_against`], and `watch` sees the slot's state and the server's socket after
-/// every `Server::poll`, the last one included.
+/// As [`our_server_against`], and `watch` sees the time, the slot's state and the server's
+/// socket after every `Server::poll`, the last one included.
 fn our_server_watched_against(
     file: &[u8],
     timeouts: Timeouts,
     client: &mut Peer<'_>,
-    watch: &mut dyn FnMut(Option<&server::State>, &tcp::Socket<'static>),
+    watch: &mut dyn FnMut(Instant, Option<&server::State>, &tcp::Socket<'static>),
 ) -> Result<server::Report, Error> {
     let mut wire = wire();
     let mut net = Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
@@ -85,7 +85,11 @@ fn our_server_watched_against(
         if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
             result = Some(r);
         }
-        watch(server.states().next().flatten(), net.server_sockets.get(s));
+        watch(
+            now,
+            server.states().next().flatten(),
+            net.server_sockets.get(s),
+        );
         // An event loop sleeps until `poll_at`: it is never in the past.
         if let Some(t) = server.poll_at() {
             assert!(t >= now, "poll_at {t} at {now}");
@@ -242,7 +246,7 @@ fn the_server_keeps_its_transmit_buffer_full_while_the_file_lasts() {
         }
         None
     };
-    let r = our_server_watched_against(&file, TIMEOUTS, &mut client, &mut |state, socket| {
+    let r = our_server_watched_against(&file, TIMEOUTS, &mut client, &mut |_, state, socket| {
         if let Some(&server::State::Sending { queued }) = state
             && queued + 1 < LEN as u64
         {
@@ -270,7 +274,7 @@ fn an_empty_files_keep_alive_is_off_again_whether_the_exchange_ends_well_or_in_a
     // The socket's keep-alive after each poll, the last one (the exchange over) included.
     let keep_alive_through = |client: &mut Peer<'_>| {
         let mut seen = Vec::new();
-        let r = our_server_watched_against(&[], TIMEOUTS, client, &mut |_, socket| {
+        let r = our_server_watched_against(&[], TIMEOUTS, client, &mut |_, _, socket| {
             seen.push(socket.keep_alive());
         });
         (r, seen)
@@ -344,6 +348,55 @@ fn an_empty_file_reset_after_the_reply_but_before_our_fin_arrives_is_a_reset_in_
             phase: Phase::Reply,
             bytes: 0
         }
+    );
+}
+
+/// An empty file whose FIN never reaches the client (everything towards it is lost), and a
+/// reply that comes 3 s later: the reply phase as a whole is bounded from our FIN, so the
+/// server gives up `reply` after it, not `reply` after the reply's last byte.
+#[test]
+fn an_empty_files_reply_phase_is_bounded_from_our_fin_even_before_it_is_acknowledged() {
+    let (mut connected_at, mut replied) = (None, false);
+    let (mut serving_since, mut ended_at) = (None, None);
+    let r = our_server_watched_against(
+        &[],
+        TIMEOUTS,
+        &mut |sock, now, wire| {
+            if sock.state() == tcp::State::Established && connected_at.is_none() {
+                connected_at = Some(now);
+                wire.set_link(Side::Client, black_hole());
+            }
+            let reply_at = connected_at? + Duration::from_secs(3);
+            if now < reply_at {
+                return Some(reply_at);
+            }
+            if !replied && sock.may_send() {
+                replied = sock.send_slice(REPLY) == Ok(REPLY.len());
+            }
+            None
+        },
+        &mut |now, state, _| match state {
+            Some(_) => {
+                serving_since.get_or_insert(now);
+            }
+            None if serving_since.is_some() => {
+                ended_at.get_or_insert(now);
+            }
+            None => {}
+        },
+    );
+    assert_eq!(
+        r.unwrap_err(),
+        Error::TimedOut {
+            phase: Phase::Reply,
+            bytes: 0
+        }
+    );
+    // Our FIN was queued in the poll that began serving the empty file.
+    let waited = ended_at.unwrap() - serving_since.unwrap();
+    assert!(
+        waited >= TIMEOUTS.reply && waited < TIMEOUTS.reply + Duration::from_millis(500),
+        "gave up {waited} after our FIN"
     );
 }
 
