@@ -921,6 +921,10 @@ fn upstream_our_transfer_survives_a_refused_fast_retransmit() {
     );
     assert!(o.served.is_ok() && o.fetched.is_ok(), "{o:?}");
     assert!(o.end < Instant::from_secs(1), "{o:?}");
+    eprintln!(
+        "refused at {refused}, resent at {resent}, done at {}",
+        o.end
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
