@@ -57,6 +57,17 @@ fn our_server_against(
     timeouts: Timeouts,
     client: &mut Peer<'_>,
 ) -> Result<server::Report, Error> {
+    our_server_watched_against(file, timeouts, client, &mut |_, _| {})
+}
+
+/// As [`our_server_against`], and `watch` sees the slot's state and the server's socket after
+/// every `Server::poll`, the last one included.
+fn our_server_watched_against(
+    file: &[u8],
+    timeouts: Timeouts,
+    client: &mut Peer<'_>,
+    watch: &mut dyn FnMut(Option<&server::State>, &tcp::Socket<'static>),
+) -> Result<server::Report, Error> {
     let mut wire = wire();
     let mut net = Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
     let s = socket(&mut net.server_sockets, 8192);
@@ -74,6 +85,7 @@ fn our_server_against(
         if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
             result = Some(r);
         }
+        watch(server.states().next().flatten(), net.server_sockets.get(s));
         // An event loop sleeps until `poll_at`: it is never in the past.
         if let Some(t) = server.poll_at() {
             assert!(t >= now, "poll_at {t} at {now}");
@@ -211,6 +223,126 @@ fn a_reset_in_fin_wait_2_is_a_reset_in_the_reply_phase() {
         Error::Reset {
             phase: Phase::Reply,
             bytes: LEN as u64
+        }
+    );
+}
+
+/// While the file lasts, the server leaves no room in its transmit buffer after a poll: the byte
+/// it holds back for the FIN never costs the segment room (at the ring's end, where one byte is
+/// left, that byte goes and the next is held).
+#[test]
+fn the_server_keeps_its_transmit_buffer_full_while_the_file_lasts() {
+    let file = random_bytes(LEN, 20);
+    let mut got = Vec::new();
+    let mut checked = 0;
+    let mut client = |sock: &mut tcp::Socket<'static>, _: Instant, _: &mut SimWire| {
+        if read_all(sock, &mut got) && sock.may_send() {
+            sock.send_slice(REPLY).unwrap();
+            sock.close();
+        }
+        None
+    };
+    let r = our_server_watched_against(&file, TIMEOUTS, &mut client, &mut |state, socket| {
+        if let Some(&server::State::Sending { queued }) = state
+            && queued + 1 < LEN as u64
+        {
+            assert_eq!(
+                socket.send_queue(),
+                socket.send_capacity(),
+                "room left with {queued} bytes queued"
+            );
+            checked += 1;
+        }
+    });
+    assert!(r.unwrap().reply.is_thank_you());
+    assert!(got == file);
+    assert!(
+        checked > 2,
+        "the buffer was checked while full only {checked} times"
+    );
+}
+
+/// An empty file's FIN has no byte to travel with, so the server turns on a keep-alive until the
+/// FIN is acknowledged (see tests/smoltcp_bugs.rs). It turns it off again however the exchange
+/// ends: the socket keeps the setting when it listens again, and the next client would get it.
+#[test]
+fn an_empty_files_keep_alive_is_off_again_whether_the_exchange_ends_well_or_in_a_reset() {
+    // The socket's keep-alive after each poll, the last one (the exchange over) included.
+    let keep_alive_through = |client: &mut Peer<'_>| {
+        let mut seen = Vec::new();
+        let r = our_server_watched_against(&[], TIMEOUTS, client, &mut |_, socket| {
+            seen.push(socket.keep_alive());
+        });
+        (r, seen)
+    };
+    // A client that thanks us.
+    let (r, seen) = keep_alive_through(&mut |sock, _, _| {
+        if read_all(sock, &mut Vec::new()) && sock.may_send() {
+            sock.send_slice(REPLY).unwrap();
+            sock.close();
+        }
+        None
+    });
+    assert!(r.unwrap().reply.is_thank_you());
+    assert!(seen.contains(&Some(Duration::from_secs(1))), "{seen:?}");
+    assert_eq!(seen.last(), Some(&None));
+
+    // A client that resets as soon as it is connected, before it acknowledges our FIN.
+    let (r, seen) = keep_alive_through(&mut |sock, _, _| {
+        if sock.state() == tcp::State::Established {
+            sock.abort();
+        }
+        None
+    });
+    assert!(matches!(r, Err(Error::Reset { .. })), "{r:?}");
+    assert!(seen.contains(&Some(Duration::from_secs(1))), "{seen:?}");
+    assert_eq!(seen.last(), Some(&None));
+}
+
+/// An empty file: our FIN never reaches the client (everything towards it is lost once it is
+/// connected), it replies at once or not at all, then resets. With nothing queued, the phase
+/// the reset names depends on the reply alone.
+fn empty_file_reset_before_our_fin_arrives(reply_first: bool) -> Error {
+    let mut connected_at = None;
+    let r = our_server_against(&[], TIMEOUTS, &mut |sock, now, wire| {
+        if sock.state() == tcp::State::Established && connected_at.is_none() {
+            connected_at = Some(now);
+            wire.set_link(Side::Client, black_hole());
+            if reply_first {
+                sock.send_slice(REPLY).unwrap();
+            }
+        }
+        let abort_at = connected_at? + Duration::from_millis(200);
+        if now >= abort_at && sock.is_active() {
+            sock.abort();
+        }
+        Some(abort_at)
+    });
+    r.unwrap_err()
+}
+
+/// Nothing of the file is outstanding, but neither our FIN's acknowledgement nor a reply came:
+/// the transfer had not ended.
+#[test]
+fn an_empty_file_reset_before_our_fin_or_a_reply_arrives_is_a_reset_in_the_transfer_phase() {
+    assert_eq!(
+        empty_file_reset_before_our_fin_arrives(false),
+        Error::Reset {
+            phase: Phase::Transfer,
+            bytes: 0
+        }
+    );
+}
+
+/// The whole (empty) file is out and the reply is in, only our FIN is unacknowledged: what was
+/// missing was the end of the reply phase.
+#[test]
+fn an_empty_file_reset_after_the_reply_but_before_our_fin_arrives_is_a_reset_in_the_reply_phase() {
+    assert_eq!(
+        empty_file_reset_before_our_fin_arrives(true),
+        Error::Reset {
+            phase: Phase::Reply,
+            bytes: 0
         }
     );
 }
