@@ -572,15 +572,14 @@ impl<R: Read> Sender<R> {
             // A handshake has a limit of its own: SYN floods are made of handshakes.
             (Phase::Connect, _) => self.accepted_at + self.timeouts.handshake,
             // The reply phase as a whole is bounded, so ten bytes trickled one by one, each
-            // inside a limit, cannot hold the slot for long.
-            (
-                Phase::Reply,
-                State::HalfClosed {
-                    fin_queued_at: since,
-                    ..
-                },
-            ) => self.fin_acked_at.unwrap_or(*since) + self.timeouts.reply,
-            (Phase::Reply, _) => self.last_progress + self.timeouts.reply,
+            // inside a limit, cannot hold the slot for long. (It is only checked half-closed.)
+            (Phase::Reply, state) => {
+                let since = match state {
+                    State::HalfClosed { fin_queued_at, .. } => *fin_queued_at,
+                    _ => self.last_progress,
+                };
+                self.fin_acked_at.unwrap_or(since) + self.timeouts.reply
+            }
             (Phase::Transfer, _) => self.last_progress + self.timeouts.idle,
         };
         if now >= self.deadline {

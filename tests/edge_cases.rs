@@ -57,6 +57,17 @@ fn our_server_against(
     timeouts: Timeouts,
     client: &mut Peer<'_>,
 ) -> Result<server::Report, Error> {
+    our_server_watched_against(file, timeouts, client, &mut |_, _, _| {})
+}
+
+/// As [`our_server_against`], and `watch` sees the time, the slot's state and the server's
+/// socket after every `Server::poll`, the last one included.
+fn our_server_watched_against(
+    file: &[u8],
+    timeouts: Timeouts,
+    client: &mut Peer<'_>,
+    watch: &mut dyn FnMut(Instant, Option<&server::State>, &tcp::Socket<'static>),
+) -> Result<server::Report, Error> {
     let mut wire = wire();
     let mut net = Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
     let s = socket(&mut net.server_sockets, 8192);
@@ -74,6 +85,11 @@ fn our_server_against(
         if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
             result = Some(r);
         }
+        watch(
+            now,
+            server.states().next().flatten(),
+            net.server_sockets.get(s),
+        );
         // An event loop sleeps until `poll_at`: it is never in the past.
         if let Some(t) = server.poll_at() {
             assert!(t >= now, "poll_at {t} at {now}");
@@ -212,6 +228,175 @@ fn a_reset_in_fin_wait_2_is_a_reset_in_the_reply_phase() {
             phase: Phase::Reply,
             bytes: LEN as u64
         }
+    );
+}
+
+/// While the file lasts, the server leaves no room in its transmit buffer after a poll: the byte
+/// it holds back for the FIN never costs the segment room (at the ring's end, where one byte is
+/// left, that byte goes and the next is held).
+#[test]
+fn the_server_keeps_its_transmit_buffer_full_while_the_file_lasts() {
+    let file = random_bytes(LEN, 20);
+    let mut got = Vec::new();
+    let mut checked = 0;
+    let mut client = |sock: &mut tcp::Socket<'static>, _: Instant, _: &mut SimWire| {
+        if read_all(sock, &mut got) && sock.may_send() {
+            sock.send_slice(REPLY).unwrap();
+            sock.close();
+        }
+        None
+    };
+    let r = our_server_watched_against(&file, TIMEOUTS, &mut client, &mut |_, state, socket| {
+        if let Some(&server::State::Sending { queued }) = state
+            && queued + 1 < LEN as u64
+        {
+            assert_eq!(
+                socket.send_queue(),
+                socket.send_capacity(),
+                "room left with {queued} bytes queued"
+            );
+            checked += 1;
+        }
+    });
+    assert!(r.unwrap().reply.is_thank_you());
+    assert!(got == file);
+    assert!(
+        checked > 2,
+        "the buffer was checked while full only {checked} times"
+    );
+}
+
+/// An empty file's FIN has no byte to travel with, so the server turns on a keep-alive until the
+/// FIN is acknowledged (see tests/smoltcp_bugs.rs). It turns it off again however the exchange
+/// ends: the socket keeps the setting when it listens again, and the next client would get it.
+#[test]
+fn an_empty_files_keep_alive_is_off_again_whether_the_exchange_ends_well_or_in_a_reset() {
+    // The socket's keep-alive after each poll, the last one (the exchange over) included.
+    let keep_alive_through = |client: &mut Peer<'_>| {
+        let mut seen = Vec::new();
+        let r = our_server_watched_against(&[], TIMEOUTS, client, &mut |_, _, socket| {
+            seen.push(socket.keep_alive());
+        });
+        (r, seen)
+    };
+    // A client that thanks us.
+    let (r, seen) = keep_alive_through(&mut |sock, _, _| {
+        if read_all(sock, &mut Vec::new()) && sock.may_send() {
+            sock.send_slice(REPLY).unwrap();
+            sock.close();
+        }
+        None
+    });
+    assert!(r.unwrap().reply.is_thank_you());
+    assert!(seen.contains(&Some(Duration::from_secs(1))), "{seen:?}");
+    assert_eq!(seen.last(), Some(&None));
+
+    // A client that resets as soon as it is connected, before it acknowledges our FIN.
+    let (r, seen) = keep_alive_through(&mut |sock, _, _| {
+        if sock.state() == tcp::State::Established {
+            sock.abort();
+        }
+        None
+    });
+    assert!(matches!(r, Err(Error::Reset { .. })), "{r:?}");
+    assert!(seen.contains(&Some(Duration::from_secs(1))), "{seen:?}");
+    assert_eq!(seen.last(), Some(&None));
+}
+
+/// An empty file: our FIN never reaches the client (everything towards it is lost once it is
+/// connected), it replies at once or not at all, then resets. With nothing queued, the phase
+/// the reset names depends on the reply alone.
+fn empty_file_reset_before_our_fin_arrives(reply_first: bool) -> Error {
+    let mut connected_at = None;
+    let r = our_server_against(&[], TIMEOUTS, &mut |sock, now, wire| {
+        if sock.state() == tcp::State::Established && connected_at.is_none() {
+            connected_at = Some(now);
+            wire.set_link(Side::Client, black_hole());
+            if reply_first {
+                sock.send_slice(REPLY).unwrap();
+            }
+        }
+        let abort_at = connected_at? + Duration::from_millis(200);
+        if now >= abort_at && sock.is_active() {
+            sock.abort();
+        }
+        Some(abort_at)
+    });
+    r.unwrap_err()
+}
+
+/// Nothing of the file is outstanding, but neither our FIN's acknowledgement nor a reply came:
+/// the transfer had not ended.
+#[test]
+fn an_empty_file_reset_before_our_fin_or_a_reply_arrives_is_a_reset_in_the_transfer_phase() {
+    assert_eq!(
+        empty_file_reset_before_our_fin_arrives(false),
+        Error::Reset {
+            phase: Phase::Transfer,
+            bytes: 0
+        }
+    );
+}
+
+/// The whole (empty) file is out and the reply is in, only our FIN is unacknowledged: what was
+/// missing was the end of the reply phase.
+#[test]
+fn an_empty_file_reset_after_the_reply_but_before_our_fin_arrives_is_a_reset_in_the_reply_phase() {
+    assert_eq!(
+        empty_file_reset_before_our_fin_arrives(true),
+        Error::Reset {
+            phase: Phase::Reply,
+            bytes: 0
+        }
+    );
+}
+
+/// An empty file whose FIN never reaches the client (everything towards it is lost), and a
+/// reply that comes 3 s later: the reply phase as a whole is bounded from our FIN, so the
+/// server gives up `reply` after it, not `reply` after the reply's last byte.
+#[test]
+fn an_empty_files_reply_phase_is_bounded_from_our_fin_even_before_it_is_acknowledged() {
+    let (mut connected_at, mut replied) = (None, false);
+    let (mut serving_since, mut ended_at) = (None, None);
+    let r = our_server_watched_against(
+        &[],
+        TIMEOUTS,
+        &mut |sock, now, wire| {
+            if sock.state() == tcp::State::Established && connected_at.is_none() {
+                connected_at = Some(now);
+                wire.set_link(Side::Client, black_hole());
+            }
+            let reply_at = connected_at? + Duration::from_secs(3);
+            if now < reply_at {
+                return Some(reply_at);
+            }
+            if !replied && sock.may_send() {
+                replied = sock.send_slice(REPLY) == Ok(REPLY.len());
+            }
+            None
+        },
+        &mut |now, state, _| match state {
+            Some(_) => {
+                serving_since.get_or_insert(now);
+            }
+            None if serving_since.is_some() => {
+                ended_at.get_or_insert(now);
+            }
+            None => {}
+        },
+    );
+    assert_eq!(
+        r.unwrap_err(),
+        Error::TimedOut {
+            phase: Phase::Reply,
+            bytes: 0
+        }
+    );
+    // Our FIN was queued in the poll that began serving the empty file.
+    let waited = ended_at.unwrap() - serving_since.unwrap();
+    assert!(
+        waited >= TIMEOUTS.reply && waited < TIMEOUTS.reply + Duration::from_millis(500),
+        "gave up {waited} after our FIN"
     );
 }
 
