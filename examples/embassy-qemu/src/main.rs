@@ -12,12 +12,14 @@
 #![no_std]
 #![no_main]
 
-// The sync image's Ethernet MAC driver, its file and checking sink, shared rather than copied.
+// The sync image's Ethernet MAC driver, its file and checking sink, and its stack-peak probe,
+// shared rather than copied.
 #[path = "../../cortex-m-qemu/src/enet.rs"]
 mod enet;
 mod mac;
 #[path = "../../cortex-m-qemu/src/payload.rs"]
 mod payload;
+#[path = "../../cortex-m-qemu/src/stack.rs"]
 mod stack;
 mod time;
 
