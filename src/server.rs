@@ -709,8 +709,8 @@ fn reset_pending(socket: &tcp::Socket) -> bool {
 /// least until the next `poll` and the socket's delayed-ACK time, so the final ACK of the
 /// client's FIN is sent first), then listens again; after an error it listens again as soon as
 /// its RST has left (however often `poll` is called before the interface sends it; at most
-/// `linger` later if the device never takes it). smoltcp's own TIME-WAIT lasts 10 s, far longer than a small pool can spare
-/// a socket.
+/// `linger` later if the device never takes it). smoltcp's own TIME-WAIT lasts 10 s, far longer
+/// than a small pool can spare a socket.
 ///
 /// # A full pool keeps one socket listening
 ///
@@ -825,9 +825,8 @@ impl<S: Source, const N: usize> Server<S, N> {
                 Slot::Lingering {
                     until, ack_delay, ..
                 } => {
-                    // Lingering always spans one egress (this is a later call than the one that
-                    // ended the connection). An aborted socket whose RST has gone has nothing
-                    // left to linger for.
+                    // An aborted socket whose RST has gone has nothing left to linger for; one
+                    // whose RST the interface has yet to send waits for it, until `until`.
                     let reset_sent = socket.state() == tcp::State::Closed && !reset_pending(socket);
                     if now >= *until || reset_sent {
                         Self::relisten(socket, *ack_delay, self.endpoint);
