@@ -17,7 +17,7 @@ use common::random_bytes;
 use halfclose::segment::Segment;
 use halfclose::sim::{Link, Network, Side, Wire};
 use halfclose::{Error, Timeouts, client, server};
-use smoltcp::iface::SocketSet;
+use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
@@ -431,6 +431,70 @@ fn upstream_lone_fin_is_retransmitted_after_dup_acks() {
     );
 }
 
+/// How our `Server` and `Client` ended a transfer on the simulated wire.
+struct Ours {
+    served: Result<server::Report, Error>,
+    fetched: Result<client::Report, Error>,
+    /// What the client wrote into its file-sized sink.
+    sink: Vec<u8>,
+    /// The server's socket.
+    server_socket: SocketHandle,
+}
+
+/// Our `Server` (one socket with `server_tx` bytes to send from) sends `file` to our `Client`
+/// (a `client_rx`-byte receive buffer) on `net`, until both have a result; `step` moves the
+/// network each round (and may interfere with it). Fails at `limit`.
+fn ours_on<const MTU: usize, const CAP: usize>(
+    net: &mut Network<'_, 'static, MTU, CAP>,
+    file: &[u8],
+    (server_tx, client_rx): (usize, usize),
+    limit: Instant,
+    mut step: impl FnMut(&mut Network<'_, 'static, MTU, CAP>),
+) -> Ours {
+    let s = net.server_sockets.add(raw_socket(1024, server_tx));
+    let c = net.client_sockets.add(raw_socket(client_rx, 1024));
+    let mut server =
+        server::Server::listen(&mut net.server_sockets, [s], PORT, file, Timeouts::DEFAULT)
+            .unwrap();
+    let mut sink = vec![0u8; file.len()];
+    let now = net.now();
+    let cx = net.client.context();
+    let mut client = client::Client::connect(
+        cx,
+        net.client_sockets.get_mut(c),
+        (
+            Network::<'_, 'static, MTU, CAP>::address(Side::Server, false),
+            PORT,
+        ),
+        49152,
+        &mut sink[..],
+        now,
+        Timeouts::DEFAULT,
+    )
+    .unwrap();
+    let (mut served, mut fetched) = (None, None);
+    while served.is_none() || fetched.is_none() {
+        step(net);
+        let now = net.now();
+        if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
+            served = Some(r);
+        }
+        if fetched.is_none()
+            && let Poll::Ready(r) = client.poll(now, net.client_sockets.get_mut(c))
+        {
+            fetched = Some(r);
+        }
+        assert!(now < limit, "{} bytes: hang", file.len());
+        net.advance([server.poll_at(), client.deadline()]);
+    }
+    Ours {
+        served: served.unwrap(),
+        fetched: fetched.unwrap(),
+        sink,
+        server_socket: s,
+    }
+}
+
 /// Our `Server` never has a FIN alone in flight with data behind it acknowledged: its last
 /// file byte rides with the FIN, so a lost FIN segment followed by three duplicate ACKs is
 /// fast-retransmitted like any data. An empty file has no byte to carry its FIN: there the
@@ -445,48 +509,19 @@ fn server_recovers_at_once_from_a_lost_fin_followed_by_duplicate_acks() {
         let mut fault = LoseFinThenDupAcks::default();
         let mut net: SmallNet<'_> =
             Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
-        let s = net.server_sockets.add(raw_socket(1024, 8192));
-        let c = net.client_sockets.add(raw_socket(8192, 1024));
-        let mut server = server::Server::listen(
-            &mut net.server_sockets,
-            [s],
-            PORT,
-            &file[..],
-            Timeouts::DEFAULT,
-        )
-        .unwrap();
-        let mut sink = vec![0u8; len];
-        let now = net.now();
-        let cx = net.client.context();
-        let mut ours = client::Client::connect(
-            cx,
-            net.client_sockets.get_mut(c),
-            (SmallNet::address(Side::Server, false), PORT),
-            49152,
-            &mut sink[..],
-            now,
-            Timeouts::DEFAULT,
-        )
-        .unwrap();
-        let (mut served, mut fetched) = (None, None);
-        while served.is_none() || fetched.is_none() {
-            net.poll();
-            fault.apply(net.wire);
-            let now = net.now();
-            if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
-                served = Some(r);
-            }
-            if let Poll::Ready(r) = ours.poll(now, net.client_sockets.get_mut(c)) {
-                fetched = Some(r);
-            }
-            assert!(now < Instant::from_secs(600), "len {len}: hang");
-            net.advance([server.poll_at(), ours.deadline()]);
-        }
+        let ours = ours_on(
+            &mut net,
+            &file,
+            (8192, 8192),
+            Instant::from_secs(600),
+            |net| {
+                net.poll();
+                fault.apply(net.wire);
+            },
+        );
         let lost = fault.lost_fin_at.expect("the FIN was lost");
-        let report = fetched
-            .unwrap()
-            .unwrap_or_else(|e| panic!("len {len}: {e}"));
-        assert!(served.unwrap().unwrap().reply.is_thank_you());
+        let report = ours.fetched.unwrap_or_else(|e| panic!("len {len}: {e}"));
+        assert!(ours.served.unwrap().reply.is_thank_you());
         assert_eq!(report.bytes, len as u64);
         // A lost last byte and FIN are fast-retransmitted at once; a lone FIN waits for the
         // keep-alive.
@@ -496,8 +531,8 @@ fn server_recovers_at_once_from_a_lost_fin_followed_by_duplicate_acks() {
             "len {len}: EOF {} after the loss",
             report.eof_at - lost
         );
-        assert!(sink == file);
-        let socket = net.server_sockets.get::<tcp::Socket>(s);
+        assert!(ours.sink == file);
+        let socket = net.server_sockets.get::<tcp::Socket>(ours.server_socket);
         assert_eq!(socket.keep_alive(), None, "len {len}: keep-alive left on");
     }
 }
@@ -819,55 +854,24 @@ fn served_with_fast_retransmit_refused(refuse: bool) -> ServedOutcome {
     probe.refuse.set(refuse);
     let mut net: RoomyNet<'_> =
         Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
-    let s = net.server_sockets.add(raw_socket(1024, 32 * 1024));
-    let c = net
-        .client_sockets
-        .add(raw_socket(client::MAX_RECEIVE_BUFFER, 1024));
-    let mut server = server::Server::listen(
-        &mut net.server_sockets,
-        [s],
-        PORT,
-        &file[..],
-        Timeouts::DEFAULT,
-    )
-    .unwrap();
-    let mut sink = vec![0u8; len];
-    let now = net.now();
-    let cx = net.client.context();
-    let mut ours = client::Client::connect(
-        cx,
-        net.client_sockets.get_mut(c),
-        (RoomyNet::address(Side::Server, false), PORT),
-        49152,
-        &mut sink[..],
-        now,
-        Timeouts::DEFAULT,
-    )
-    .unwrap();
-    let (mut served, mut fetched) = (None, None);
-    while served.is_none() || fetched.is_none() {
-        poll_refusing(&mut net, &probe);
-        probe.apply(net.wire, 64 * 1024);
-        let now = net.now();
-        if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
-            served = Some(r);
-        }
-        if fetched.is_none()
-            && let Poll::Ready(r) = ours.poll(now, net.client_sockets.get_mut(c))
-        {
-            fetched = Some(r);
-        }
-        assert!(now < Instant::from_secs(3600), "hang");
-        net.advance([server.poll_at(), ours.deadline()]);
-    }
-    if let Some(Ok(report)) = &fetched {
-        assert!(sink[..report.bytes as usize] == file[..report.bytes as usize]);
+    let ours = ours_on(
+        &mut net,
+        &file,
+        (32 * 1024, client::MAX_RECEIVE_BUFFER),
+        Instant::from_secs(3600),
+        |net| {
+            poll_refusing(net, &probe);
+            probe.apply(net.wire, 64 * 1024);
+        },
+    );
+    if let Ok(report) = &ours.fetched {
+        assert!(ours.sink[..report.bytes as usize] == file[..report.bytes as usize]);
     }
     ServedOutcome {
         refused_at: probe.refused_at.get(),
         resent_at: probe.resent_at.get(),
-        served: served.unwrap(),
-        fetched: fetched.unwrap(),
+        served: ours.served,
+        fetched: ours.fetched,
         end: net.now(),
     }
 }
