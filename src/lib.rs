@@ -18,6 +18,7 @@ pub mod asynch;
 pub mod client;
 pub mod device;
 mod error;
+pub mod human;
 #[cfg(feature = "std")]
 pub mod io;
 mod reply;
