@@ -96,12 +96,11 @@ fn ours<const MTU: usize>(file: &[u8], buffer: usize, checksums: bool) -> f64 {
     let mut now = Instant::ZERO;
     let mut client = client::Client::connect(
         iface.context(),
-        sockets.get_mut(c),
-        (ADDR, PORT),
-        49152,
+        &mut sockets,
+        c,
+        client::Connect::to((ADDR, PORT)).from_port(49152),
         Count(0),
         now,
-        Timeouts::DEFAULT,
     )
     .unwrap();
     let (mut served, mut fetched) = (false, false);
@@ -111,7 +110,7 @@ fn ours<const MTU: usize>(file: &[u8], buffer: usize, checksums: bool) -> f64 {
             assert!(r.unwrap().reply.is_thank_you());
             served = true;
         }
-        if !fetched && let Poll::Ready(r) = client.poll(now, sockets.get_mut(c)) {
+        if !fetched && let Poll::Ready(r) = client.poll(now, &mut sockets) {
             assert_eq!(r.unwrap().bytes, file.len() as u64);
             fetched = true;
         }

@@ -109,12 +109,11 @@ fn run(args: &Args) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let mut client = client::Client::connect(
         iface.context(),
-        sockets.get_mut::<tcp::Socket>(client_socket),
-        (SERVER, PORT),
-        CLIENT_PORT,
+        &mut sockets,
+        client_socket,
+        halfclose::client::Connect::to((SERVER, PORT)).from_port(CLIENT_PORT),
         ThreadedSink::new(output.clone()),
         sim.now,
-        Timeouts::DEFAULT,
     )
     .map_err(|e| e.to_string())?;
 
@@ -126,7 +125,7 @@ fn run(args: &Args) -> Result<(), String> {
             served = Some(result);
         }
         if fetched.is_none()
-            && let Poll::Ready(result) = client.poll(now, sockets.get_mut(client_socket))
+            && let Poll::Ready(result) = client.poll(now, sockets)
         {
             fetched = Some(result);
         }

@@ -109,18 +109,19 @@ mod linux {
         });
         let mut client = Client::connect(
             iface.context(),
-            sockets.get_mut::<tcp::Socket>(handle),
-            (args.peer, args.tap.port),
-            (args.tap.addr.address(), local_port),
+            &mut sockets,
+            handle,
+            halfclose::client::Connect::to((args.peer, args.tap.port))
+                .from((args.tap.addr.address(), local_port))
+                .timeouts(args.tap.timeouts()),
             FromStd(&mut *output),
             Instant::now(),
-            args.tap.timeouts(),
         )
         .map_err(|e| e.to_string())?;
 
         let bar = progress(None);
         let result = drive::run(device, iface, &mut sockets, |now, sockets| {
-            match client.poll(now, sockets.get_mut::<tcp::Socket>(handle)) {
+            match client.poll(now, sockets) {
                 Poll::Ready(result) => ControlFlow::Break(result),
                 Poll::Pending => {
                     if let State::Receiving { received } = client.state() {

@@ -10,7 +10,7 @@ use core::fmt;
 use core::task::Poll;
 
 use embedded_io::{Error as _, Write};
-use smoltcp::iface::Context;
+use smoltcp::iface::{Context, SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, RecvError};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
@@ -101,13 +101,153 @@ impl fmt::Display for State {
     }
 }
 
+/// Where a [`Client`] connects, from which port, and with which limits.
+///
+/// ```
+/// use halfclose::Timeouts;
+/// use halfclose::client::Connect;
+/// use halfclose::smoltcp::wire::IpAddress;
+///
+/// // To port 7891 of 192.0.2.1 from an ephemeral port, with the default limits:
+/// let to = Connect::to((IpAddress::v4(192, 0, 2, 1), 7891));
+/// // From port 49152, giving up on a silent server after 5 s:
+/// let to = to
+///     .from_port(49152)
+///     .timeouts(Timeouts::DEFAULT.with_connect(core::time::Duration::from_secs(5)));
+/// assert_eq!(to.local.port, 49152);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Connect {
+    /// The server's address and port.
+    pub remote: IpEndpoint,
+    /// Our address and port. No address (the default): the interface picks the one facing
+    /// the server. Port 0 (the default): a free one in the [ephemeral range](EPHEMERAL_PORTS).
+    pub local: IpListenEndpoint,
+    /// How long each phase may stand still.
+    pub timeouts: Timeouts,
+}
+
+impl Connect {
+    /// To `remote`, from an ephemeral port, with [`Timeouts::DEFAULT`].
+    pub fn to(remote: impl Into<IpEndpoint>) -> Connect {
+        Connect {
+            remote: remote.into(),
+            local: IpListenEndpoint {
+                addr: None,
+                port: 0,
+            },
+            timeouts: Timeouts::DEFAULT,
+        }
+    }
+
+    /// From local port `port` (0: an ephemeral one).
+    pub const fn from_port(mut self, port: u16) -> Connect {
+        self.local.port = port;
+        self
+    }
+
+    /// From `local`: a port, or an address and a port (port 0: an ephemeral one).
+    pub fn from(mut self, local: impl Into<IpListenEndpoint>) -> Connect {
+        self.local = local.into();
+        self
+    }
+
+    /// With these limits.
+    pub const fn timeouts(mut self, timeouts: Timeouts) -> Connect {
+        self.timeouts = timeouts;
+        self
+    }
+}
+
+/// The first port of the ephemeral range (RFC 6335, section 6), where [`Connect`]'s port 0 is
+/// picked from.
+pub const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 49152..=65535;
+
+/// A free port of the ephemeral range: one that no TCP socket of `sockets` uses locally,
+/// starting from a place that varies with `now` and `handle`, so that back-to-back connections
+/// to one server do not reuse a port whose old connection the server may still hold in
+/// TIME-WAIT.
+fn ephemeral_port(sockets: &SocketSet<'_>, handle: SocketHandle, now: Instant) -> Option<u16> {
+    let (first, last) = (*EPHEMERAL_PORTS.start(), *EPHEMERAL_PORTS.end());
+    let span = u64::from(last - first) + 1;
+    // A multiplicative hash (Knuth's) spreads nearby times over the range.
+    let seed = (now.total_micros() as u64)
+        .wrapping_add(handle_index(handle))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let start = (seed >> 32) % span;
+    let in_use = |port: u16| {
+        sockets.iter().any(|(_, socket)| {
+            <tcp::Socket as smoltcp::socket::AnySocket>::downcast(socket)
+                .and_then(|s| s.local_endpoint())
+                .is_some_and(|local| local.port == port)
+        })
+    };
+    (0..span)
+        .map(|i| first + ((start + i) % span) as u16)
+        .find(|&port| !in_use(port))
+}
+
+/// A number that tells handles apart (smoltcp's `SocketHandle` shows its index only through
+/// `Display`).
+fn handle_index(handle: SocketHandle) -> u64 {
+    struct Digits(u64);
+    impl fmt::Write for Digits {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for b in s.bytes().filter(u8::is_ascii_digit) {
+                self.0 = self.0.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+            }
+            Ok(())
+        }
+    }
+    let mut digits = Digits(0);
+    let _ = fmt::write(&mut digits, format_args!("{handle}"));
+    digits.0
+}
+
 /// The receiving side of one transfer, as a sans-IO state machine.
 ///
 /// Call [`poll`](Client::poll) after every `Interface::poll` with the current time and the
-/// client's socket. Received bytes go from the socket's receive buffer straight into the sink.
+/// socket set that holds the client's socket. Received bytes go from the socket's receive
+/// buffer straight into the sink.
+///
+/// ```
+/// # fn main() -> Result<(), halfclose::Error> {
+/// use core::task::Poll;
+/// use halfclose::client::{Client, Connect, State};
+/// use halfclose::device::Loopback;
+/// use halfclose::smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
+/// use halfclose::smoltcp::phy::Medium;
+/// use halfclose::smoltcp::socket::tcp;
+/// use halfclose::smoltcp::time::Instant;
+/// use halfclose::smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+///
+/// let mut device = Loopback::<1500, 4>::new(Medium::Ip);
+/// let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
+/// iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
+/// let (mut rx, mut tx) = ([0u8; 4096], [0u8; 64]);
+/// let mut storage: [SocketStorage; 1] = Default::default();
+/// let mut sockets = SocketSet::new(&mut storage[..]);
+/// let handle = sockets.add(tcp::Socket::new(
+///     tcp::SocketBuffer::new(&mut rx[..]),
+///     tcp::SocketBuffer::new(&mut tx[..]),
+/// ));
+///
+/// // The file goes to any `embedded_io::Write`: here a byte slice.
+/// let mut copy = [0u8; 1024];
+/// let to = Connect::to((IpAddress::v4(127, 0, 0, 1), 7891));
+/// let mut client = Client::connect(iface.context(), &mut sockets, handle, to, &mut copy[..], Instant::ZERO)?;
+/// iface.poll(Instant::ZERO, &mut device, &mut sockets);
+///
+/// // Nobody listens on port 7891 here: the SYN is answered with a reset.
+/// iface.poll(Instant::ZERO, &mut device, &mut sockets);
+/// assert_eq!(client.poll(Instant::ZERO, &mut sockets), Poll::Ready(Err(halfclose::Error::Refused)));
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Client<W> {
     sink: W,
+    handle: SocketHandle,
     state: State,
     timeouts: Timeouts,
     remote: IpEndpoint,
@@ -120,21 +260,37 @@ pub struct Client<W> {
 }
 
 impl<W: Write> Client<W> {
-    /// Connect `socket` to `remote` from `local` (a port, or an address and port), writing the
-    /// file to `sink`. `cx` is `iface.context()`.
+    /// Connect the socket `handle` of `sockets` as `to` says, writing the file to `sink`. `cx`
+    /// is `iface.context()`.
     ///
-    /// The socket's receive buffer must be at most [`MAX_RECEIVE_BUFFER`] bytes, or this is
-    /// [`Error::ReceiveBufferTooLarge`] and nothing is sent.
+    /// Fails before anything is sent when the remote address is unspecified, not unicast or
+    /// its port is 0 ([`Error::Unaddressable`]), when no ephemeral port is free, when the
+    /// socket is already open ([`Error::Connect`]), and when the socket's receive buffer is over
+    /// [`MAX_RECEIVE_BUFFER`] bytes ([`Error::ReceiveBufferTooLarge`]).
+    ///
+    /// # Panics
+    ///
+    /// If `handle` is not a TCP socket of `sockets` (as `SocketSet::get_mut` does).
     pub fn connect(
         cx: &mut Context,
-        socket: &mut tcp::Socket,
-        remote: impl Into<IpEndpoint>,
-        local: impl Into<IpListenEndpoint>,
+        sockets: &mut SocketSet<'_>,
+        handle: SocketHandle,
+        to: Connect,
         sink: W,
         now: Instant,
-        timeouts: Timeouts,
     ) -> Result<Self, Error> {
-        let remote = remote.into();
+        let Connect {
+            remote,
+            mut local,
+            timeouts,
+        } = to;
+        check_remote(remote)?;
+        if local.port == 0 {
+            local.port = ephemeral_port(sockets, handle, now).ok_or(Error::Unaddressable {
+                what: "no free local port in the ephemeral range",
+            })?;
+        }
+        let socket = sockets.get_mut::<tcp::Socket>(handle);
         let capacity = socket.recv_capacity();
         if capacity > MAX_RECEIVE_BUFFER {
             return Err(Error::ReceiveBufferTooLarge { capacity });
@@ -142,6 +298,7 @@ impl<W: Write> Client<W> {
         socket.connect(cx, remote, local).map_err(Error::Connect)?;
         Ok(Client {
             sink,
+            handle,
             state: State::Connecting,
             timeouts,
             remote,
@@ -151,6 +308,11 @@ impl<W: Write> Client<W> {
             deadline: now + timeouts.connect,
             last_send_queue: 0,
         })
+    }
+
+    /// The client's socket.
+    pub fn handle(&self) -> SocketHandle {
+        self.handle
     }
 
     /// When this transfer times out if nothing happens before (`None` once it is over). An
@@ -184,9 +346,15 @@ impl<W: Write> Client<W> {
         }
     }
 
-    /// Advance the transfer. Returns `Ready` once, and again on later calls, when it is over.
+    /// Advance the transfer: call it after every `Interface::poll`, with the set that holds the
+    /// client's socket. Returns `Ready` when it is over, and the same again on later calls.
     #[must_use = "the transfer's outcome is reported only once"]
-    pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        sockets: &mut SocketSet<'_>,
+    ) -> Poll<Result<Report, Error>> {
+        let socket = sockets.get_mut::<tcp::Socket>(self.handle);
         if self.outcome().is_pending()
             && let Err(error) = self.step(now, socket)
         {
@@ -393,5 +561,36 @@ impl<W: Write> Client<W> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Refuse a remote endpoint nobody can connect to, naming what is wrong with it (smoltcp says
+/// only "unaddressable").
+fn check_remote(remote: IpEndpoint) -> Result<(), Error> {
+    let what = if remote.addr.is_unspecified() {
+        "the remote address is unspecified"
+    } else if remote.port == 0 {
+        "the remote port is 0"
+    } else if !remote.addr.is_unicast() {
+        "the remote address is not unicast"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Unaddressable { what })
+}
+
+/// `123.45 KiB from 10.0.0.1:7891 in 12.3 ms`.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::human::{Bytes, Time};
+        write!(
+            f,
+            "{} from {} in {} (the file in {}, connected after {})",
+            Bytes(self.bytes),
+            self.remote,
+            Time(self.duration()),
+            Time(self.transfer_time()),
+            Time(self.connected_at - self.started_at),
+        )
     }
 }

@@ -106,6 +106,14 @@ impl<const MTU: usize, const SLOTS: usize> Loopback<MTU, SLOTS> {
     }
 }
 
+/// A packet waits while the ring holds one: [`SimClock`](crate::clock::SimClock) keeps the time
+/// still until the interface has received them all.
+impl<const MTU: usize, const SLOTS: usize> crate::clock::Pending for Loopback<MTU, SLOTS> {
+    fn pending(&self) -> usize {
+        self.len
+    }
+}
+
 impl<const MTU: usize, const SLOTS: usize> Device for Loopback<MTU, SLOTS> {
     type RxToken<'a> = RxToken<'a>;
     type TxToken<'a> = TxToken<'a, MTU>;

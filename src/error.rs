@@ -50,6 +50,12 @@ pub enum Error {
     Listen(ListenError),
     /// The socket could not connect (unspecified or mismatched address, port 0, socket in use).
     Connect(ConnectError),
+    /// The client cannot connect there, and this says why: the remote address is unspecified
+    /// or not unicast, the remote port is 0, or no ephemeral local port is free.
+    Unaddressable {
+        /// What is wrong, naming the argument.
+        what: &'static str,
+    },
     /// The client's socket has a receive buffer over
     /// [`client::MAX_RECEIVE_BUFFER`](crate::client::MAX_RECEIVE_BUFFER) bytes: smoltcp 0.14
     /// would scale its window, and a scaled window can end a file short (see that constant).
@@ -111,6 +117,7 @@ impl Error {
         match self {
             Error::Listen(_)
             | Error::Connect(_)
+            | Error::Unaddressable { .. }
             | Error::ReceiveBufferTooLarge { .. }
             | Error::Refused => 0,
             Error::Reset { bytes, .. }
@@ -128,6 +135,7 @@ impl fmt::Display for Error {
         match self {
             Error::Listen(e) => write!(f, "cannot listen: {e}"),
             Error::Connect(e) => write!(f, "cannot connect: {e}"),
+            Error::Unaddressable { what } => write!(f, "cannot connect: {what}"),
             Error::ReceiveBufferTooLarge { capacity } => write!(
                 f,
                 "the client's receive buffer of {capacity} bytes is over {}: smoltcp would scale \

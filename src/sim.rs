@@ -184,6 +184,14 @@ impl<const MTU: usize, const CAP: usize> Direction<MTU, CAP> {
             .map(|(i, due, _)| (i, due))
     }
 
+    /// Packets that have arrived by `now` and wait to be received.
+    fn arrived(&self, now: Instant) -> usize {
+        self.meta
+            .iter()
+            .filter(|m| m.is_some_and(|(due, _, _)| due <= now))
+            .count()
+    }
+
     fn free(&self) -> Option<usize> {
         if self.in_flight() >= self.link.queue.min(CAP) {
             return None;
@@ -361,6 +369,15 @@ impl<const MTU: usize, const CAP: usize> Wire<MTU, CAP> {
             scratch: &mut self.scratch,
             digest: &mut self.digest,
         }
+    }
+}
+
+/// A packet waits when it has arrived at either host and is not yet received: the clock must
+/// not move on until both hosts have polled it in. Packets still on their way are not waiting;
+/// their arrival is an event the clock moves to ([`Wire::next_arrival`]).
+impl<const MTU: usize, const CAP: usize> crate::clock::Pending for Wire<MTU, CAP> {
+    fn pending(&self) -> usize {
+        self.to_client.arrived(self.now) + self.to_server.arrived(self.now)
     }
 }
 
@@ -659,23 +676,30 @@ impl<'a, 's, const MTU: usize, const CAP: usize> Network<'a, 's, MTU, CAP> {
         );
     }
 
-    /// Move the clock to the next event: a packet's arrival, a smoltcp timer, or the earliest of
-    /// `deadlines` (the protocol's own). Returns `false` when nothing at all is pending.
+    /// Move the clock to the next event, as [`SimClock`](crate::clock::SimClock) does for one
+    /// interface: not at all while a packet that has arrived waits to be received (poll again
+    /// at the same instant), else to the earliest of the next arrival, both hosts' smoltcp
+    /// timers and `deadlines` (the protocol's own). Returns `false` when nothing at all is
+    /// pending.
     pub fn advance(&mut self, deadlines: impl IntoIterator<Item = Option<Instant>>) -> bool {
+        use crate::clock::Pending;
         let now = self.wire.now;
-        let next = [
-            self.wire.next_arrival(),
-            self.server.poll_at(now, &self.server_sockets),
-            self.client.poll_at(now, &self.client_sockets),
-        ]
-        .into_iter()
-        .chain(deadlines)
-        .flatten()
-        .min();
+        if self.wire.pending() > 0 {
+            return true;
+        }
+        let next = crate::clock::next_instant(
+            now,
+            [
+                self.wire.next_arrival(),
+                self.server.poll_at(now, &self.server_sockets),
+                self.client.poll_at(now, &self.client_sockets),
+            ]
+            .into_iter()
+            .chain(deadlines),
+        );
         match next {
             Some(t) => {
-                // Never stand still: whatever was due now, `poll` has just served.
-                self.wire.advance_to(t.max(now + Duration::from_micros(1)));
+                self.wire.advance_to(t);
                 true
             }
             None => false,
@@ -827,12 +851,13 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
     let now = net.now();
     let mut client = match client::Client::connect(
         net.client.context(),
-        net.client_sockets.get_mut::<tcp::Socket>(c),
-        (server_addr, crate::DEFAULT_PORT),
-        49152,
+        &mut net.client_sockets,
+        c,
+        client::Connect::to((server_addr, crate::DEFAULT_PORT))
+            .from_port(49152)
+            .timeouts(timeouts),
         &mut sink[..],
         now,
-        timeouts,
     ) {
         Ok(client) => client,
         Err(e) => {
@@ -853,7 +878,7 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
             outcome.server = ended;
         }
         if outcome.client.is_none()
-            && let Poll::Ready(result) = client.poll(now, net.client_sockets.get_mut(c))
+            && let Poll::Ready(result) = client.poll(now, &mut net.client_sockets)
         {
             outcome.client = Some(result);
         }

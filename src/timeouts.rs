@@ -93,6 +93,62 @@ impl Timeouts {
     }
 }
 
+/// Each limit replaced, from a `core::time::Duration` (or smoltcp's own `Duration`):
+///
+/// ```
+/// use core::time::Duration;
+/// use halfclose::Timeouts;
+///
+/// let timeouts = Timeouts::DEFAULT
+///     .with_connect(Duration::from_secs(5))
+///     .with_idle(Duration::from_secs(30))
+///     .with_linger(Duration::ZERO);
+/// assert_eq!(timeouts.idle, Duration::from_secs(30).into());
+/// ```
+impl Timeouts {
+    /// With [`connect`](Timeouts::connect) set to `limit`.
+    pub fn with_connect(mut self, limit: impl Into<Duration>) -> Self {
+        self.connect = limit.into();
+        self
+    }
+
+    /// With [`handshake`](Timeouts::handshake) set to `limit`.
+    pub fn with_handshake(mut self, limit: impl Into<Duration>) -> Self {
+        self.handshake = limit.into();
+        self
+    }
+
+    /// With [`idle`](Timeouts::idle) set to `limit`.
+    pub fn with_idle(mut self, limit: impl Into<Duration>) -> Self {
+        self.idle = limit.into();
+        self
+    }
+
+    /// With [`min_rate`](Timeouts::min_rate) set to `bytes_per_second` (0: no floor).
+    pub const fn with_min_rate(mut self, bytes_per_second: u32) -> Self {
+        self.min_rate = bytes_per_second;
+        self
+    }
+
+    /// With [`reply`](Timeouts::reply) set to `limit`.
+    pub fn with_reply(mut self, limit: impl Into<Duration>) -> Self {
+        self.reply = limit.into();
+        self
+    }
+
+    /// With [`stall`](Timeouts::stall) set to `limit`.
+    pub fn with_stall(mut self, limit: impl Into<Duration>) -> Self {
+        self.stall = limit.into();
+        self
+    }
+
+    /// With [`linger`](Timeouts::linger) set to `limit`.
+    pub fn with_linger(mut self, limit: impl Into<Duration>) -> Self {
+        self.linger = limit.into();
+        self
+    }
+}
+
 impl Timeouts {
     /// The client's limit for `phase`: how long it may stand still there.
     pub const fn limit(&self, phase: crate::Phase) -> Duration {

@@ -118,19 +118,20 @@ fn our_client_against(
     let now = net.now();
     let mut client = client::Client::connect(
         net.client.context(),
-        net.client_sockets.get_mut(c),
-        (server_addr(), PORT),
-        49152,
+        &mut net.client_sockets,
+        c,
+        client::Connect::to((server_addr(), PORT))
+            .from_port(49152)
+            .timeouts(TIMEOUTS),
         Vec::new(),
         now,
-        TIMEOUTS,
     )
     .unwrap();
     let mut result = None;
     drive(&mut net, |net| {
         let now = net.now();
         let wake = server(net.server_sockets.get_mut(s), now, net.wire);
-        if let Poll::Ready(r) = client.poll(now, net.client_sockets.get_mut(c)) {
+        if let Poll::Ready(r) = client.poll(now, &mut net.client_sockets) {
             result = Some(r);
         }
         let next = [client.deadline(), wake].into_iter().flatten().min();
@@ -595,12 +596,13 @@ fn serve_one(
     let now = net.now();
     let mut client = client::Client::connect(
         net.client.context(),
-        net.client_sockets.get_mut(c),
-        (server_addr(), PORT),
-        local_port,
+        &mut net.client_sockets,
+        c,
+        client::Connect::to((server_addr(), PORT))
+            .from_port(local_port)
+            .timeouts(TIMEOUTS),
         Vec::new(),
         now,
-        TIMEOUTS,
     )
     .unwrap();
     let (mut served, mut fetched) = (None, None);
@@ -610,7 +612,7 @@ fn serve_one(
             served = Some(r);
         }
         if fetched.is_none()
-            && let Poll::Ready(r) = client.poll(now, net.client_sockets.get_mut(c))
+            && let Poll::Ready(r) = client.poll(now, &mut net.client_sockets)
         {
             fetched = Some(r);
         }
@@ -780,12 +782,13 @@ fn a_new_client_and_a_new_sender_are_due_at_their_connect_timeout() {
     let c = socket(&mut net.client_sockets, 8192);
     let client = client::Client::connect(
         net.client.context(),
-        net.client_sockets.get_mut(c),
-        (server_addr(), PORT),
-        49152,
+        &mut net.client_sockets,
+        c,
+        client::Connect::to((server_addr(), PORT))
+            .from_port(49152)
+            .timeouts(TIMEOUTS),
         Vec::new(),
         start,
-        TIMEOUTS,
     )
     .unwrap();
     assert_eq!(client.deadline(), Some(start + TIMEOUTS.connect));
@@ -952,19 +955,20 @@ fn the_pool_shows_each_slots_state_in_the_order_of_its_handles() {
     let now = net.now();
     let mut client = client::Client::connect(
         net.client.context(),
-        net.client_sockets.get_mut(c),
-        (server_addr(), PORT),
-        40000,
+        &mut net.client_sockets,
+        c,
+        client::Connect::to((server_addr(), PORT))
+            .from_port(40000)
+            .timeouts(TIMEOUTS),
         Vec::new(),
         now,
-        TIMEOUTS,
     )
     .unwrap();
     let mut seen = Vec::new();
     drive(&mut net, |net| {
         let now = net.now();
         assert!(server.poll(now, &mut net.server_sockets).is_empty());
-        let _ = client.poll(now, net.client_sockets.get_mut(c));
+        let _ = client.poll(now, &mut net.client_sockets);
         let states: Vec<_> = server.states().map(|s| s.cloned()).collect();
         assert_eq!(states.len(), 2);
         let sending = matches!(states[..], [Some(server::State::Sending { .. }), None]);

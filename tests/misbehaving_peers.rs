@@ -269,12 +269,13 @@ fn our_client_against(
     let now = net.now();
     let mut client = client::Client::connect(
         net.client.context(),
-        net.client_sockets.get_mut(c),
-        (server_addr(), PORT),
-        49152,
+        &mut net.client_sockets,
+        c,
+        client::Connect::to((server_addr(), PORT))
+            .from_port(49152)
+            .timeouts(TIMEOUTS),
         Vec::new(),
         now,
-        TIMEOUTS,
     )
     .unwrap();
     let mut result = None;
@@ -285,7 +286,7 @@ fn our_client_against(
         if let Some(cut) = control.cut {
             net.wire.cut(cut);
         }
-        if let Poll::Ready(r) = client.poll(now, net.client_sockets.get_mut(c)) {
+        if let Poll::Ready(r) = client.poll(now, &mut net.client_sockets) {
             result = Some(r);
         }
         (result.is_some(), client.deadline())
@@ -396,12 +397,13 @@ fn a_second_syn_to_a_busy_pool_of_one_is_refused_and_the_first_client_is_served(
     let now = net.now();
     let mut first = client::Client::connect(
         net.client.context(),
-        net.client_sockets.get_mut(a),
-        (server_addr(), PORT),
-        40001,
+        &mut net.client_sockets,
+        a,
+        client::Connect::to((server_addr(), PORT))
+            .from_port(40001)
+            .timeouts(TIMEOUTS),
         Vec::new(),
         now,
-        TIMEOUTS,
     )
     .unwrap();
     let mut second = None;
@@ -412,7 +414,7 @@ fn a_second_syn_to_a_busy_pool_of_one_is_refused_and_the_first_client_is_served(
             served = Some(r);
         }
         if first_result.is_none()
-            && let Poll::Ready(r) = first.poll(now, net.client_sockets.get_mut(a))
+            && let Poll::Ready(r) = first.poll(now, &mut net.client_sockets)
         {
             first_result = Some(r);
         }
@@ -421,19 +423,20 @@ fn a_second_syn_to_a_busy_pool_of_one_is_refused_and_the_first_client_is_served(
             second = Some(
                 client::Client::connect(
                     net.client.context(),
-                    net.client_sockets.get_mut(b),
-                    (server_addr(), PORT),
-                    40002,
+                    &mut net.client_sockets,
+                    b,
+                    client::Connect::to((server_addr(), PORT))
+                        .from_port(40002)
+                        .timeouts(TIMEOUTS),
                     Vec::new(),
                     now,
-                    TIMEOUTS,
                 )
                 .unwrap(),
             );
         }
         if let Some(c) = &mut second
             && second_result.is_none()
-            && let Poll::Ready(r) = c.poll(now, net.client_sockets.get_mut(b))
+            && let Poll::Ready(r) = c.poll(now, &mut net.client_sockets)
         {
             second_result = Some(r);
         }

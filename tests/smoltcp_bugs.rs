@@ -214,12 +214,11 @@ fn client_refuses_a_receive_buffer_that_would_scale_its_window() {
         let mut sink = [0u8; 16];
         let result = client::Client::connect(
             cx,
-            net.client_sockets.get_mut(c),
-            (JumboNet::address(Side::Server, false), PORT),
-            port,
+            &mut net.client_sockets,
+            c,
+            client::Connect::to((JumboNet::address(Side::Server, false), PORT)).from_port(port),
             &mut sink[..],
             Instant::ZERO,
-            Timeouts::DEFAULT,
         );
         match result {
             Ok(_) => assert!(ok, "{rx}-byte receive buffer accepted"),
@@ -256,12 +255,11 @@ fn client_gets_every_byte_from_a_sender_whose_fin_rides_on_its_last_segment() {
         let cx = net.client.context();
         let mut ours = client::Client::connect(
             cx,
-            net.client_sockets.get_mut(c),
-            (JumboNet::address(Side::Server, false), PORT),
-            49152,
+            &mut net.client_sockets,
+            c,
+            client::Connect::to((JumboNet::address(Side::Server, false), PORT)).from_port(49152),
             &mut sink[..],
             now,
-            Timeouts::DEFAULT,
         )
         .unwrap();
         let (mut sent, mut closed) = (0, false);
@@ -281,7 +279,7 @@ fn client_gets_every_byte_from_a_sender_whose_fin_rides_on_its_last_segment() {
             let _ = sender.recv(|b| (b.len(), ()));
             if net.now() >= next_read {
                 next_read = net.now() + READ_TICK;
-                if let Poll::Ready(r) = ours.poll(net.now(), net.client_sockets.get_mut(c)) {
+                if let Poll::Ready(r) = ours.poll(net.now(), &mut net.client_sockets) {
                     break r;
                 }
             }
@@ -461,15 +459,15 @@ fn ours_on<const MTU: usize, const CAP: usize>(
     let cx = net.client.context();
     let mut client = client::Client::connect(
         cx,
-        net.client_sockets.get_mut(c),
-        (
+        &mut net.client_sockets,
+        c,
+        client::Connect::to((
             Network::<'_, 'static, MTU, CAP>::address(Side::Server, false),
             PORT,
-        ),
-        49152,
+        ))
+        .from_port(49152),
         &mut sink[..],
         now,
-        Timeouts::DEFAULT,
     )
     .unwrap();
     let (mut served, mut fetched) = (None, None);
@@ -480,7 +478,7 @@ fn ours_on<const MTU: usize, const CAP: usize>(
             served = Some(r);
         }
         if fetched.is_none()
-            && let Poll::Ready(r) = client.poll(now, net.client_sockets.get_mut(c))
+            && let Poll::Ready(r) = client.poll(now, &mut net.client_sockets)
         {
             fetched = Some(r);
         }
@@ -997,12 +995,11 @@ fn served_through_a_bounded_queue(seed: u64, queue: usize) -> (bool, Instant) {
     let cx = net.client.context();
     let mut ours = client::Client::connect(
         cx,
-        net.client_sockets.get_mut(c),
-        (RoomyNet::address(Side::Server, false), PORT),
-        49152,
+        &mut net.client_sockets,
+        c,
+        client::Connect::to((RoomyNet::address(Side::Server, false), PORT)).from_port(49152),
         &mut sink[..],
         now,
-        Timeouts::DEFAULT,
     )
     .unwrap();
     let (mut served, mut fetched) = (None, None);
@@ -1023,7 +1020,7 @@ fn served_through_a_bounded_queue(seed: u64, queue: usize) -> (bool, Instant) {
             served = Some(r);
         }
         if fetched.is_none()
-            && let Poll::Ready(r) = ours.poll(now, net.client_sockets.get_mut(c))
+            && let Poll::Ready(r) = ours.poll(now, &mut net.client_sockets)
         {
             fetched = Some(r);
         }

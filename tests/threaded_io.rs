@@ -182,12 +182,11 @@ fn a_threaded_transfer_arrives_byte_exact() {
     let mut now = Instant::ZERO;
     let mut client = client::Client::connect(
         iface.context(),
-        sockets.get_mut(c),
-        (addr, port),
-        49152,
+        &mut sockets,
+        c,
+        client::Connect::to((addr, port)).from_port(49152),
         sink,
         now,
-        Timeouts::DEFAULT,
     )
     .expect("connect");
     let (mut served, mut fetched) = (None, None);
@@ -198,7 +197,7 @@ fn a_threaded_transfer_arrives_byte_exact() {
             served = Some(r);
         }
         if fetched.is_none()
-            && let Poll::Ready(r) = client.poll(now, sockets.get_mut(c))
+            && let Poll::Ready(r) = client.poll(now, &mut sockets)
         {
             fetched = Some(r);
         }

@@ -191,12 +191,11 @@ fn a_server_that_closes_fully_never_gets_the_reply() {
     net.tcp(s).listen(PORT).unwrap();
     let mut client = client::Client::connect(
         net.iface.context(),
-        net.sockets.get_mut::<tcp::Socket>(c),
-        (SERVER_V4, PORT),
-        49152,
+        &mut net.sockets,
+        c,
+        client::Connect::to((SERVER_V4, PORT)).from_port(49152),
         Vec::new(),
         net.now,
-        Timeouts::DEFAULT,
     )
     .unwrap();
 
@@ -221,7 +220,7 @@ fn a_server_that_closes_fully_never_gets_the_reply() {
         } else if socket.can_recv() {
             reply_bytes_read += socket.recv(|b| (b.len(), b.len())).unwrap_or(0);
         }
-        if let Poll::Ready(r) = client.poll(now, net.tcp(c)) {
+        if let Poll::Ready(r) = client.poll(now, &mut net.sockets) {
             outcome = Some(r);
         }
         outcome.is_some()
@@ -275,12 +274,11 @@ fn serve_clients<const N: usize>(clients: usize, at_once: bool) -> Vec<server::R
             clients_running[next] = Some(
                 client::Client::connect(
                     net.iface.context(),
-                    net.sockets.get_mut::<tcp::Socket>(handle),
-                    (SERVER_V4, PORT),
-                    40000 + next as u16,
+                    &mut net.sockets,
+                    handle,
+                    client::Connect::to((SERVER_V4, PORT)).from(40000 + next as u16),
                     Vec::new(),
                     now,
-                    Timeouts::DEFAULT,
                 )
                 .unwrap(),
             );
@@ -288,7 +286,7 @@ fn serve_clients<const N: usize>(clients: usize, at_once: bool) -> Vec<server::R
         }
         for (i, slot) in clients_running.iter_mut().enumerate() {
             if let Some(c) = slot
-                && let Poll::Ready(r) = c.poll(now, net.tcp(client_sockets[i]))
+                && let Poll::Ready(r) = c.poll(now, &mut net.sockets)
             {
                 r.expect("client side");
                 assert!(

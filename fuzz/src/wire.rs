@@ -397,12 +397,13 @@ pub fn run(data: &[u8]) -> Summary {
     let start = net.now();
     let mut client = client::Client::connect(
         net.client.context(),
-        net.client_sockets.get_mut(c),
-        (IpAddress::Ipv4(SERVER), DEFAULT_PORT),
-        CLIENT_PORT,
+        &mut net.client_sockets,
+        c,
+        client::Connect::to((IpAddress::Ipv4(SERVER), DEFAULT_PORT))
+            .from_port(CLIENT_PORT)
+            .timeouts(TIMEOUTS),
         Vec::new(),
         start,
-        TIMEOUTS,
     )
     .expect("connect");
 
@@ -441,7 +442,7 @@ pub fn run(data: &[u8]) -> Summary {
         );
         served.extend(server.poll(now, &mut net.server_sockets));
         if fetched.is_none()
-            && let Poll::Ready(result) = client.poll(now, net.client_sockets.get_mut(c))
+            && let Poll::Ready(result) = client.poll(now, &mut net.client_sockets)
         {
             fetched = Some(result);
         }

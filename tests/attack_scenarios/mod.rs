@@ -288,7 +288,7 @@ pub fn run(
 
         // The legitimate client: one attempt a second, if the last one is over.
         if let Some(c) = &mut client
-            && let Poll::Ready(result) = c.poll(now, net.client_sockets.get_mut(legit))
+            && let Poll::Ready(result) = c.poll(now, &mut net.client_sockets)
         {
             match result {
                 Ok(_) => out.served += 1,
@@ -303,12 +303,11 @@ pub fn run(
             out.attempts += 1;
             match client::Client::connect(
                 net.client.context(),
-                net.client_sockets.get_mut(legit),
-                (server_addr, PORT),
-                port,
+                &mut net.client_sockets,
+                legit,
+                client::Connect::to((server_addr, PORT)).from_port(port),
                 Vec::with_capacity(FILE_LEN),
                 now,
-                Timeouts::DEFAULT,
             ) {
                 Ok(c) => client = Some(c),
                 Err(e) => out.failures.push(kind(&e)),
@@ -451,12 +450,13 @@ pub fn single<const N: usize>(
     let now = net.now();
     let mut client = client::Client::connect(
         net.client.context(),
-        net.client_sockets.get_mut(c),
-        (server_addr, PORT),
-        LEGIT_PORTS,
+        &mut net.client_sockets,
+        c,
+        client::Connect::to((server_addr, PORT))
+            .from_port(LEGIT_PORTS)
+            .timeouts(timeouts),
         Vec::new(),
         now,
-        timeouts,
     )
     .expect("connect");
     let mut out = Single {
@@ -482,7 +482,7 @@ pub fn single<const N: usize>(
             out.server = Some(r);
         }
         if out.client.is_none()
-            && let Poll::Ready(r) = client.poll(now, net.client_sockets.get_mut(c))
+            && let Poll::Ready(r) = client.poll(now, &mut net.client_sockets)
         {
             out.client = Some(r);
         }
@@ -529,18 +529,17 @@ pub fn linger_then_busy(reclaim: bool) -> [Option<Result<client::Report, Error>>
             if start[i] {
                 clients[i] = client::Client::connect(
                     net.client.context(),
-                    net.client_sockets.get_mut(socket),
-                    (server_addr, PORT),
-                    LEGIT_PORTS + i as u16,
+                    &mut net.client_sockets,
+                    socket,
+                    client::Connect::to((server_addr, PORT)).from_port(LEGIT_PORTS + i as u16),
                     Vec::new(),
                     now,
-                    Timeouts::DEFAULT,
                 )
                 .ok();
             }
             if let Some(c) = &mut clients[i]
                 && results[i].is_none()
-                && let Poll::Ready(r) = c.poll(now, net.client_sockets.get_mut(socket))
+                && let Poll::Ready(r) = c.poll(now, &mut net.client_sockets)
             {
                 results[i] = Some(r);
             }

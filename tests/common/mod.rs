@@ -179,12 +179,11 @@ pub fn transfer<const MTU: usize>(
     .unwrap();
     let mut client = client::Client::connect(
         net.iface.context(),
-        net.sockets.get_mut::<tcp::Socket>(c),
-        (server_addr, PORT),
-        (client_addr, 49152),
+        &mut net.sockets,
+        c,
+        client::Connect::to((server_addr, PORT)).from((client_addr, 49152)),
         Vec::new(),
         net.now,
-        Timeouts::DEFAULT,
     )
     .unwrap();
 
@@ -196,7 +195,7 @@ pub fn transfer<const MTU: usize>(
             server_result = Some(r);
         }
         if client_result.is_none()
-            && let std::task::Poll::Ready(r) = client.poll(now, net.tcp(c))
+            && let std::task::Poll::Ready(r) = client.poll(now, &mut net.sockets)
         {
             client_result = Some(r);
         }

@@ -159,15 +159,7 @@ pub fn run() -> bool {
     }
 
     // 2. Fetch a file from the Linux server and thank it.
-    let mut client = match client::Client::connect(
-        iface.context(),
-        sockets.get_mut::<tcp::Socket>(c),
-        (IpAddress::Ipv4(PEER), FETCH_PORT),
-        49152,
-        payload::Check::new(),
-        clock.now(),
-        timeouts,
-    ) {
+    let mut client = match client::Client::connect(iface.context(), &mut sockets, c, client::Connect::to((IpAddress::Ipv4(PEER), FETCH_PORT)).from_port(49152).timeouts(timeouts), payload::Check::new(), clock.now()) {
         Ok(client) => client,
         Err(e) => {
             hprintln!("client: error: {}", e);
@@ -178,7 +170,7 @@ pub fn run() -> bool {
     let fetched = loop {
         let now = clock.now();
         iface.poll(now, &mut *device, &mut sockets);
-        if let Poll::Ready(result) = client.poll(now, sockets.get_mut::<tcp::Socket>(c)) {
+        if let Poll::Ready(result) = client.poll(now, &mut sockets) {
             break Some(result);
         }
         if now - begin > LIMIT {

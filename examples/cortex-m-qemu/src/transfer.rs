@@ -216,15 +216,7 @@ fn set_up(clock: &StepClock) -> Result<Parts, Error> {
             tcp::SocketBuffer::new(&mut tx[..]),
         );
         let handle = sockets.add(socket);
-        let client = CLIENT.uninit().write(Client::connect(
-            iface.context(),
-            sockets.get_mut::<tcp::Socket>(handle),
-            (IpAddress::Ipv4(ADDR), PORT),
-            CLIENT_PORT,
-            payload::Check::new(),
-            clock.now(),
-            timeouts,
-        )?);
+        let client = CLIENT.uninit().write(Client::connect(iface.context(), &mut sockets, handle, halfclose::client::Connect::to((IpAddress::Ipv4(ADDR), PORT)).from_port(CLIENT_PORT).timeouts(timeouts), payload::Check::new(), clock.now())?);
         (handle, client)
     };
 
@@ -373,7 +365,7 @@ fn poll_client(
     handle: SocketHandle,
     result: &mut Option<Result<halfclose::client::Report, Error>>,
 ) {
-    if let Poll::Ready(ended) = client.poll(now, sockets.get_mut::<tcp::Socket>(handle)) {
+    if let Poll::Ready(ended) = client.poll(now, &mut sockets) {
         *result = Some(ended);
     }
 }
