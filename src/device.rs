@@ -22,6 +22,37 @@ use smoltcp::time::Instant;
 ///
 /// The device takes `MTU * SLOTS` bytes: put a large one in a `static` or a `Box`, not on a
 /// small stack.
+///
+/// ```
+/// use halfclose::clock::Pending;
+/// use halfclose::device::Loopback;
+/// use halfclose::smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
+/// use halfclose::smoltcp::phy::Medium;
+/// use halfclose::smoltcp::socket::tcp;
+/// use halfclose::smoltcp::time::Instant;
+/// use halfclose::smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+///
+/// // Four 1500-byte slots, on the stack here; a large ring belongs in a `static` or a `Box`.
+/// let mut device = Loopback::<1500, 4>::new(Medium::Ip);
+/// let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
+/// iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
+/// let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
+/// let mut storage: [SocketStorage; 1] = Default::default();
+/// let mut sockets = SocketSet::new(&mut storage[..]);
+/// let socket = tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
+/// let handle = sockets.add(socket);
+/// let remote = (IpAddress::v4(127, 0, 0, 1), 7891);
+/// sockets.get_mut::<tcp::Socket>(handle).connect(iface.context(), remote, 49152).unwrap();
+///
+/// // The SYN the interface sends to itself waits in the ring for the next poll...
+/// iface.poll(Instant::ZERO, &mut device, &mut sockets);
+/// assert_eq!(device.pending(), 1);
+/// // ...which reads it and answers with a reset (nobody listens), read by the poll after.
+/// iface.poll(Instant::ZERO, &mut device, &mut sockets);
+/// iface.poll(Instant::ZERO, &mut device, &mut sockets);
+/// assert_eq!(device.pending(), 0);
+/// assert_eq!(sockets.get::<tcp::Socket>(handle).state(), tcp::State::Closed);
+/// ```
 #[derive(Debug)]
 pub struct Loopback<const MTU: usize, const SLOTS: usize> {
     slots: [[u8; MTU]; SLOTS],

@@ -127,10 +127,27 @@ impl Default for HandOff {
 /// buffer) in the protocol's thread; the read itself (page cache to chunk) moves to the other
 /// thread. Chunks are recycled: no allocation after the first `depth` chunks.
 ///
-/// ```no_run
-/// # fn main() -> std::io::Result<()> {
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use embedded_io::Read;
 /// use halfclose::io::{FileSource, ThreadedSource};
-/// let source = ThreadedSource::new(FileSource::new("file.bin")?);
+/// use halfclose::server::Source;
+///
+/// let path = std::env::temp_dir().join(format!("halfclose-doc-source-{}", std::process::id()));
+/// std::fs::write(&path, b"The quick brown fox")?;
+/// // A server opens one reader per connection; each reads the file on a thread of its own.
+/// let mut source = ThreadedSource::new(FileSource::new(&path)?);
+/// let mut reader = source.open().map_err(|kind| format!("{kind:?}"))?;
+/// let mut buf = [0u8; 64];
+/// let mut got = Vec::new();
+/// loop {
+///     match reader.read(&mut buf).map_err(|e| format!("{e:?}"))? {
+///         0 => break,
+///         n => got.extend_from_slice(&buf[..n]),
+///     }
+/// }
+/// assert_eq!(got, b"The quick brown fox");
+/// # std::fs::remove_file(&path)?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -302,10 +319,19 @@ enum Job {
 /// Dropping it without `flush` still writes everything (waiting for the thread), but any error
 /// is lost: flush first, as [`Client`](crate::client::Client) does when the file ends.
 ///
-/// ```no_run
-/// # fn main() -> std::io::Result<()> {
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use embedded_io::Write;
 /// use halfclose::io::ThreadedSink;
-/// let sink = ThreadedSink::new(std::fs::File::create("receive.dat")?);
+///
+/// let path = std::env::temp_dir().join(format!("halfclose-doc-sink-{}", std::process::id()));
+/// // A client's sink: the file is written on a thread of its own.
+/// let mut sink = ThreadedSink::new(std::fs::File::create(&path)?);
+/// sink.write_all(b"The quick brown fox").map_err(|e| format!("{e:?}"))?;
+/// // Flush waits for the thread and reports its first error.
+/// sink.flush().map_err(|e| format!("{e:?}"))?;
+/// assert_eq!(std::fs::read(&path)?, b"The quick brown fox");
+/// # std::fs::remove_file(&path)?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

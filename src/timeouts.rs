@@ -10,6 +10,21 @@ use smoltcp::time::Duration;
 /// passes to `poll`, so they work the same on a simulated clock. Each field names the fault or
 /// attack that sets it; the figures come from `cargo run --release --example attacks` (see the
 /// README's table).
+///
+/// Start from [`Timeouts::DEFAULT`] and change what your link needs, with `core::time::Duration`
+/// or smoltcp's own `Duration`:
+///
+/// ```
+/// use core::time::Duration;
+/// use halfclose::Timeouts;
+///
+/// let timeouts = Timeouts::DEFAULT
+///     .with_connect(Duration::from_secs(5))
+///     .with_idle(Duration::from_secs(30))
+///     .with_linger(Duration::ZERO);
+/// assert_eq!(timeouts.idle, Duration::from_secs(30).into());
+/// assert_eq!(timeouts.reply, Timeouts::DEFAULT.reply);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Timeouts {
@@ -93,18 +108,7 @@ impl Timeouts {
     }
 }
 
-/// Each limit replaced, from a `core::time::Duration` (or smoltcp's own `Duration`):
-///
-/// ```
-/// use core::time::Duration;
-/// use halfclose::Timeouts;
-///
-/// let timeouts = Timeouts::DEFAULT
-///     .with_connect(Duration::from_secs(5))
-///     .with_idle(Duration::from_secs(30))
-///     .with_linger(Duration::ZERO);
-/// assert_eq!(timeouts.idle, Duration::from_secs(30).into());
-/// ```
+/// Each limit replaced, from a `core::time::Duration` (or smoltcp's own `Duration`).
 impl Timeouts {
     /// With [`connect`](Timeouts::connect) set to `limit`.
     pub fn with_connect(mut self, limit: impl Into<Duration>) -> Self {
