@@ -1,4 +1,17 @@
-#![doc = include_str!("../README.md")]
+//! TCP half-close file transfer on smoltcp: a server sends a file, closes only its output
+//! (`shutdown(SHUT_WR)`; in smoltcp, `tcp::Socket::close()`), and keeps reading until the
+//! client's last words, `"Thank you\0"`, arrive. `no_std`, no allocator.
+//!
+//! - [`server`]: the sending side, a pool of sockets serving one file.
+//! - [`client`]: the receiving side, writing the file to any `embedded_io::Write` sink.
+//! - [`device`]: a heapless in-memory `smoltcp::phy::Device`; [`segment`]: a packet's TCP header.
+//! - `asynch` (feature `async`), `sim` (feature `sim`), `io` (feature `std`).
+//!
+//! The guide is the [README](https://github.com/halfclose/halfclose/blob/main/README.md); the
+//! chapters on design, robustness, performance, testing, TAP, async and firmware are listed in
+//! [`docs/README.md`](https://github.com/halfclose/halfclose/blob/main/docs/README.md). The
+//! runnable examples are in
+//! [`examples/`](https://github.com/halfclose/halfclose/tree/main/examples).
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
