@@ -3,10 +3,10 @@
 # test fail (be "caught") or fail to build ("unviable"). The files are the protocol's: server,
 # client, reply, device, timeouts. Settings in .cargo/mutants.toml: the tests run, the build
 # profile, and the mutants excluded because they cannot change behaviour (each with its reason;
-# the README lists them).
+# docs/testing.md lists them).
 #
 # Usage: bash scripts/mutants.sh                 each file of .cargo/mutants.toml in turn, then a
-#                                                table per file (the README's)
+#                                                table per file (docs/testing.md's)
 #        bash scripts/mutants.sh src/reply.rs    just these files
 #        bash scripts/mutants.sh --in-diff BASE  only mutants on lines of those files changed since
 #                                                the merge base with BASE (what CI runs); at most

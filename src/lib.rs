@@ -191,6 +191,11 @@ compile_error!(
 
 mod macros;
 
+/// The README's code runs as a doctest, so the front page cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(feature = "async")]
 pub mod asynch;
 
