@@ -30,7 +30,7 @@ use crate::{Error, Phase, REPLY, Timeouts};
 /// bytes read plus the buffer's capacity), so a segment that respects the window is never
 /// trimmed. A sender that puts its FIN on its last data segment, as most programs and stacks
 /// do, is exactly the peer that triggers it (`tests/smoltcp_bugs.rs`). The cost is a window
-/// of at most 64 KiB per round trip; see the README.
+/// of at most 64 KiB per round trip; see [no short file](https://github.com/halfclose/halfclose/blob/main/docs/robustness.md#no-short-file-ever).
 pub const MAX_RECEIVE_BUFFER: usize = 65535;
 
 /// What a finished transfer did, and when.

@@ -176,8 +176,10 @@
 //! `proto-ipv6`, `socket-tcp-reno`, `socket-tcp-cubic`: smoltcp's features of those names;
 //! `async`, `embassy`, `tokio`: [`asynch`].
 //!
-//! The repository's README is the guide: the exchange segment by segment, Linux TAP, the
-//! firmware, and the measurements behind every default.
+//! The [repository's README](https://github.com/halfclose/halfclose#readme) is the guide, and
+//! [its chapters](https://github.com/halfclose/halfclose/blob/main/docs/README.md) hold the
+//! exchange segment by segment, Linux TAP, the firmware, and the measurements behind every
+//! default.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
