@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Mutation testing of the library's protocol code with cargo-mutants: every mutant must make a
-# test fail (be "caught") or fail to build ("unviable"). The files are the protocol's: server,
-# client, reply, device, timeouts. Settings in .cargo/mutants.toml: the tests run, the build
-# profile, and the mutants excluded because they cannot change behaviour (each with its reason;
-# docs/testing.md lists them).
+# test fail (be "caught") or fail to build ("unviable"). The files are the protocol's: the
+# server's (src/server/), client, reply, device, timeouts. Settings in .cargo/mutants.toml: the
+# tests run, the build profile, and the mutants excluded because they cannot change behaviour
+# (each with its reason; docs/testing.md lists them).
 #
 # Usage: bash scripts/mutants.sh                 each file of .cargo/mutants.toml in turn, then a
 #                                                table per file (docs/testing.md's)
@@ -17,7 +17,8 @@
 #
 # Environment:
 #   MUTANTS_JOBS  mutants tested at once (default 1: each build already uses every core)
-#   MUTANTS_OUT   where results go (default target/mutants; one directory per file)
+#   MUTANTS_OUT   where results go (default target/mutants; one directory per file, named for
+#                 its path under src/: server-pool, reply)
 #   MUTANTS_MAX   the most mutants --in-diff tests (default 30, about five minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,9 @@ command -v cargo-mutants >/dev/null 2>&1 || {
     cargo install --locked cargo-mutants
 }
 
-FILES=(src/server.rs src/client.rs src/reply.rs src/device.rs src/timeouts.rs)
+# The server's folder: mod.rs holds only re-exports (cargo-mutants finds nothing to mutate there).
+FILES=(src/server/sender.rs src/server/pool.rs src/server/report.rs src/server/source.rs
+    src/client.rs src/reply.rs src/device.rs src/timeouts.rs)
 export CARGO_TERM_COLOR=never
 OUT=${MUTANTS_OUT:-target/mutants}
 common=(--jobs "${MUTANTS_JOBS:-1}" --no-shuffle --colors never)
@@ -61,6 +64,15 @@ if [[ ${1:-} == --in-diff ]]; then
     exit 0
 fi
 
+# A file's results directory, named for its whole path under src/ (src/server/pool.rs:
+# server-pool), so that two files of one name in different folders (mod.rs) never share one.
+outdir() {
+    local name=${1#./}
+    name=${name#src/}
+    name=${name%.rs}
+    printf '%s/%s' "$OUT" "${name//\//-}"
+}
+
 if (($#)); then
     files=("$@")
 else
@@ -71,11 +83,11 @@ fi
 status=0
 for file in "${files[@]}"; do
     [[ -f $file ]] || die "no such file: $file"
-    name=$(basename "$file" .rs)
+    dir=$(outdir "$file")
     say "$file"
-    mkdir -p "$OUT/$name"
+    mkdir -p "$dir"
     rc=0
-    cargo mutants "${common[@]}" --file "$file" --output "$OUT/$name" || rc=$?
+    cargo mutants "${common[@]}" --file "$file" --output "$dir" || rc=$?
     # 2: mutants missed; 3: mutants timed out (caught: they made a test hang, which the suite
     # reports as a failure too); anything else is cargo-mutants failing to run.
     case $rc in
@@ -89,7 +101,7 @@ done
 count() { if [[ -f $1 ]]; then grep -c . "$1" || true; else echo 0; fi; }
 printf '\n| file | mutants | caught | missed | unviable | timeouts |\n|---|---:|---:|---:|---:|---:|\n'
 for file in "${files[@]}"; do
-    dir="$OUT/$(basename "$file" .rs)/mutants.out"
+    dir="$(outdir "$file")/mutants.out"
     caught=$(count "$dir/caught.txt")
     missed=$(count "$dir/missed.txt")
     unviable=$(count "$dir/unviable.txt")
@@ -98,7 +110,7 @@ for file in "${files[@]}"; do
         "$caught" "$missed" "$unviable" "$timeouts"
 done
 for file in "${files[@]}"; do
-    dir="$OUT/$(basename "$file" .rs)/mutants.out"
+    dir="$(outdir "$file")/mutants.out"
     [[ -s $dir/missed.txt ]] && { echo; echo "missed in $file:"; cat "$dir/missed.txt"; }
     [[ -s $dir/timeout.txt ]] && { echo; echo "timed out in $file:"; cat "$dir/timeout.txt"; }
 done

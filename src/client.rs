@@ -423,17 +423,7 @@ impl<W: Write> Client<W> {
                 break None;
             }
             // The sink takes bytes straight from the socket's receive buffer.
-            let wrote = socket.recv(|buf| {
-                if buf.is_empty() {
-                    return (0, Ok(0));
-                }
-                match sink.write(buf) {
-                    // A sink that accepts nothing of a non-empty buffer is full.
-                    Ok(0) => (0, Err(embedded_io::ErrorKind::WriteZero)),
-                    Ok(n) => (n, Ok(n)),
-                    Err(e) => (0, Err(e.kind())),
-                }
-            });
+            let wrote = socket.recv(|buf| write_some(sink, buf));
             match wrote {
                 Ok(Ok(0)) => break None,
                 Ok(Ok(n)) => received += n as u64,
@@ -561,6 +551,23 @@ impl<W: Write> Client<W> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Write what `sink` takes of `buf`: (bytes consumed, what the write said), as `tcp::Socket::recv`
+/// wants it.
+fn write_some<W: Write>(
+    sink: &mut W,
+    buf: &[u8],
+) -> (usize, Result<usize, embedded_io::ErrorKind>) {
+    if buf.is_empty() {
+        return (0, Ok(0));
+    }
+    match sink.write(buf) {
+        // A sink that accepts nothing of a non-empty buffer is full.
+        Ok(0) => (0, Err(embedded_io::ErrorKind::WriteZero)),
+        Ok(n) => (n, Ok(n)),
+        Err(e) => (0, Err(e.kind())),
     }
 }
 

@@ -211,6 +211,15 @@ impl ThreadedReader {
             ended: false,
         }
     }
+
+    /// Read from `next` on, and give the spent chunk back (the thread may already be gone).
+    fn replace_chunk(&mut self, next: Vec<u8>) {
+        let used = core::mem::replace(&mut self.current, next);
+        self.taken = 0;
+        if used.capacity() > 0 {
+            let _ = self.free.try_send(used);
+        }
+    }
 }
 
 /// The reading thread: fill chunks until the end of the file, an error, or a reader that hung up.
@@ -234,20 +243,7 @@ fn read_ahead<R: embedded_io::Read>(
             }
         };
         buf.resize(chunk, 0);
-        // Fill the chunk, so the other side gets few large chunks, not many small ones.
-        let mut filled = 0;
-        let result = loop {
-            match reader.read(&mut buf[filled..]) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    filled += n;
-                    if filled == chunk {
-                        break Ok(());
-                    }
-                }
-                Err(e) => break Err(embedded_io::Error::kind(&e)),
-            }
-        };
+        let (filled, result) = fill_chunk(&mut reader, &mut buf);
         buf.truncate(filled);
         let last = filled < chunk || result.is_err();
         if filled > 0 && chunks.send(Ok(buf)).is_err() {
@@ -261,6 +257,23 @@ fn read_ahead<R: embedded_io::Read>(
             return;
         }
     }
+}
+
+/// Fill `buf`, so the other side gets few large chunks, not many small ones: read until it is
+/// full, the file ends or the reader fails. Returns how many bytes it holds, and the failure.
+fn fill_chunk<R: embedded_io::Read>(
+    reader: &mut R,
+    buf: &mut [u8],
+) -> (usize, Result<(), embedded_io::ErrorKind>) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) => return (filled, Err(embedded_io::Error::kind(&e))),
+        }
+    }
+    (filled, Ok(()))
 }
 
 impl embedded_io::ErrorType for ThreadedReader {
@@ -277,14 +290,7 @@ impl embedded_io::Read for ThreadedReader {
                 return Ok(0);
             }
             match self.chunks.recv() {
-                Ok(Ok(next)) => {
-                    let used = core::mem::replace(&mut self.current, next);
-                    self.taken = 0;
-                    // Give the spent chunk back; the thread may already be gone.
-                    if used.capacity() > 0 {
-                        let _ = self.free.try_send(used);
-                    }
-                }
+                Ok(Ok(next)) => self.replace_chunk(next),
                 Ok(Err(kind)) => {
                     self.ended = true;
                     return Err(kind);

@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-use crate::REPLY;
+use crate::macros::trace;
+use crate::{Error, REPLY};
 
 /// How many leading bytes of a reply are kept for reports and error messages.
 pub const REPLY_KEPT: usize = 32;
@@ -47,6 +48,31 @@ impl Reply {
         bytes.len()
     }
 
+    /// Append received bytes up to and including the first one that cannot belong to
+    /// `"Thank you\0"`, and judge the reply so far: the one check of the sync and async servers.
+    /// Returns how many bytes were taken (the rest are never looked at) and the verdict.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> (usize, Verdict) {
+        let taken = self.extend_until_wrong(bytes);
+        (taken, self.verdict())
+    }
+
+    /// What the bytes so far make of the reply.
+    pub(crate) fn verdict(&self) -> Verdict {
+        if self.goes_on_after_thank_you() {
+            return Verdict::TooLong;
+        }
+        // Past this point a reply longer than "Thank you\0" differs from it within its first
+        // ten bytes (all kept), so the first difference is where it went wrong.
+        if let Some(at) = self.kept().iter().zip(REPLY).position(|(a, b)| a != b) {
+            return Verdict::WrongAt(at);
+        }
+        if self.len == REPLY.len() {
+            Verdict::Complete
+        } else {
+            Verdict::Incomplete
+        }
+    }
+
     /// Total number of bytes received.
     pub fn len(&self) -> usize {
         self.len
@@ -76,6 +102,41 @@ impl Reply {
     /// Whether the reply is `"Thank you\0"` followed by more bytes.
     pub fn goes_on_after_thank_you(&self) -> bool {
         self.len > REPLY.len() && self.kept().starts_with(REPLY)
+    }
+}
+
+/// What the bytes received so far make of a reply ([`Reply::feed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// A beginning of `"Thank you\0"` (the empty reply included): more has to come.
+    Incomplete,
+    /// Exactly `"Thank you\0"`: the client's FIN may end it now.
+    Complete,
+    /// The byte at this offset of the reply cannot belong to `"Thank you\0"`.
+    WrongAt(usize),
+    /// `"Thank you\0"` and then more.
+    TooLong,
+}
+
+impl Verdict {
+    /// The error that ends the connection, if this verdict ends it: a wrong or overlong reply at
+    /// once (a trickled one must not hold the connection until a timeout), and, once the client
+    /// has closed (`closed`), anything short of the whole reply. `bytes` is the file bytes the
+    /// error reports.
+    pub(crate) fn check(self, reply: Reply, closed: bool, bytes: u64) -> Result<(), Error> {
+        match self {
+            // Nothing is wrong yet; a FIN now would cut the reply short.
+            Verdict::Incomplete if closed => Err(Error::WrongReply { reply, bytes }),
+            // Still on its way, or whole.
+            Verdict::Incomplete | Verdict::Complete => Ok(()),
+            // The first impossible byte ends it.
+            Verdict::WrongAt(at) => {
+                trace!("halfclose: the reply went wrong at its byte {}", at);
+                Err(Error::WrongReply { reply, bytes })
+            }
+            // So does the first byte after "Thank you\0".
+            Verdict::TooLong => Err(Error::ReplyTooLong { reply, bytes }),
+        }
     }
 }
 
@@ -191,6 +252,48 @@ mod tests {
         let mut r = Reply::new();
         assert_eq!(r.extend_until_wrong(b"ThXnk you"), 3);
         assert_eq!(r.kept(), b"ThX");
+    }
+
+    #[test]
+    fn a_fed_reply_is_judged_at_its_first_deciding_byte() {
+        let mut r = Reply::new();
+        assert_eq!(r.verdict(), Verdict::Incomplete);
+        assert_eq!(r.feed(b"Thank"), (5, Verdict::Incomplete));
+        assert_eq!(r.feed(b" you\0"), (5, Verdict::Complete));
+        assert_eq!(r.feed(b"!!"), (1, Verdict::TooLong));
+        let mut r = Reply::new();
+        assert_eq!(r.feed(b"ThXnk you"), (3, Verdict::WrongAt(2)));
+        let mut r = Reply::new();
+        r.extend(b"Thank you\0 and more than thirty-two bytes of it");
+        assert_eq!(r.verdict(), Verdict::TooLong);
+        let mut r = Reply::new();
+        r.extend(b"Thank yo");
+        r.extend(&[b'u'; 40]);
+        assert_eq!(r.verdict(), Verdict::WrongAt(9));
+    }
+
+    #[test]
+    fn a_verdict_ends_the_connection_when_wrong_or_cut_short() {
+        let mut r = Reply::new();
+        r.extend(b"Thank");
+        assert_eq!(r.verdict().check(r, false, 7), Ok(()));
+        assert_eq!(
+            r.verdict().check(r, true, 7),
+            Err(Error::WrongReply { reply: r, bytes: 7 })
+        );
+        r.extend(b" you\0");
+        assert_eq!(r.verdict().check(r, true, 7), Ok(()));
+        r.extend(b"x");
+        assert_eq!(
+            r.verdict().check(r, false, 7),
+            Err(Error::ReplyTooLong { reply: r, bytes: 7 })
+        );
+        let mut r = Reply::new();
+        r.extend(b"x");
+        assert_eq!(
+            r.verdict().check(r, false, 7),
+            Err(Error::WrongReply { reply: r, bytes: 7 })
+        );
     }
 
     #[test]

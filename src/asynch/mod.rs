@@ -180,23 +180,18 @@ where
     // embassy-net as well as 0.14) drops a FIN that rides on data the receiver already holds
     // out of order, and then stalls (see the README). On the kernel's sockets flush returns at
     // once and the kernel places its FIN itself.
-    within(clock, timeouts.idle, stream.flush())
-        .await
-        .ok_or(Error::TimedOut {
-            phase: Phase::Transfer,
-            bytes: sent,
-        })?
-        .map_err(|e| stream_error(e.kind(), Phase::Transfer, sent))?;
+    timed(clock, timeouts.idle, Phase::Transfer, sent, stream.flush()).await?;
     let fin_queued_at = clock.now();
     debug!("halfclose async server: sending({})=>half-closed", sent);
     // Until the FIN is acknowledged the transfer is not over (the sync side's phases).
-    within(clock, timeouts.idle, stream.close_write())
-        .await
-        .ok_or(Error::TimedOut {
-            phase: Phase::Transfer,
-            bytes: sent,
-        })?
-        .map_err(|e| stream_error(e.kind(), Phase::Transfer, sent))?;
+    timed(
+        clock,
+        timeouts.idle,
+        Phase::Transfer,
+        sent,
+        stream.close_write(),
+    )
+    .await?;
     let fin_acked_at = S::ACKNOWLEDGED.then(|| clock.now());
 
     // The whole reply phase, "Thank you\0" and the client's FIN, has `reply` in all.
@@ -205,13 +200,7 @@ where
     let mut reply_at = None;
     loop {
         let limit = reply_deadline - clock.now().min(reply_deadline);
-        let n = within(clock, limit, stream.read(&mut buf))
-            .await
-            .ok_or(Error::TimedOut {
-                phase: Phase::Reply,
-                bytes: sent,
-            })?
-            .map_err(|e| stream_error(e.kind(), Phase::Reply, sent))?;
+        let n = timed(clock, limit, Phase::Reply, sent, stream.read(&mut buf)).await?;
         if n == 0 {
             break;
         }
@@ -219,17 +208,11 @@ where
         reply_at.get_or_insert_with(|| clock.now());
         // End at the first byte that cannot belong to "Thank you\0", as the sync server does: a
         // wrong or endless reply must not hold the connection until a timeout.
-        reply.extend_until_wrong(&buf[..n]);
-        if reply.goes_on_after_thank_you() {
-            return Err(Error::ReplyTooLong { reply, bytes: sent });
-        }
-        if !reply.may_become_thank_you() {
-            return Err(Error::WrongReply { reply, bytes: sent });
-        }
+        let (_, verdict) = reply.feed(&buf[..n]);
+        verdict.check(reply, false, sent)?;
     }
-    if !reply.is_thank_you() {
-        return Err(Error::WrongReply { reply, bytes: sent });
-    }
+    // The client has closed: the reply must be whole.
+    reply.verdict().check(reply, true, sent)?;
     let finished_at = clock.now();
     debug!("halfclose async server: half-closed({})=>done", sent);
     // On a stack in this program (embassy-net), the socket is in TIME-WAIT and may have to
@@ -273,13 +256,14 @@ where
     let mut received = 0u64;
     debug!("halfclose async client: receiving");
     loop {
-        let n = within(clock, timeouts.idle, stream.read(&mut buf))
-            .await
-            .ok_or(Error::TimedOut {
-                phase: Phase::Transfer,
-                bytes: received,
-            })?
-            .map_err(|e| stream_error(e.kind(), Phase::Transfer, received))?;
+        let n = timed(
+            clock,
+            timeouts.idle,
+            Phase::Transfer,
+            received,
+            stream.read(&mut buf),
+        )
+        .await?;
         if n == 0 {
             break;
         }
@@ -314,13 +298,14 @@ where
     debug!("halfclose async client: receiving({})=>replying", received);
     write_all(stream, REPLY, clock, timeouts, Phase::Reply, received).await?;
     // The reply is our last word: the FIN follows it.
-    within(clock, timeouts.reply, stream.close_write())
-        .await
-        .ok_or(Error::TimedOut {
-            phase: Phase::Reply,
-            bytes: received,
-        })?
-        .map_err(|e| stream_error(e.kind(), Phase::Reply, received))?;
+    timed(
+        clock,
+        timeouts.reply,
+        Phase::Reply,
+        received,
+        stream.close_write(),
+    )
+    .await?;
     debug!("halfclose async client: replying({})=>done", received);
     Ok(FetchReport {
         bytes: received,
@@ -383,13 +368,7 @@ async fn write_some<S: Write, C: Clock>(
     phase: Phase,
     before: u64,
 ) -> Result<usize, Error> {
-    let n = within(clock, limit, stream.write(bytes))
-        .await
-        .ok_or(Error::TimedOut {
-            phase,
-            bytes: before,
-        })?
-        .map_err(|e| stream_error(e.kind(), phase, before))?;
+    let n = timed(clock, limit, phase, before, stream.write(bytes)).await?;
     if n == 0 {
         // A stream that takes nothing is closed (embedded-io: `WriteZero`).
         return Err(stream_error(ErrorKind::WriteZero, phase, before));
@@ -420,6 +399,21 @@ fn stream_error(kind: ErrorKind, phase: Phase, bytes: u64) -> Error {
         ErrorKind::TimedOut => Error::TimedOut { phase, bytes },
         _ => Error::Reset { phase, bytes },
     }
+}
+
+/// One stream operation, bounded by `limit`: the clock running out is a timeout in `phase`, a
+/// stream error the connection's end there ([`stream_error`]); `bytes` is the file bytes so far.
+async fn timed<C: Clock, T, E: embedded_io::Error>(
+    clock: &C,
+    limit: Duration,
+    phase: Phase,
+    bytes: u64,
+    operation: impl Future<Output = Result<T, E>>,
+) -> Result<T, Error> {
+    within(clock, limit, operation)
+        .await
+        .ok_or(Error::TimedOut { phase, bytes })?
+        .map_err(|e| stream_error(e.kind(), phase, bytes))
 }
 
 /// Run `future` until it completes or `limit` has passed on `clock` (then `None`).

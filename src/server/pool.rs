@@ -1,0 +1,488 @@
+//! The pool: [`Server`] runs a [`Sender`] on each of `N` sockets and keeps one listening.
+
+use core::task::Poll;
+
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::IpListenEndpoint;
+
+use super::{Report, Sender, Source, State};
+use crate::{Error, Timeouts};
+
+/// What one socket of the pool is doing.
+// Every slot must be able to hold a connection, so the pool's size is N senders whatever the
+// variant; boxing would need an allocator.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Slot<R> {
+    /// Waiting for a SYN.
+    Listening,
+    /// Running a connection.
+    Serving(Sender<R>),
+    /// The connection ended; the socket still has its last ACK (or a RST) to send, and may
+    /// re-acknowledge a retransmitted FIN until `until`.
+    Lingering {
+        /// When the slot listens again.
+        until: Instant,
+        /// The earliest it may listen again when the pool needs a listener: after the socket's
+        /// delayed-ACK time, so the last ACK has left.
+        earliest: Instant,
+        /// The socket's own delayed-ACK setting, restored when it listens again.
+        ack_delay: Option<Duration>,
+    },
+}
+
+/// An aborted socket whose RST has not left yet: smoltcp keeps its endpoints until it sends the
+/// RST (a socket closed by the peer's RST, or by the ACK of its FIN, has none).
+fn reset_pending(socket: &tcp::Socket) -> bool {
+    socket.state() == tcp::State::Closed && socket.remote_endpoint().is_some()
+}
+
+/// A pool of `N` listening sockets, each serving one client at a time.
+///
+/// The caller creates the sockets (and so owns their buffers) and adds them to the `SocketSet`;
+/// the server makes them listen and runs a [`Sender`] on each accepted connection.
+///
+/// When a connection ends well, its socket lingers in TIME-WAIT for [`Timeouts::linger`] (and at
+/// least until the next `poll` and the socket's delayed-ACK time, so the final ACK of the
+/// client's FIN is sent first), then listens again; after an error it listens again as soon as
+/// its RST has left (however often `poll` is called before the interface sends it; at most
+/// `linger` later if the device never takes it). smoltcp's own TIME-WAIT lasts 10 s, far longer
+/// than a small pool can spare a socket.
+///
+/// # A full pool keeps one socket listening
+///
+/// A SYN that finds no socket listening is answered with a reset by smoltcp (the client sees
+/// "connection refused"), and the server never learns of it. So whenever no slot listens
+/// after a `poll`, the pool takes one slot back (unless [`set_reclaim`](Server::set_reclaim)
+/// turned this off), in this order:
+///
+/// 1. A lingering slot: its transfer is over; only a lost last ACK would have needed it. In
+///    a pool of one this is the only reclaim, so a pool of one listens again as soon as its last
+///    ACK (or, after an error, its RST) has left, whatever `linger` says.
+/// 2. In a pool of two or more, when a SYN has just taken the last listener: the oldest other
+///    half-open connection (SYN-RECEIVED), without a RST (its address is likely forged). This is
+///    the kernel's SYN-queue policy: a real client completes its handshake in one round trip,
+///    long before a flood has pushed it to the front, and one that is reclaimed anyway retries
+///    its SYN and finds a listener.
+/// 3. In a pool of two or more: the established connection whose peer has moved nothing for the
+///    longest, if that is at least [`Timeouts::stall`]; it is aborted (a RST tells the peer at
+///    once). This is fair because it only happens when the pool is full, it takes the slot that
+///    does no work for anyone, longest-idle first, and a peer that moves anything within
+///    `stall` is never touched: an attacker cannot evict a client that is making progress.
+///
+/// A reclaimed connection is reported as [`Error::TimedOut`] in its phase. A pool whose every
+/// slot serves a live, progressing connection has nothing to take back, and refuses new clients
+/// until one finishes.
+///
+/// Call [`poll`](Server::poll) after every `Interface::poll`: the pool relies on the interface
+/// having sent what the sockets queued between two calls.
+#[derive(Debug)]
+pub struct Server<S: Source, const N: usize> {
+    handles: [SocketHandle; N],
+    slots: [Slot<S::Reader>; N],
+    endpoint: IpListenEndpoint,
+    source: S,
+    timeouts: Timeouts,
+    reclaim: bool,
+}
+
+impl<S: Source, const N: usize> Server<S, N> {
+    /// Make the sockets listen on `endpoint` (a port, or an address and port).
+    pub fn listen(
+        sockets: &mut SocketSet<'_>,
+        handles: [SocketHandle; N],
+        endpoint: impl Into<IpListenEndpoint>,
+        source: S,
+        timeouts: Timeouts,
+    ) -> Result<Self, Error> {
+        let endpoint = endpoint.into();
+        for &handle in &handles {
+            sockets
+                .get_mut::<tcp::Socket>(handle)
+                .listen(endpoint)
+                .map_err(Error::Listen)?;
+        }
+        Ok(Server {
+            handles,
+            slots: core::array::from_fn(|_| Slot::Listening),
+            endpoint,
+            source,
+            timeouts,
+            reclaim: true,
+        })
+    }
+
+    /// Whether a pool with no listening socket takes a slot back (on by default; see
+    /// [`Server`]). Off, lingering slots linger their full [`Timeouts::linger`] and no
+    /// connection is ever cut short for a new client: the behaviour before these defences, kept
+    /// for comparisons and for single-connection tests that want a full TIME-WAIT.
+    pub fn set_reclaim(&mut self, on: bool) {
+        self.reclaim = on;
+    }
+
+    /// Advance every connection; returns those that ended in this call.
+    ///
+    /// A source that fails to open for a new connection aborts that connection and is reported
+    /// as [`Error::Source`].
+    #[must_use = "each connection's outcome is reported only once, by the call in which it ended"]
+    pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'_>) -> Finished<N> {
+        let mut ended = Finished::new();
+        // Slots that took a SYN or finished in this call: never reclaimed in the same call.
+        let mut fresh = [false; N];
+        let mut took_syn = false;
+        for (i, fresh) in fresh.iter_mut().enumerate() {
+            let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
+            let polled = self.poll_slot(i, now, socket, &mut ended);
+            *fresh = polled != Polled::Unchanged;
+            took_syn |= polled == Polled::TookSyn;
+        }
+        if self.reclaim && self.listening() == 0 {
+            self.keep_one_listening(now, sockets, &fresh, took_syn, &mut ended);
+        }
+        ended
+    }
+
+    /// Advance slot `i`, whose socket is `socket`.
+    fn poll_slot(
+        &mut self,
+        i: usize,
+        now: Instant,
+        socket: &mut tcp::Socket,
+        ended: &mut Finished<N>,
+    ) -> Polled {
+        let took_syn = match self.slots[i] {
+            // A SYN arrived: the slot serves the connection, polled at once below.
+            Slot::Listening if socket.is_active() => true,
+            Slot::Listening => {
+                if !socket.is_listening() {
+                    // Someone else closed or aborted the socket; take it back. `listen` only
+                    // fails for port 0, which `Server::listen` rejected.
+                    let _ = socket.listen(self.endpoint);
+                }
+                return Polled::Unchanged;
+            }
+            // An aborted socket whose RST has gone has nothing left to linger for; one whose
+            // RST the interface has yet to send waits for it, until `until`.
+            Slot::Lingering {
+                until, ack_delay, ..
+            } => {
+                let reset_sent = socket.state() == tcp::State::Closed && !reset_pending(socket);
+                if now >= until || reset_sent {
+                    Self::relisten(socket, ack_delay, self.endpoint);
+                    self.slots[i] = Slot::Listening;
+                }
+                return Polled::Unchanged;
+            }
+            // A connection: polled below.
+            Slot::Serving(_) => false,
+        };
+        if took_syn && !self.accept(i, now, socket, ended) {
+            return Polled::TookSyn;
+        }
+        match (took_syn, self.serve(i, now, socket, ended)) {
+            (true, _) => Polled::TookSyn,
+            (false, true) => Polled::Ended,
+            (false, false) => Polled::Unchanged,
+        }
+    }
+
+    /// A SYN took slot `i`: open the file for its connection. Returns whether the slot now
+    /// serves it; a source that fails aborts the connection and reports it.
+    fn accept(
+        &mut self,
+        i: usize,
+        now: Instant,
+        socket: &mut tcp::Socket,
+        ended: &mut Finished<N>,
+    ) -> bool {
+        match self.source.open() {
+            Ok(reader) => {
+                self.slots[i] = Slot::Serving(Sender::new(reader, now, self.timeouts));
+                true
+            }
+            Err(kind) => {
+                socket.abort();
+                ended.push(Err(Error::Source { kind, bytes: 0 }));
+                self.slots[i] = Self::linger(socket, now, self.timeouts.linger);
+                false
+            }
+        }
+    }
+
+    /// Poll slot `i`'s connection, if it has one. Returns whether the connection ended (then it
+    /// is reported, and the slot lingers).
+    fn serve(
+        &mut self,
+        i: usize,
+        now: Instant,
+        socket: &mut tcp::Socket,
+        ended: &mut Finished<N>,
+    ) -> bool {
+        let Slot::Serving(sender) = &mut self.slots[i] else {
+            return false;
+        };
+        let Poll::Ready(result) = sender.poll(now, socket) else {
+            return false;
+        };
+        // A finished exchange may have a FIN to re-acknowledge; after an error the slot waits
+        // just for its RST to leave (the `reset_sent` test in `poll_slot`), at most `linger`.
+        ended.push(result);
+        self.slots[i] = Self::linger(socket, now, self.timeouts.linger);
+        true
+    }
+
+    /// Take one slot back so the pool listens again (see [`Server`] for the order and why).
+    fn keep_one_listening(
+        &mut self,
+        now: Instant,
+        sockets: &mut SocketSet<'_>,
+        fresh: &[bool; N],
+        took_syn: bool,
+        ended: &mut Finished<N>,
+    ) {
+        // 1. A lingering slot whose last ACK (or RST) has left.
+        if let Some(i) = self.done_lingering(now, sockets, fresh) {
+            if let Slot::Lingering { ack_delay, .. } = self.slots[i] {
+                let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
+                Self::relisten(socket, ack_delay, self.endpoint);
+            }
+            self.slots[i] = Slot::Listening;
+            return;
+        }
+        if N < 2 {
+            return;
+        }
+        // 2. The oldest half-open connection, when a SYN just took the last listener.
+        if let Some(i) = self.oldest_half_open(fresh).filter(|_| took_syn) {
+            let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
+            self.reclaim_slot(i, socket, ended);
+            // No RST: a forged source would never read it, and a real one retries its SYN.
+            socket.abort();
+            let ack_delay = socket.ack_delay();
+            Self::relisten(socket, ack_delay, self.endpoint);
+            self.slots[i] = Slot::Listening;
+            return;
+        }
+        // 3. The longest-stalled established connection, stalled for at least `stall`.
+        if let Some(i) = self.longest_stalled(now, fresh) {
+            let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
+            self.reclaim_slot(i, socket, ended);
+            // The peer may be alive: tell it with a RST, and listen once that has left.
+            socket.abort();
+            self.slots[i] = Self::linger(socket, now, self.timeouts.linger);
+        }
+    }
+
+    /// The slots that neither took a SYN nor finished in this call, with their index.
+    fn candidates<'s>(
+        &'s self,
+        fresh: &'s [bool; N],
+    ) -> impl Iterator<Item = (usize, &'s Slot<S::Reader>)> + 's {
+        self.slots.iter().enumerate().filter(|&(i, _)| !fresh[i])
+    }
+
+    /// A lingering slot that may listen again now: its last ACK (or RST) has left.
+    fn done_lingering(
+        &self,
+        now: Instant,
+        sockets: &SocketSet<'_>,
+        fresh: &[bool; N],
+    ) -> Option<usize> {
+        self.candidates(fresh).find_map(|(i, slot)| match slot {
+            Slot::Lingering { earliest, .. } => {
+                let socket = sockets.get::<tcp::Socket>(self.handles[i]);
+                (now >= *earliest && !reset_pending(socket)).then_some(i)
+            }
+            Slot::Listening | Slot::Serving(_) => None,
+        })
+    }
+
+    /// The slot whose connection is the oldest still in its handshake.
+    fn oldest_half_open(&self, fresh: &[bool; N]) -> Option<usize> {
+        self.candidates(fresh)
+            .filter_map(|(i, slot)| match slot {
+                Slot::Serving(sender) => sender.is_half_open().then_some((sender.accepted_at(), i)),
+                Slot::Listening | Slot::Lingering { .. } => None,
+            })
+            .min()
+            .map(|(_, i)| i)
+    }
+
+    /// The slot whose established connection has moved nothing for the longest, if for at least
+    /// [`Timeouts::stall`].
+    fn longest_stalled(&self, now: Instant, fresh: &[bool; N]) -> Option<usize> {
+        self.candidates(fresh)
+            .filter_map(|(i, slot)| match slot {
+                Slot::Serving(sender) => sender
+                    .stalled_since()
+                    .filter(|&since| now >= since + self.timeouts.stall)
+                    .map(|since| (since, i)),
+                Slot::Listening | Slot::Lingering { .. } => None,
+            })
+            .min()
+            .map(|(_, i)| i)
+    }
+
+    /// End slot `i`'s connection as reclaimed and report it. One result per slot per call: this
+    /// slot, not fresh, has not reported in this call.
+    fn reclaim_slot(&mut self, i: usize, socket: &mut tcp::Socket, ended: &mut Finished<N>) {
+        if let Slot::Serving(sender) = &mut self.slots[i] {
+            ended.push(Err(sender.reclaim(socket)));
+        }
+    }
+
+    fn relisten(socket: &mut tcp::Socket, ack_delay: Option<Duration>, endpoint: IpListenEndpoint) {
+        socket.set_ack_delay(ack_delay);
+        if socket.is_open() {
+            // TIME-WAIT cut short (or a socket that never closed): `listen` needs it closed.
+            socket.abort();
+        }
+        // `listen` only fails for port 0, which `Server::listen` rejected.
+        let _ = socket.listen(endpoint);
+    }
+
+    fn linger(socket: &mut tcp::Socket, now: Instant, linger: Duration) -> Slot<S::Reader> {
+        let ack_delay = socket.ack_delay();
+        // A delayed-ACK timer already running keeps its deadline, so the slot lingers at least
+        // that long; ACKs of anything that still arrives leave at once.
+        socket.set_ack_delay(None);
+        let earliest = now + ack_delay.unwrap_or(Duration::ZERO);
+        Slot::Lingering {
+            until: earliest.max(now + linger),
+            earliest,
+            ack_delay,
+        }
+    }
+
+    /// How many slots are lingering after a connection, their last ACK or RST perhaps not yet
+    /// sent. A program that stops serving should keep polling until this is zero.
+    pub fn lingering(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Lingering { .. }))
+            .count()
+    }
+
+    /// The earliest time a connection or a lingering slot needs a `poll` even if no packet
+    /// arrives (`None` when every slot listens). Sleep no later than this and `poll_at`.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let full = self.reclaim && !self.slots.iter().any(|s| matches!(s, Slot::Listening));
+        self.slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Listening => None,
+                Slot::Serving(sender) => {
+                    // A full pool takes back a stalled slot once it has stalled for `stall`.
+                    let reclaim = sender
+                        .stalled_since()
+                        .filter(|_| full && N >= 2)
+                        .map(|since| since + self.timeouts.stall);
+                    [sender.deadline(), reclaim].into_iter().flatten().min()
+                }
+                Slot::Lingering {
+                    until, earliest, ..
+                } => Some(if full { *earliest } else { *until }),
+            })
+            .min()
+    }
+
+    /// How many slots are serving a connection.
+    pub fn busy(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Serving(_)))
+            .count()
+    }
+
+    /// How many slots are listening for a new client.
+    pub fn listening(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Listening))
+            .count()
+    }
+
+    /// The state of each slot's connection (`None` while it listens or lingers).
+    pub fn states(&self) -> impl Iterator<Item = Option<&State>> {
+        self.slots.iter().map(|s| match s {
+            Slot::Serving(sender) => Some(sender.state()),
+            Slot::Listening | Slot::Lingering { .. } => None,
+        })
+    }
+
+    /// The socket handles, in slot order.
+    pub fn handles(&self) -> &[SocketHandle; N] {
+        &self.handles
+    }
+}
+
+/// What one slot did in a [`Server::poll`], as the reclaim policy needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Polled {
+    /// Nothing that keeps it from being reclaimed.
+    Unchanged,
+    /// It took a SYN (its connection may even have ended already).
+    TookSyn,
+    /// Its connection ended.
+    Ended,
+}
+
+/// The connections that ended in one [`Server::poll`], in slot order: each one's [`Report`], or
+/// the [`Error`] it ended with. At most one per slot, so at most `N`.
+///
+/// Iterate over it by value (`for result in server.poll(now, &mut sockets)`) or by reference;
+/// it is empty in most calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "each connection's outcome is reported only once, by the call in which it ended"]
+pub struct Finished<const N: usize>(heapless::Vec<Result<Report, Error>, N>);
+
+impl<const N: usize> Finished<N> {
+    fn new() -> Self {
+        Finished(heapless::Vec::new())
+    }
+
+    fn push(&mut self, result: Result<Report, Error>) {
+        // One result per slot per call: there is always room.
+        let _ = self.0.push(result);
+    }
+
+    /// The outcomes, in slot order.
+    pub fn iter(&self) -> core::slice::Iter<'_, Result<Report, Error>> {
+        self.0.iter()
+    }
+
+    /// How many connections ended.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no connection ended.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Take the last outcome out (the only one, in a pool of one).
+    pub fn pop(&mut self) -> Option<Result<Report, Error>> {
+        self.0.pop()
+    }
+}
+
+impl<const N: usize> IntoIterator for Finished<N> {
+    type Item = Result<Report, Error>;
+    type IntoIter = heapless::vec::IntoIter<Result<Report, Error>, N, usize>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a, const N: usize> IntoIterator for &'a Finished<N> {
+    type Item = &'a Result<Report, Error>;
+    type IntoIter = core::slice::Iter<'a, Result<Report, Error>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
