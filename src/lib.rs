@@ -85,8 +85,8 @@
 //!     if let Poll::Ready(result) = client.poll(now, &mut sockets) {
 //!         fetched = Some(result?);
 //!     }
-//!     if let (Some(_), Some(fetched)) = (&served, &fetched) {
-//!         println!("client: {fetched}");
+//!     if let (Some(served), Some(fetched)) = (&served, &fetched) {
+//!         println!("server: {served}\nclient: {fetched}");
 //!         break;
 //!     }
 //!     // Stays put while a packet waits in the device; otherwise on to the next timer.

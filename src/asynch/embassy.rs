@@ -79,6 +79,20 @@ impl HalfClose for TcpSocket<'_> {
 /// aborted and the socket listens again, as a sync server's slot does, so one SYN cannot hold
 /// the socket (`embassy_server_drops_a_half_open_handshake_and_serves_the_next_client` in
 /// `tests/embassy_tap.rs`).
+///
+/// ```no_run
+/// # async fn serve_one(stack: embassy_net::Stack<'_>) -> Result<(), halfclose::Error> {
+/// use embassy_net::tcp::TcpSocket;
+/// use halfclose::Timeouts;
+/// use halfclose::asynch::embassy::{EmbassyClock, accept};
+///
+/// let (mut rx, mut tx) = ([0u8; 4096], [0u8; 4096]);
+/// let mut socket = TcpSocket::new(stack, &mut rx, &mut tx);
+/// accept(&mut socket, halfclose::DEFAULT_PORT, &EmbassyClock, Timeouts::DEFAULT).await?;
+/// let report = halfclose::asynch::serve(&mut socket, &b"hello"[..], &EmbassyClock, Timeouts::DEFAULT).await?;
+/// assert!(report.reply.is_thank_you());
+/// # Ok(()) }
+/// ```
 pub async fn accept<C: Clock>(
     socket: &mut TcpSocket<'_>,
     port: u16,
@@ -139,6 +153,23 @@ pub async fn accept<C: Clock>(
 /// [`Error::ReceiveBufferTooLarge`] before anything is sent, as the sync
 /// [`Client`](crate::client::Client) refuses one: its window would be scaled, and a scaled
 /// window can end a file short. Build the socket with [`client_socket`].
+///
+/// ```no_run
+/// # async fn fetch_one(stack: embassy_net::Stack<'_>) -> Result<(), halfclose::Error> {
+/// use embassy_net::{IpAddress, IpEndpoint};
+/// use halfclose::Timeouts;
+/// use halfclose::asynch::embassy::{EmbassyClock, client_socket, connect};
+///
+/// let (mut rx, mut tx) = ([0u8; 8192], [0u8; 1024]);
+/// let mut socket = client_socket(stack, &mut rx, &mut tx);
+/// let server = IpEndpoint::new(IpAddress::v4(192, 0, 2, 1), halfclose::DEFAULT_PORT);
+/// connect(&mut socket, server, &EmbassyClock, Timeouts::DEFAULT).await?;
+/// let mut copy = [0u8; 4096];
+/// let report = halfclose::asynch::fetch(&mut socket, &mut copy[..], &EmbassyClock, Timeouts::DEFAULT).await?;
+/// let file = &copy[..report.bytes as usize];
+/// # let _ = file;
+/// # Ok(()) }
+/// ```
 pub async fn connect<C: Clock>(
     socket: &mut TcpSocket<'_>,
     remote: impl Into<IpEndpoint>,

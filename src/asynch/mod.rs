@@ -141,6 +141,39 @@ impl FetchReport {
 /// successful flush on an [`ACKNOWLEDGED`](HalfClose::ACKNOWLEDGED) transport, acknowledged ones).
 /// After an error the stream is left as it is: abort or drop it (for embassy-net, `abort()` and
 /// then `flush()` so the RST leaves).
+///
+/// Serving a BSD-sockets client (plain `std::net`: read to EOF, write the reply, close), on
+/// tokio:
+///
+/// ```
+/// # #[cfg(feature = "tokio")]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::io::{Read, Write};
+/// use halfclose::Timeouts;
+/// use halfclose::asynch::serve;
+/// use halfclose::asynch::tokio::{Stream, TokioClock};
+///
+/// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+/// let addr = listener.local_addr()?;
+/// let client = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
+///     let mut stream = std::net::TcpStream::connect(addr)?;
+///     let mut file = Vec::new();
+///     stream.read_to_end(&mut file)?; // until the server's FIN
+///     stream.write_all(b"Thank you\0")?;
+///     Ok(file)
+/// });
+/// let report = runtime.block_on(async {
+///     let (stream, _) = listener.accept().await?;
+///     let file: &[u8] = b"The quick brown fox";
+///     Ok::<_, Box<dyn std::error::Error>>(serve(&mut Stream(stream), file, &TokioClock::new(), Timeouts::DEFAULT).await?)
+/// })?;
+/// assert!(report.reply.is_thank_you());
+/// assert_eq!(client.join().unwrap()?, b"The quick brown fox");
+/// # Ok(()) }
+/// # #[cfg(not(feature = "tokio"))]
+/// # fn main() {}
+/// ```
 pub async fn serve<S, R, C>(
     stream: &mut S,
     mut file: R,
@@ -240,6 +273,42 @@ where
 /// only end of a file: a reset is an [`Error::Reset`] in the transfer phase, never a short file
 /// reported as complete (on embassy-net, create the socket with
 /// `embassy::client_socket` so smoltcp's window-edge truncation cannot happen either).
+///
+/// Fetching from a BSD-sockets server (plain `std::net`: write the file,
+/// `shutdown(SHUT_WR)`, one read of the reply), on tokio:
+///
+/// ```
+/// # #[cfg(feature = "tokio")]
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::io::{Read, Write};
+/// use halfclose::Timeouts;
+/// use halfclose::asynch::fetch;
+/// use halfclose::asynch::tokio::{Stream, TokioClock};
+/// use halfclose::io::FromStd;
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?;
+/// let server = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
+///     let (mut stream, _) = listener.accept()?;
+///     stream.write_all(b"The quick brown fox")?;
+///     stream.shutdown(std::net::Shutdown::Write)?; // the half-close
+///     let mut reply = [0u8; 1024];
+///     let n = stream.read(&mut reply)?;
+///     Ok(reply[..n].to_vec())
+/// });
+/// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// let mut copy = Vec::new();
+/// let report = runtime.block_on(async {
+///     let mut stream = Stream(tokio::net::TcpStream::connect(addr).await?);
+///     Ok::<_, Box<dyn std::error::Error>>(fetch(&mut stream, FromStd(&mut copy), &TokioClock::new(), Timeouts::DEFAULT).await?)
+/// })?;
+/// assert_eq!(report.bytes, 19);
+/// assert_eq!(copy, b"The quick brown fox");
+/// assert_eq!(server.join().unwrap()?, b"Thank you\0");
+/// # Ok(()) }
+/// # #[cfg(not(feature = "tokio"))]
+/// # fn main() {}
+/// ```
 pub async fn fetch<S, W, C>(
     stream: &mut S,
     mut sink: W,

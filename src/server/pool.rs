@@ -78,6 +78,60 @@ fn reset_pending(socket: &tcp::Socket) -> bool {
 ///
 /// Call [`poll`](Server::poll) after every `Interface::poll`: the pool relies on the interface
 /// having sent what the sockets queued between two calls.
+///
+/// # Example
+///
+/// A pool of two serving two clients that connect at once, in memory:
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn core::error::Error>> {
+/// use core::task::Poll;
+/// use halfclose::client::{Client, Connect};
+/// use halfclose::clock::SimClock;
+/// use halfclose::device::Loopback;
+/// use halfclose::server::Server;
+/// use halfclose::smoltcp::iface::{Config, Interface, SocketSet};
+/// use halfclose::smoltcp::phy::Medium;
+/// use halfclose::smoltcp::socket::tcp;
+/// use halfclose::smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+///
+/// let file = vec![7u8; 100_000];
+/// let mut device = Loopback::<1500, 8>::new(Medium::Ip);
+/// let mut clock = SimClock::new().with_limit(core::time::Duration::from_secs(60));
+/// let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, clock.now());
+/// iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
+/// let mut sockets = SocketSet::new(vec![]);
+/// let mut socket = || {
+///     let buffer = || tcp::SocketBuffer::new(vec![0u8; 8192]);
+///     sockets.add(tcp::Socket::new(buffer(), buffer()))
+/// };
+/// let pool = [socket(), socket()];
+/// let clients = [socket(), socket()];
+///
+/// // Both slots listen on port 7891 and serve the same file.
+/// let mut server = Server::listen(&mut sockets, pool, 7891, &file[..], Default::default())?;
+/// let to = Connect::to((IpAddress::v4(127, 0, 0, 1), 7891));
+/// let mut a = Client::connect(iface.context(), &mut sockets, clients[0], to, Vec::new(), clock.now())?;
+/// let mut b = Client::connect(iface.context(), &mut sockets, clients[1], to, Vec::new(), clock.now())?;
+/// let mut served = 0;
+/// loop {
+///     let now = clock.now();
+///     iface.poll(now, &mut device, &mut sockets);
+///     // Each connection that ended in this poll, with its report or its error.
+///     for report in server.poll(now, &mut sockets) {
+///         assert!(report?.reply.is_thank_you());
+///         served += 1;
+///     }
+///     let (done_a, done_b) = (a.poll(now, &mut sockets), b.poll(now, &mut sockets));
+///     if served == 2 && done_a.is_ready() && done_b.is_ready() {
+///         assert!(matches!((done_a, done_b), (Poll::Ready(Ok(_)), Poll::Ready(Ok(_)))));
+///         break;
+///     }
+///     clock.advance(&mut iface, &sockets, &device, [server.poll_at(), a.deadline(), b.deadline()])?;
+/// }
+/// assert!(a.into_sink() == file && b.into_sink() == file);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Server<S: Source, const N: usize> {
     handles: [SocketHandle; N],

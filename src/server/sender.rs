@@ -186,6 +186,56 @@ impl HalfClosed {
 /// Call [`poll`](Sender::poll) after every `Interface::poll` with the current time and the
 /// connection's socket. It moves bytes from the reader straight into the socket's transmit buffer
 /// (no intermediate copy), half-closes when the reader is exhausted, and collects the reply.
+///
+/// [`Server`](super::Server) runs one per accepted connection; a program with one socket of its
+/// own can run one directly: listen, and start a `Sender` once a SYN has arrived.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn core::error::Error>> {
+/// use core::task::Poll;
+/// use halfclose::client::{Client, Connect};
+/// use halfclose::clock::SimClock;
+/// use halfclose::device::Loopback;
+/// use halfclose::server::Sender;
+/// use halfclose::smoltcp::iface::{Config, Interface, SocketSet};
+/// use halfclose::smoltcp::phy::Medium;
+/// use halfclose::smoltcp::socket::tcp;
+/// use halfclose::smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+///
+/// let mut device = Loopback::<1500, 4>::new(Medium::Ip);
+/// let mut clock = SimClock::new().with_limit(core::time::Duration::from_secs(60));
+/// let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, clock.now());
+/// iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
+/// let mut sockets = SocketSet::new(vec![]);
+/// let buffer = || tcp::SocketBuffer::new(vec![0u8; 4096]);
+/// let s = sockets.add(tcp::Socket::new(buffer(), buffer()));
+/// let c = sockets.add(tcp::Socket::new(buffer(), buffer()));
+/// sockets.get_mut::<tcp::Socket>(s).listen(7891)?;
+/// let to = Connect::to((IpAddress::v4(127, 0, 0, 1), 7891));
+/// let mut client = Client::connect(iface.context(), &mut sockets, c, to, Vec::new(), clock.now())?;
+///
+/// let mut sender = None;
+/// loop {
+///     let now = clock.now();
+///     iface.poll(now, &mut device, &mut sockets);
+///     let socket = sockets.get_mut::<tcp::Socket>(s);
+///     // A SYN has arrived: the connection is ours to serve.
+///     if sender.is_none() && socket.is_active() {
+///         sender = Some(Sender::new(&b"hello"[..], now, Default::default()));
+///     }
+///     let served = sender.as_mut().map(|sender| sender.poll(now, socket));
+///     let fetched = client.poll(now, &mut sockets);
+///     if let (Some(Poll::Ready(served)), Poll::Ready(fetched)) = (served, fetched) {
+///         assert!(served?.reply.is_thank_you());
+///         assert_eq!(fetched?.bytes, 5);
+///         break;
+///     }
+///     let deadline = sender.as_ref().and_then(Sender::deadline);
+///     clock.advance(&mut iface, &sockets, &device, [deadline, client.deadline()])?;
+/// }
+/// assert_eq!(client.into_sink(), b"hello");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Sender<R> {
     /// The file (drained in `Sending`; kept until the connection is dropped).
