@@ -97,9 +97,9 @@ done
 echo "== the library's guarantees hold on both"
 run "stock:   guarantees" pass \
   cargo test --quiet --test smoltcp_bugs -- --skip stock_smoltcp_ --skip upstream_
-run "patched: guarantees, and the in-memory transfer, fault, peer and attack tests" pass env CARGO_TARGET_DIR="$target/smoltcp-fixes" \
+run "patched: guarantees, and the in-memory transfer, fault, reply, reset, pool and attack tests" pass env CARGO_TARGET_DIR="$target/smoltcp-fixes" \
   cargo test --quiet "${patched[@]}" --test smoltcp_bugs --test transfer --test faults \
-  --test misbehaving_peers --test attacks -- --skip stock_smoltcp_
+  --test reply --test resets_and_timeouts --test pool --test attacks -- --skip stock_smoltcp_
 
 echo "== smoltcp's own TCP socket tests with the reproductions of docs/upstream/"
 cargo fetch --manifest-path "$tmp/stock/Cargo.toml" --locked --quiet

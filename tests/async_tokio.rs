@@ -3,25 +3,23 @@
 //! byte-exact with the reply; and the typed errors a misbehaving kernel peer causes.
 
 mod common;
-#[path = "common/netns.rs"]
-mod netns;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::Duration;
 
+use common::netns::{Scratch, example, finish, text};
 use common::random_bytes;
 use halfclose::asynch::tokio::{Stream, TokioClock};
 use halfclose::asynch::{fetch, serve};
 use halfclose::{Error, Phase, REPLY, Timeouts};
-use netns::{Scratch, example, finish, text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Start an example binary on this host.
 fn spawn(program: &str, args: &[&str]) -> Child {
-    netns::spawn(Command::new(example(program)).args(args), 30)
+    common::netns::spawn(Command::new(example(program)).args(args), 30)
 }
 
 /// Start our async server on an ephemeral port; returns it and the port it printed.

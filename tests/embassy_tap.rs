@@ -5,15 +5,13 @@
 //! Needs root, `/dev/net/tun` and `ip`; without them each test prints why it skips and passes.
 
 mod common;
-#[path = "common/netns.rs"]
-mod netns;
 
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use common::netns::{Namespace, Scratch, finish, require_tap, retry_while_refused, text};
 use common::random_bytes;
-use netns::{Namespace, Scratch, finish, require_tap, retry_while_refused, text};
 
 const OURS: &str = "192.168.69.1";
 const KERNEL: &str = "192.168.69.100";

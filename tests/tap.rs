@@ -6,17 +6,15 @@
 #![cfg(target_os = "linux")]
 
 mod common;
-#[path = "common/netns.rs"]
-mod netns;
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::netns::{Namespace, Scratch, example, finish, require_tap, retry_while_refused, text};
 use common::random_bytes;
 use halfclose::REPLY;
 use halfclose::segment::Segment;
-use netns::{Namespace, Scratch, example, finish, require_tap, retry_while_refused, text};
 use smoltcp::phy::Medium;
 
 const OURS: &str = "192.168.69.1";

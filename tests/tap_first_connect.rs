@@ -10,14 +10,13 @@
 //! Needs root, `/dev/net/tun` and `ip`; without them the test prints why it skips and passes.
 //! Runs in a network namespace of its own, deleted afterwards even when the test fails.
 
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use common::netns::{Namespace, Scratch, finish, require_tap, retry_while_refused, text};
 use halfclose::segment::Segment;
-use netns::{Namespace, Scratch, finish, require_tap, retry_while_refused, text};
 use smoltcp::phy::Medium;
 
 const OURS: &str = "192.168.69.1";

@@ -3,8 +3,8 @@
 //! and for the TAP tests a network namespace of their own with a TAP device in it, deleted on
 //! drop so also when a test fails.
 //!
-//! Included with `#[path = "common/netns.rs"] mod netns;`. Not every test uses every item: those
-//! only the TAP tests use say so in an `allow(dead_code)` of their own.
+//! Reached as `common::netns`. Not every test uses every item: those only the TAP tests use say
+//! so in an `allow(dead_code)` of their own.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -107,7 +107,7 @@ pub fn retry_while_refused(refused: &str, mut attempt: impl FnMut() -> Output) -
 #[allow(unused_macros, reason = "only the TAP tests need a namespace")]
 macro_rules! require_tap {
     ($who:literal) => {
-        if let Some(why) = $crate::netns::Namespace::unavailable() {
+        if let Some(why) = $crate::common::netns::Namespace::unavailable() {
             eprintln!("skipping: {why}; {} root, /dev/net/tun and iproute2", $who);
             return;
         }

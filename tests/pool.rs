@@ -1,0 +1,457 @@
+//! The pool of server slots: a slot listens again after each connection (and only once its
+//! last segment has gone), lingers in TIME-WAIT for its linger time, is taken back when the pool
+//! is full and it has stalled, and a pool with no free slot refuses.
+
+mod common;
+
+use std::task::Poll;
+
+use common::pair::{
+    Hosts, Loop, Pair, Served, SimNet, SimPeer, our_server_watched_against, sim, transfer, wire,
+};
+use common::{LEN, LONG, PORT, TIMEOUTS, random_bytes, read_all, socket};
+use halfclose::sim::Side;
+use halfclose::{Error, REPLY, Timeouts, client, server};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+use smoltcp::time::Duration;
+
+const BUFFER: usize = 4096;
+
+/// Our client (from `local_port`) fetches what `server` serves: both results, and the bytes the
+/// client received.
+fn serve_one(
+    pair: &mut Pair<SimNet<'_>>,
+    server: &mut server::Server<&[u8], 1>,
+    c: SocketHandle,
+    local_port: u16,
+) -> (Served, Vec<u8>) {
+    let to = client::Connect::to((SimNet::address(Side::Server, false), PORT))
+        .from_port(local_port)
+        .timeouts(TIMEOUTS);
+    let mut client = pair.connect(c, to, Vec::new());
+    let served = pair.serve(server, &mut client);
+    (served, client.into_sink())
+}
+
+/// A slot listens again once its connection is over, and not before its last segment has gone.
+mod listening_again {
+    use super::*;
+
+    #[test]
+    fn a_socket_closed_behind_the_pools_back_listens_again() {
+        let file = random_bytes(LEN, 12);
+        let mut wire = wire();
+        let mut pair = sim(&mut wire);
+        let s = pair.add(Side::Server, socket(8192, 8192));
+        let c = pair.add(Side::Client, socket(8192, 8192));
+        let mut server =
+            server::Server::listen(&mut pair.net.server_sockets, [s], PORT, &file[..], TIMEOUTS)
+                .unwrap();
+        // Someone else's code closes the listening socket.
+        pair.net.server_sockets.get_mut::<tcp::Socket>(s).close();
+        assert!(!pair.net.server_sockets.get::<tcp::Socket>(s).is_listening());
+        assert!(
+            server
+                .poll(pair.net.now(), &mut pair.net.server_sockets)
+                .is_empty()
+        );
+        assert!(pair.net.server_sockets.get::<tcp::Socket>(s).is_listening());
+
+        let (t, t_received) = serve_one(&mut pair, &mut server, c, 40000);
+        assert!(t.server.unwrap().reply.is_thank_you());
+        assert_eq!(t.client.unwrap().bytes, LEN as u64);
+        assert!(t_received == file);
+    }
+
+    /// With smoltcp's default 10 ms delayed ACK the server's last ACK (of the client's reply and
+    /// FIN) is still pending when the server sees the exchange complete; the slot must not listen
+    /// again before it has gone, or the client's retransmitted FIN meets a RST.
+    #[test]
+    fn the_last_ack_goes_out_before_the_slot_listens_again() {
+        let payload = random_bytes(30_000, 5);
+        let mut pair = Pair::new(Loop::<1500>::new());
+        pair.net.ack_delay = Some(Duration::from_millis(10));
+        let (t, received) = transfer(&mut pair, &payload, BUFFER, false);
+        assert!(t.server.unwrap().reply.is_thank_you());
+        assert_eq!(t.client.unwrap().bytes, payload.len() as u64);
+        assert!(received == payload);
+        assert!(
+            !pair.net.trace.iter().any(|s| s.seg.rst),
+            "no connection was reset"
+        );
+    }
+
+    /// A kernel-like client (its reply and its FIN leave in separate segments, so the reply starts
+    /// the server's delayed-ACK timer before the FIN arrives) and a loop that polls several times
+    /// per instant, as one on a fast clock does: the exchange still ends without a reset. (The TAP
+    /// capture test covers the real-clock case, where a slot that reopened before its delayed-ACK
+    /// timer fired once lost the last ACK.)
+    #[test]
+    fn a_busy_poll_loop_waits_for_the_delayed_ack_before_listening_again() {
+        let payload = random_bytes(30_000, 9);
+        let mut pair = Pair::new(Loop::<1500>::new()).with_limit(Duration::from_secs(60));
+        let mut socket = |side| {
+            let mut socket = socket(BUFFER, BUFFER);
+            socket.set_ack_delay(Some(Duration::from_millis(10)));
+            pair.add(side, socket)
+        };
+        let (s, c) = (socket(Side::Server), socket(Side::Client));
+        let mut server = pair.listen([s], &payload[..], Timeouts::DEFAULT);
+        pair.connect_raw(c, 49152);
+
+        let mut served = None;
+        let mut received = Vec::new();
+        let mut replied = false;
+        pair.drive(|net| {
+            // Several rounds at the same instant, as a loop on a fast clock would do.
+            for _ in 0..5 {
+                net.poll();
+                let now = net.now();
+                if let Some(r) = server.poll(now, &mut net.sockets).into_iter().next() {
+                    served = Some(r);
+                }
+                let client = net.sockets.get_mut::<tcp::Socket>(c);
+                if replied && client.state() == tcp::State::CloseWait {
+                    client.close(); // write(), and later close(): two segments
+                } else if !replied {
+                    match client.recv(|b| (b.len(), b.to_vec())) {
+                        Ok(bytes) => received.extend(bytes),
+                        Err(tcp::RecvError::Finished) => {
+                            client.send_slice(REPLY).unwrap();
+                            replied = true;
+                        }
+                        Err(tcp::RecvError::InvalidState) => {}
+                    }
+                }
+            }
+            let closed = net.sockets.get::<tcp::Socket>(c).state() == tcp::State::Closed;
+            (served.is_some() && closed, server.poll_at())
+        });
+        assert!(served.unwrap().unwrap().reply.is_thank_you());
+        assert!(received == payload);
+        assert!(
+            !pair.net.trace.iter().any(|s| s.seg.rst),
+            "no connection was reset"
+        );
+    }
+
+    /// An empty file's FIN has no byte to travel with, so the server turns on a keep-alive until the
+    /// FIN is acknowledged (see tests/smoltcp_bugs.rs). It turns it off again however the exchange
+    /// ends: the socket keeps the setting when it listens again, and the next client would get it.
+    #[test]
+    fn an_empty_files_keep_alive_is_off_again_whether_the_exchange_ends_well_or_in_a_reset() {
+        // The socket's keep-alive after each poll, the last one (the exchange over) included.
+        let keep_alive_through = |client: &mut SimPeer<'_>| {
+            let mut seen = Vec::new();
+            let r = our_server_watched_against(&[], TIMEOUTS, client, &mut |_, _, socket| {
+                seen.push(socket.keep_alive());
+            });
+            (r, seen)
+        };
+        // A client that thanks us.
+        let (r, seen) = keep_alive_through(&mut |sock, _, _| {
+            if read_all(sock, &mut Vec::new()) && sock.may_send() {
+                sock.send_slice(REPLY).unwrap();
+                sock.close();
+            }
+            None
+        });
+        assert!(r.unwrap().reply.is_thank_you());
+        assert!(seen.contains(&Some(Duration::from_secs(1))), "{seen:?}");
+        assert_eq!(seen.last(), Some(&None));
+
+        // A client that resets as soon as it is connected, before it acknowledges our FIN.
+        let (r, seen) = keep_alive_through(&mut |sock, _, _| {
+            if sock.state() == tcp::State::Established {
+                sock.abort();
+            }
+            None
+        });
+        assert!(matches!(r, Err(Error::Reset { .. })), "{r:?}");
+        assert!(seen.contains(&Some(Duration::from_secs(1))), "{seen:?}");
+        assert_eq!(seen.last(), Some(&None));
+    }
+}
+
+/// A finished slot lingers; a failed one waits only for its RST.
+mod linger {
+    use super::*;
+
+    /// With a linger time a finished slot stays in TIME-WAIT that long (a second client meanwhile
+    /// would be refused), then listens again and serves the next client. (A pool with no listening
+    /// slot cuts the linger short by default; `set_reclaim(false)` keeps the full TIME-WAIT.)
+    #[test]
+    fn a_finished_slot_lingers_for_its_linger_time_then_serves_again() {
+        let file = random_bytes(LEN, 13);
+        let linger = Duration::from_secs(5);
+        let mut wire = wire();
+        let mut pair = sim(&mut wire);
+        let s = pair.add(Side::Server, socket(8192, 8192));
+        let c = pair.add(Side::Client, socket(8192, 8192));
+        let timeouts = Timeouts { linger, ..TIMEOUTS };
+        let mut server =
+            server::Server::listen(&mut pair.net.server_sockets, [s], PORT, &file[..], timeouts)
+                .unwrap();
+        server.set_reclaim(false);
+
+        let (first, _) = serve_one(&mut pair, &mut server, c, 40000);
+        let finished_at = first.server.unwrap().finished_at;
+        assert_eq!(server.lingering(), 1);
+        assert_eq!(server.poll_at(), Some(finished_at + linger));
+        let mut listening_at = None;
+        pair.drive(|net| {
+            let now = net.now();
+            assert!(server.poll(now, &mut net.server_sockets).is_empty());
+            if server.lingering() == 0 {
+                listening_at = Some(now);
+            }
+            (listening_at.is_some(), server.poll_at())
+        });
+        assert_eq!(listening_at, Some(finished_at + linger));
+        assert!(pair.net.server_sockets.get::<tcp::Socket>(s).is_listening());
+
+        let (second, second_received) = serve_one(&mut pair, &mut server, c, 40001);
+        assert_eq!(second.server.unwrap().remote.unwrap().port, 40001);
+        assert!(second_received == file);
+    }
+
+    /// A connection that ended in an error was aborted with a RST; once that has gone (not before)
+    /// there is nothing to linger for, and the slot listens again at once, whatever the linger time
+    /// and even while a delayed-ACK timer (smoltcp's default 10 ms) would hold it.
+    #[test]
+    fn a_failed_slot_listens_again_once_its_reset_has_gone() {
+        failed_slot_keeps_its_reset(Some(Duration::from_millis(10)), Duration::ZERO);
+    }
+
+    /// Without a delayed-ACK timer to hold the slot, a `poll` before the interface has sent the RST,
+    /// even a second later, still does not drop it by listening.
+    #[test]
+    fn a_failed_slot_keeps_its_reset_without_a_delayed_ack_timer() {
+        failed_slot_keeps_its_reset(None, Duration::from_secs(1));
+    }
+
+    /// The server fails a connection, is polled again `later` without the interface polling in
+    /// between, and must still send the RST before it listens again.
+    fn failed_slot_keeps_its_reset(ack_delay: Option<Duration>, later: Duration) {
+        let file = random_bytes(LEN, 14);
+        let mut wire = wire();
+        let mut pair = sim(&mut wire);
+        let s = pair.add(Side::Server, socket(8192, 8192));
+        pair.net
+            .server_sockets
+            .get_mut::<tcp::Socket>(s)
+            .set_ack_delay(ack_delay);
+        let raw = pair.add(Side::Client, socket(8192, 8192));
+        let c = pair.add(Side::Client, socket(8192, 8192));
+        let timeouts = Timeouts {
+            linger: Duration::from_secs(60),
+            ..TIMEOUTS
+        };
+        let mut server =
+            server::Server::listen(&mut pair.net.server_sockets, [s], PORT, &file[..], timeouts)
+                .unwrap();
+        pair.connect_raw(raw, 49152);
+        // A raw client whose wrong reply makes the server abort the connection at its first byte.
+        let mut got = Vec::new();
+        let mut sent = false;
+        let mut failed_at = None;
+        pair.drive(|net| {
+            let now = net.now();
+            if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
+                assert!(matches!(r, Err(Error::WrongReply { .. })), "{r:?}");
+                failed_at = Some(now);
+            }
+            let sock = net.client_sockets.get_mut::<tcp::Socket>(raw);
+            if read_all(sock, &mut got) && !sent {
+                sock.send_slice(b"x").unwrap();
+                sent = true;
+            }
+            (failed_at.is_some(), server.poll_at())
+        });
+        assert_eq!(server.lingering(), 1, "the RST has yet to go");
+        // Polled again before the interface has sent it: the RST must not be dropped by listening.
+        assert!(
+            server
+                .poll(pair.net.now() + later, &mut pair.net.server_sockets)
+                .is_empty()
+        );
+        assert_eq!(server.lingering(), 1, "the RST has still to go");
+        pair.net.poll();
+        assert!(
+            server
+                .poll(pair.net.now(), &mut pair.net.server_sockets)
+                .is_empty()
+        );
+        assert_eq!(
+            server.lingering(),
+            0,
+            "listening again, long before the linger time"
+        );
+        assert!(pair.net.server_sockets.get::<tcp::Socket>(s).is_listening());
+        // The RST reached the client.
+        pair.drive(|net| {
+            let state = net.client_sockets.get::<tcp::Socket>(raw).state();
+            (state == tcp::State::Closed, None)
+        });
+
+        let (next, next_received) = serve_one(&mut pair, &mut server, c, 40001);
+        assert!(next.server.unwrap().reply.is_thank_you());
+        assert!(next_received == file);
+    }
+}
+
+/// What the pool shows of its slots, and what it does when they are all taken.
+mod full {
+    use super::*;
+
+    /// The pool tells which slot does what: one entry per slot, in the order of its handles.
+    #[test]
+    fn the_pool_shows_each_slots_state_in_the_order_of_its_handles() {
+        let file = random_bytes(LEN, 17);
+        let mut wire = wire();
+        let mut pair = sim(&mut wire);
+        let handles = [
+            pair.add(Side::Server, socket(8192, 8192)),
+            pair.add(Side::Server, socket(8192, 8192)),
+        ];
+        let c = pair.add(Side::Client, socket(8192, 8192));
+        let mut server = server::Server::listen(
+            &mut pair.net.server_sockets,
+            handles,
+            PORT,
+            &file[..],
+            TIMEOUTS,
+        )
+        .unwrap();
+        assert_eq!(server.handles(), &handles);
+        assert_eq!(server.states().collect::<Vec<_>>(), [None, None]);
+        assert_eq!((server.busy(), server.listening()), (0, 2));
+        assert_eq!(server.poll_at(), None);
+
+        let to = client::Connect::to((SimNet::address(Side::Server, false), PORT))
+            .from_port(40000)
+            .timeouts(TIMEOUTS);
+        let mut client = pair.connect(c, to, Vec::new());
+        let mut seen = Vec::new();
+        pair.drive(|net| {
+            let now = net.now();
+            assert!(server.poll(now, &mut net.server_sockets).is_empty());
+            let _ = client.poll(now, &mut net.client_sockets);
+            let states: Vec<_> = server.states().map(|s| s.cloned()).collect();
+            assert_eq!(states.len(), 2);
+            let sending = matches!(states[..], [Some(server::State::Sending { .. }), None]);
+            if sending {
+                seen = states;
+            }
+            (sending, server.poll_at())
+        });
+        assert_eq!((server.busy(), server.listening()), (1, 1));
+        assert!(matches!(
+            seen[..],
+            [Some(server::State::Sending { .. }), None]
+        ));
+    }
+
+    #[test]
+    fn a_second_syn_to_a_busy_pool_of_one_is_refused_and_the_first_client_is_served() {
+        let file = random_bytes(LONG, 12);
+        let mut wire = wire();
+        let mut pair = sim(&mut wire);
+        let s = pair.add(Side::Server, socket(8192, 8192));
+        let (a, b) = (
+            pair.add(Side::Client, socket(8192, 8192)),
+            pair.add(Side::Client, socket(8192, 8192)),
+        );
+        let mut server = pair.listen([s], &file[..], TIMEOUTS);
+        let to =
+            client::Connect::to((SimNet::address(Side::Server, false), PORT)).timeouts(TIMEOUTS);
+        let mut first = pair.connect(a, to.from_port(40001), Vec::new());
+        let mut second = None;
+        let (mut first_result, mut second_result, mut served) = (None, None, None);
+        pair.drive(|net| {
+            let now = net.now();
+            if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
+                served = Some(r);
+            }
+            if first_result.is_none()
+                && let Poll::Ready(r) = first.poll(now, &mut net.client_sockets)
+            {
+                first_result = Some(r);
+            }
+            // The second client knocks once the first is mid-transfer.
+            if second.is_none() && first.received() > 10_000 {
+                second = Some(
+                    client::Client::connect(
+                        net.client.context(),
+                        &mut net.client_sockets,
+                        b,
+                        to.from_port(40002),
+                        Vec::new(),
+                        now,
+                    )
+                    .unwrap(),
+                );
+            }
+            if let Some(c) = &mut second
+                && second_result.is_none()
+                && let Poll::Ready(r) = c.poll(now, &mut net.client_sockets)
+            {
+                second_result = Some(r);
+            }
+            let done = first_result.is_some() && second_result.is_some() && served.is_some();
+            (done, server.poll_at())
+        });
+        assert_eq!(second_result.unwrap().unwrap_err(), Error::Refused);
+        assert_eq!(first_result.unwrap().unwrap().bytes, LONG as u64);
+        assert!(served.unwrap().unwrap().reply.is_thank_you());
+    }
+
+    /// A pool of two held by two clients that never read: once one has moved nothing for `stall`,
+    /// the pool takes it back (a RST) so that a new client can connect.
+    #[test]
+    fn a_full_pool_of_two_takes_back_a_stalled_connection() {
+        let file = random_bytes(LEN, 19);
+        let mut wire = wire();
+        let mut pair = sim(&mut wire);
+        let handles = [
+            pair.add(Side::Server, socket(8192, 8192)),
+            pair.add(Side::Server, socket(8192, 8192)),
+        ];
+        let readers = [
+            pair.add(Side::Client, socket(8192, 8192)),
+            pair.add(Side::Client, socket(8192, 8192)),
+        ];
+        let mut server = server::Server::listen(
+            &mut pair.net.server_sockets,
+            handles,
+            PORT,
+            &file[..],
+            TIMEOUTS,
+        )
+        .unwrap();
+        for (i, &r) in readers.iter().enumerate() {
+            pair.connect_raw(r, 40000 + i as u16);
+        }
+        let (mut full_at, mut reclaimed) = (None, Vec::new());
+        pair.drive(|net| {
+            let now = net.now();
+            reclaimed.extend(server.poll(now, &mut net.server_sockets));
+            if full_at.is_none() && server.busy() == 2 {
+                full_at = Some(now);
+            }
+            let done = server.listening() > 0 && full_at.is_some();
+            (done, server.poll_at())
+        });
+        let full_at = full_at.unwrap();
+        let now = pair.net.now();
+        assert!(now >= full_at + TIMEOUTS.stall, "taken back at {now}");
+        assert!(
+            now < full_at + TIMEOUTS.idle,
+            "taken back at {now}, not by the idle limit"
+        );
+        assert_eq!(reclaimed.len(), 1, "{reclaimed:?}");
+        assert!(reclaimed[0].is_err());
+        assert_eq!(server.busy(), 1);
+    }
+}
