@@ -101,34 +101,17 @@ fn raw_window_edge_transfer(len: usize, rx: usize) -> RawOutcome {
         .get_mut::<tcp::Socket>(c)
         .connect(cx, (JumboNet::address(Side::Server, false), PORT), 49152)
         .unwrap();
-    let (mut sent, mut closed, mut eof) = (0, false, false);
+    let (mut feed, mut eof) = (Feed::new(&file, false), false);
     let mut got = Vec::new();
     let mut next_read = Instant::ZERO;
     let end = Instant::from_secs(3600);
     while net.now() < end && !eof {
         net.poll();
-        let sender = net.server_sockets.get_mut::<tcp::Socket>(s);
-        if sender.may_send() && !closed {
-            sent += sender.send_slice(&file[sent..]).unwrap();
-            if sent == len {
-                sender.close();
-                closed = true;
-            }
-        }
+        feed.push(net.server_sockets.get_mut::<tcp::Socket>(s));
         if net.now() >= next_read {
             next_read = net.now() + READ_TICK;
             let receiver = net.client_sockets.get_mut::<tcp::Socket>(c);
-            while receiver.state() != tcp::State::SynSent {
-                match receiver.recv(|b| (b.len(), b.to_vec())) {
-                    Ok(bytes) if bytes.is_empty() => break,
-                    Ok(bytes) => got.extend(bytes),
-                    Err(tcp::RecvError::Finished) => {
-                        eof = true;
-                        break;
-                    }
-                    Err(tcp::RecvError::InvalidState) => panic!("len {len}: reset"),
-                }
-            }
+            eof = read_unless_connecting(receiver, &mut got, len);
         }
         net.advance([Some(end), Some(next_read)]);
     }
@@ -138,6 +121,57 @@ fn raw_window_edge_transfer(len: usize, rx: usize) -> RawOutcome {
         received: got.len(),
         eof,
         end: net.now(),
+    }
+}
+
+/// Read what `receiver` has once it is connected; `true` once it read EOF. A reset fails the
+/// test (`len` names it).
+fn read_unless_connecting(receiver: &mut tcp::Socket, got: &mut Vec<u8>, len: usize) -> bool {
+    if receiver.state() == tcp::State::SynSent {
+        return false;
+    }
+    loop {
+        match receiver.recv(|b| (b.len(), b.to_vec())) {
+            Ok(bytes) if bytes.is_empty() => return false,
+            Ok(bytes) => got.extend(bytes),
+            Err(tcp::RecvError::Finished) => return true,
+            Err(tcp::RecvError::InvalidState) => panic!("len {len}: reset"),
+        }
+    }
+}
+
+/// A raw sender's side of a file: what it has queued so far, and whether it has closed.
+struct Feed<'f> {
+    file: &'f [u8],
+    sent: usize,
+    closed: bool,
+    /// Close only once everything sent is acknowledged (the FIN alone), not right after the
+    /// last `send` (the FIN on the last data segment).
+    lone_fin: bool,
+}
+
+impl<'f> Feed<'f> {
+    fn new(file: &'f [u8], lone_fin: bool) -> Self {
+        Feed {
+            file,
+            sent: 0,
+            closed: false,
+            lone_fin,
+        }
+    }
+
+    /// Queue what fits of the rest of the file, and close once it is all queued (and, for a
+    /// lone FIN, acknowledged).
+    fn push(&mut self, sender: &mut tcp::Socket) {
+        if !sender.may_send() || self.closed {
+            return;
+        }
+        self.sent += sender.send_slice(&self.file[self.sent..]).unwrap();
+        let done = self.sent == self.file.len() && (!self.lone_fin || sender.send_queue() == 0);
+        if done {
+            sender.close();
+            self.closed = true;
+        }
     }
 }
 
@@ -262,26 +296,23 @@ fn client_gets_every_byte_from_a_sender_whose_fin_rides_on_its_last_segment() {
             now,
         )
         .unwrap();
-        let (mut sent, mut closed) = (0, false);
+        let mut feed = Feed::new(&file, false);
         let mut next_read = Instant::ZERO;
         let end = Instant::from_secs(3600);
         let result = loop {
             net.poll();
             let sender = net.server_sockets.get_mut::<tcp::Socket>(s);
-            if sender.may_send() && !closed {
-                sent += sender.send_slice(&file[sent..]).unwrap();
-                if sent == len {
-                    sender.close();
-                    closed = true;
-                }
-            }
+            feed.push(sender);
             // The sender reads the reply so that it can close.
             let _ = sender.recv(|b| (b.len(), ()));
-            if net.now() >= next_read {
+            let read = net.now() >= next_read;
+            if read {
                 next_read = net.now() + READ_TICK;
-                if let Poll::Ready(r) = ours.poll(net.now(), &mut net.client_sockets) {
-                    break r;
-                }
+            }
+            if let Some(r) = read.then(|| ours.poll(net.now(), &mut net.client_sockets))
+                && let Poll::Ready(r) = r
+            {
+                break r;
             }
             assert!(net.now() < end, "len {len}: still running after an hour");
             net.advance([ours.deadline(), Some(next_read)]);
@@ -353,20 +384,13 @@ fn raw_lone_fin_lost_then_dup_acks(limit: Duration) -> (Option<Instant>, Instant
         .get_mut::<tcp::Socket>(c)
         .connect(cx, (SmallNet::address(Side::Server, false), PORT), 49152)
         .unwrap();
-    let (mut sent, mut closed) = (0, false);
+    let mut feed = Feed::new(&file, true);
     let mut got = Vec::new();
     let end = Instant::from_secs(600);
     loop {
         net.poll();
         fault.apply(net.wire);
-        let sender = net.server_sockets.get_mut::<tcp::Socket>(s);
-        if sender.may_send() && !closed {
-            sent += sender.send_slice(&file[sent..]).unwrap();
-            if sent == file.len() && sender.send_queue() == 0 {
-                sender.close();
-                closed = true;
-            }
-        }
+        feed.push(net.server_sockets.get_mut::<tcp::Socket>(s));
         let receiver = net.client_sockets.get_mut::<tcp::Socket>(c);
         loop {
             match receiver.recv(|b| (b.len(), b.to_vec())) {
@@ -576,13 +600,8 @@ impl Probe {
             let mut lost = None;
             wire.lose_in_flight(Side::Client, |p| {
                 let seg = segment(p);
-                let pick = lost.is_none()
-                    && seg.payload_len > 0
-                    && seg.seq.wrapping_sub(first) >= skip
-                    && seg.seq.wrapping_sub(first) < 1 << 30;
-                if pick {
-                    lost = Some(seg.seq);
-                }
+                let pick = lost.is_none() && carries_data_from(&seg, first, skip);
+                lost = lost.or(pick.then_some(seg.seq));
                 pick
             });
             self.lost.set(lost);
@@ -603,6 +622,12 @@ impl Probe {
             self.acks_of_lost.set(self.acks_of_lost.get() + 1);
         }
     }
+}
+
+/// `seg` carries data that starts `skip` bytes or more after `first` (and not before it).
+fn carries_data_from(seg: &Segment, first: u32, skip: u32) -> bool {
+    let offset = seg.seq.wrapping_sub(first);
+    seg.payload_len > 0 && offset >= skip && offset < 1 << 30
 }
 
 /// The server host's device: the wire's, except that when `probe.refuse` is set its

@@ -103,6 +103,17 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// `packet` as received at `now`, if it is a TCP segment.
+    fn parse(at: Instant, packet: &[u8]) -> Option<Self> {
+        let seg = Segment::parse(Medium::Ip, packet)?;
+        let payload = if seg.len() <= 64 {
+            packet[seg.payload()].to_vec()
+        } else {
+            Vec::new()
+        };
+        Some(Seen { at, seg, payload })
+    }
+
     pub fn sent_by(&self, port: u16) -> bool {
         self.seg.src.port == port
     }
@@ -163,18 +174,7 @@ impl<const MTU: usize> Hosts for Loop<MTU> {
     fn poll(&mut self) {
         let now = self.clock.now();
         while let Some(packet) = self.device.peek() {
-            if let Some(seg) = Segment::parse(Medium::Ip, packet) {
-                let payload = if seg.len() <= 64 {
-                    packet[seg.payload()].to_vec()
-                } else {
-                    Vec::new()
-                };
-                self.trace.push(Seen {
-                    at: now,
-                    seg,
-                    payload,
-                });
-            }
+            self.trace.extend(Seen::parse(now, packet));
             self.iface
                 .poll_ingress_single(now, &mut *self.device, &mut self.sockets);
         }
