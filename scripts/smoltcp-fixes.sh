@@ -70,11 +70,12 @@ run() {
   fi
 }
 
+# LABEL|STOCK-TEST|UPSTREAM-TEST, each test by its full path (module::name): `--exact` below.
 bugs=(
-  "fin_at_window_edge:stock_smoltcp_reads_a_short_file_when_its_scaled_window_shrinks:upstream_fin_beyond_the_receive_window_is_not_accepted"
-  "fin_stall:stock_smoltcp_never_resends_a_lost_lone_fin_after_three_duplicate_acks:upstream_lone_fin_is_retransmitted_after_dup_acks"
-  "fast_retransmit_refused:stock_smoltcp_never_resends_a_segment_whose_fast_retransmit_the_device_refused:upstream_fast_retransmit_the_device_refused_is_sent_next"
-  "fast_retransmit_refused (our transfer):stock_smoltcp_times_out_our_transfer_when_its_device_refuses_a_fast_retransmit:upstream_our_transfer_survives_a_refused_fast_retransmit"
+  "fin_at_window_edge|window_edge::stock_smoltcp_reads_a_short_file_when_its_scaled_window_shrinks|window_edge::upstream_fin_beyond_the_receive_window_is_not_accepted"
+  "fin_stall|lone_fin_stall::stock_smoltcp_never_resends_a_lost_lone_fin_after_three_duplicate_acks|lone_fin_stall::upstream_lone_fin_is_retransmitted_after_dup_acks"
+  "fast_retransmit_refused|fast_retransmit_refused::stock_smoltcp_never_resends_a_segment_whose_fast_retransmit_the_device_refused|fast_retransmit_refused::upstream_fast_retransmit_the_device_refused_is_sent_next"
+  "fast_retransmit_refused (our transfer)|fast_retransmit_refused::stock_smoltcp_times_out_our_transfer_when_its_device_refuses_a_fast_retransmit|fast_retransmit_refused::upstream_our_transfer_survives_a_refused_fast_retransmit"
 )
 
 echo "== building the reproductions (stock, then patched)"
@@ -82,7 +83,7 @@ cargo test --quiet --test smoltcp_bugs --no-run
 CARGO_TARGET_DIR="$target/smoltcp-fixes" cargo test --quiet "${patched[@]}" --test smoltcp_bugs --no-run
 
 for bug in "${bugs[@]}"; do
-  IFS=: read -r name stock upstream <<<"$bug"
+  IFS='|' read -r name stock upstream <<<"$bug"
   echo "== $name"
   run "stock:   $upstream" fail \
     cargo test --quiet --test smoltcp_bugs -- --include-ignored --exact "$upstream"
