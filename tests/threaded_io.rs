@@ -1,19 +1,18 @@
 //! The threaded adapters: a file read ahead on one thread and written behind on another, byte
 //! exact, in order, with errors reported where they belong.
 
+mod common;
+
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 
+use common::pair::{Loop, Pair};
+use common::{CLIENT_V4, PORT, SERVER_V4};
 use embedded_io::{Read, Write};
-use halfclose::device::Loopback;
 use halfclose::io::{FromStd, HandOff, ThreadedReader, ThreadedSink, ThreadedSource};
-use halfclose::{Timeouts, client, server};
-use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
-use smoltcp::phy::Medium;
+use halfclose::sim::Side;
+use halfclose::{Timeouts, client};
 use smoltcp::socket::tcp;
-use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
 const SMALL: HandOff = HandOff { chunk: 7, depth: 2 };
 
@@ -158,65 +157,23 @@ fn a_threaded_transfer_arrives_byte_exact() {
     let out = Shared::default();
     let sink = ThreadedSink::new(out.clone());
 
-    let addr = IpAddress::v4(127, 0, 0, 1);
-    let mut device = Box::new(Loopback::<1500, 8>::new(Medium::Ip));
-    let mut iface = Interface::new(
-        Config::new(HardwareAddress::Ip),
-        &mut *device,
-        Instant::ZERO,
-    );
-    iface.update_ip_addrs(|a| a.push(IpCidr::new(addr, 8)).unwrap());
+    // Both ends on the loopback, smoltcp's default socket settings (delayed ACK included).
     let socket = || {
         tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; 16 << 10]),
             tcp::SocketBuffer::new(vec![0; 16 << 10]),
         )
     };
-    let mut storage: [SocketStorage; 2] = Default::default();
-    let mut sockets = SocketSet::new(&mut storage[..]);
-    let s = sockets.add(socket());
-    let c = sockets.add(socket());
-    let port = halfclose::DEFAULT_PORT;
-    let mut server =
-        server::Server::listen(&mut sockets, [s], port, source, Timeouts::DEFAULT).expect("listen");
-    let mut now = Instant::ZERO;
-    let mut client = client::Client::connect(
-        iface.context(),
-        &mut sockets,
-        c,
-        client::Connect::to((addr, port)).from_port(49152),
-        sink,
-        now,
-    )
-    .expect("connect");
-    let (mut served, mut fetched) = (None, None);
-    // Bounded: far more rounds than 3 MiB in 16 KiB windows needs.
-    for _ in 0..1_000_000 {
-        iface.poll(now, &mut *device, &mut sockets);
-        if let Some(r) = server.poll(now, &mut sockets).into_iter().next() {
-            served = Some(r);
-        }
-        if fetched.is_none()
-            && let Poll::Ready(r) = client.poll(now, &mut sockets)
-        {
-            fetched = Some(r);
-        }
-        if served.is_some() && fetched.is_some() {
-            break;
-        }
-        if device.queued() == 0 {
-            now += iface
-                .poll_delay(now, &sockets)
-                .unwrap_or(Duration::from_millis(1));
-        }
-    }
+    let mut pair = Pair::new(Loop::<1500>::new());
+    let s = pair.add(Side::Server, socket());
+    let c = pair.add(Side::Client, socket());
+    let mut server = pair.listen([s], source, Timeouts::DEFAULT);
+    let to = client::Connect::to((SERVER_V4, PORT)).from((CLIENT_V4, 49152));
+    let mut client = pair.connect(c, to, sink);
+    let served = pair.serve(&mut server, &mut client);
     std::fs::remove_file(&path).unwrap();
-    let served = served
-        .expect("the server finished")
-        .expect("the server's report");
-    let fetched = fetched
-        .expect("the client finished")
-        .expect("the client's report");
+    let fetched = served.client.expect("the client's report");
+    let served = served.server.expect("the server's report");
     assert_eq!(served.bytes, file.len() as u64);
     assert_eq!(fetched.bytes, file.len() as u64);
     // The client flushed the sink when the file ended: every byte is written already.
