@@ -1052,100 +1052,92 @@ mod fast_retransmit_refused {
 // What the unscaled window costs
 // ---------------------------------------------------------------------------------------------
 
-/// Simulated goodput (MB/s) of our `Server` sending `len` bytes to a raw smoltcp receiver
-/// with an `rx`-byte receive buffer that reads everything at once, over `link` both ways.
-fn goodput<const MTU: usize, const CAP: usize>(len: usize, rx: usize, link: Link) -> f64 {
-    let file = random_bytes(len, 3);
-    let mut wire = Box::new(Wire::<MTU, CAP>::new(1, link, link));
-    let mut net: Network<'_, 'static, MTU, CAP> =
-        Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![]));
-    let s = net.server_sockets.add(raw_socket(1024, 4 << 20));
-    let c = net.client_sockets.add(raw_socket(rx, 1024));
-    let mut server = server::Server::listen(
-        &mut net.server_sockets,
-        [s],
-        PORT,
-        &file[..],
-        Timeouts::DEFAULT,
-    )
-    .unwrap();
-    let cx = net.client.context();
-    net.client_sockets
-        .get_mut::<tcp::Socket>(c)
-        .connect(
-            cx,
-            (Network::<MTU, CAP>::address(Side::Server, false), PORT),
-            49152,
-        )
-        .unwrap();
-    let (mut got, mut eof_at) = (0, None);
-    loop {
-        net.poll();
-        let now = net.now();
-        let _ = server.poll(now, &mut net.server_sockets);
-        let receiver = net.client_sockets.get_mut::<tcp::Socket>(c);
-        loop {
-            match receiver.recv(|b| (b.len(), b.len())) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(tcp::RecvError::Finished) => {
-                    eof_at.get_or_insert(now);
-                    break;
-                }
-                Err(tcp::RecvError::InvalidState) => break,
-            }
-        }
-        if let Some(t) = eof_at {
-            assert_eq!(got, len);
-            return len as f64 / t.total_micros() as f64;
-        }
-        assert!(now < Instant::from_secs(3600), "hang");
-        net.advance([server.poll_at()]);
-    }
-}
+mod unscaled_window_cost {
+    use super::*;
 
-/// The table in the README (goodput of 16 MiB in simulated time, our `Server` to a receive
-/// buffer of each size): `cargo test --test smoltcp_bugs -- --ignored --nocapture cost`.
-#[test]
-#[ignore = "a measurement: prints a table"]
-fn cost_of_an_unscaled_receive_window() {
-    // Deep queues (no loss: the window is the only limit) need many packet slots: a thread
-    // with room for them on its stack while the wire is built.
-    std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(|| {
-            let sizes = [16 * 1024, 65535, 65536, 256 * 1024, 1024 * 1024, 4 << 20];
-            let deep = |latency, rate, mtu| Link {
-                latency: Duration::from_millis(latency),
-                rate,
-                queue: 4096,
-                ..Link::clean(mtu)
-            };
-            print!("| link (both ways) |");
-            for rx in sizes {
-                print!(" {rx} B |");
+    /// Count what arrived without keeping it; `true` once the peer's FIN has been read.
+    fn count_all(socket: &mut tcp::Socket, got: &mut usize) -> bool {
+        loop {
+            match socket.recv(|b| (b.len(), b.len())) {
+                Ok(0) => return false,
+                Ok(n) => *got += n,
+                Err(tcp::RecvError::Finished) => return true,
+                Err(tcp::RecvError::InvalidState) => return false,
             }
-            println!();
-            let rows: [(&str, &dyn Fn(usize) -> f64); 3] = [
-                ("1 ms latency, MTU 1500", &|rx| {
-                    goodput::<1500, 4096>(16 << 20, rx, deep(1, None, 1500))
-                }),
-                ("1 ms latency, 12.5 MB/s (100 Mbit/s), MTU 1500", &|rx| {
-                    goodput::<1500, 4096>(16 << 20, rx, deep(1, Some(12_500_000), 1500))
-                }),
-                ("10 ms latency, 125 MB/s (1 Gbit/s), MTU 1500", &|rx| {
-                    goodput::<1500, 4096>(16 << 20, rx, deep(10, Some(125_000_000), 1500))
-                }),
-            ];
-            for (name, run) in rows {
-                print!("| {name} |");
-                for rx in sizes {
-                    print!(" {:.1} MB/s |", run(rx));
-                }
-                println!();
-            }
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+        }
+    }
+
+    /// Simulated goodput (MB/s) of our `Server` sending `len` bytes to a raw smoltcp receiver
+    /// with an `rx`-byte receive buffer that reads everything at once, over `link` both ways.
+    fn goodput<const MTU: usize, const CAP: usize>(len: usize, rx: usize, link: Link) -> f64 {
+        let file = random_bytes(len, 3);
+        let mut wire = Box::new(Wire::<MTU, CAP>::new(1, link, link));
+        let mut pair = sim(&mut wire).with_limit(Duration::from_secs(3600));
+        let s = pair.add(Side::Server, raw_socket(1024, 4 << 20));
+        let c = pair.add(Side::Client, raw_socket(rx, 1024));
+        let mut server = pair.listen([s], &file[..], Timeouts::DEFAULT);
+        pair.connect_raw(c, 49152);
+        let mut got = 0;
+        pair.drive(|net| {
+            let _ = server.poll(net.now(), &mut net.server_sockets);
+            let eof = count_all(net.client_sockets.get_mut(c), &mut got);
+            (eof, server.poll_at())
+        });
+        assert_eq!(got, len);
+        len as f64 / pair.now().total_micros() as f64
+    }
+
+    /// The table in the README (goodput of 16 MiB in simulated time, our `Server` to a receive
+    /// buffer of each size): `cargo test --test smoltcp_bugs -- --ignored --nocapture cost`.
+    #[test]
+    #[ignore = "a measurement: prints a table"]
+    fn cost_of_an_unscaled_receive_window() {
+        // Deep queues (no loss: the window is the only limit) need many packet slots: a thread
+        // with room for them on its stack while the wire is built.
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(print_cost_table)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    /// The receive buffers of the table's columns.
+    const SIZES: [usize; 6] = [16 * 1024, 65535, 65536, 256 * 1024, 1024 * 1024, 4 << 20];
+
+    /// A link with a deep queue: 1500-byte MTU, `latency` ms, `rate` bytes per second.
+    fn deep(latency: u64, rate: Option<u32>) -> Link {
+        Link {
+            latency: Duration::from_millis(latency),
+            rate,
+            queue: 4096,
+            ..Link::clean(1500)
+        }
+    }
+
+    /// One row of the table: the goodput of 16 MiB over `link` to each receive buffer.
+    fn print_cost_row(name: &str, link: Link) {
+        print!("| {name} |");
+        for rx in SIZES {
+            print!(" {:.1} MB/s |", goodput::<1500, 4096>(16 << 20, rx, link));
+        }
+        println!();
+    }
+
+    fn print_cost_table() {
+        print!("| link (both ways) |");
+        for rx in SIZES {
+            print!(" {rx} B |");
+        }
+        println!();
+        print_cost_row("1 ms latency, MTU 1500", deep(1, None));
+        print_cost_row(
+            "1 ms latency, 12.5 MB/s (100 Mbit/s), MTU 1500",
+            deep(1, Some(12_500_000)),
+        );
+        print_cost_row(
+            "10 ms latency, 125 MB/s (1 Gbit/s), MTU 1500",
+            deep(10, Some(125_000_000)),
+        );
+    }
 }
