@@ -11,6 +11,7 @@ use common::{LEN, PORT, SERVER_V4, TIMEOUTS, random_bytes, read_all, socket};
 use halfclose::server::ReplyTiming;
 use halfclose::sim::Side;
 use halfclose::{Error, REPLY, Timeouts, client, server};
+use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 
@@ -96,6 +97,26 @@ fn the_server_keeps_its_transmit_buffer_full_while_the_file_lasts() {
 mod several_clients {
     use super::*;
 
+    /// Poll the client in `slot`, if any; once it has fetched `payload` (checked), take it out
+    /// and say so (`i` names it).
+    fn client_done(
+        slot: &mut Option<client::Client<Vec<u8>>>,
+        now: Instant,
+        sockets: &mut SocketSet<'static>,
+        payload: &[u8],
+        i: usize,
+    ) -> bool {
+        let Some(Poll::Ready(r)) = slot.as_mut().map(|c| c.poll(now, sockets)) else {
+            return false;
+        };
+        r.expect("client side");
+        assert!(
+            slot.take().unwrap().into_sink() == payload,
+            "client {i} bytes"
+        );
+        true
+    }
+
     fn serve_clients<const N: usize>(clients: usize, at_once: bool) -> Vec<server::Report> {
         let payload = random_bytes(40_000, 3);
         let mut pair = Pair::new(Loop::<1500>::new());
@@ -133,18 +154,10 @@ mod several_clients {
                 );
                 next += 1;
             }
-            for (i, slot) in clients_running.iter_mut().enumerate() {
-                if let Some(c) = slot
-                    && let Poll::Ready(r) = c.poll(now, &mut net.sockets)
-                {
-                    r.expect("client side");
-                    assert!(
-                        slot.take().unwrap().into_sink() == payload,
-                        "client {i} bytes"
-                    );
-                    finished.push(i);
-                }
-            }
+            let done = clients_running.iter_mut().enumerate();
+            finished.extend(done.filter_map(|(i, slot)| {
+                client_done(slot, now, &mut net.sockets, &payload, i).then_some(i)
+            }));
             let wake = clients_running
                 .iter()
                 .flatten()
