@@ -237,6 +237,16 @@ mod order {
         assert!(served.reply_at <= served.finished_at);
     }
 
+    /// Queue what fits of `rest`, and close once it is all queued: whether it closed.
+    fn send_then_close(socket: &mut tcp::Socket, rest: &mut &[u8]) -> bool {
+        let n = socket.send_slice(rest).unwrap();
+        *rest = &rest[n..];
+        if rest.is_empty() {
+            socket.close();
+        }
+        rest.is_empty()
+    }
+
     /// The lesson's contrast: a server that closes its socket fully (no half-close) refuses
     /// whatever arrives afterwards with a RST, as a kernel does, and so never reads the reply.
     #[test]
@@ -257,12 +267,7 @@ mod order {
             let now = net.now();
             let socket = net.sockets.get_mut::<tcp::Socket>(s);
             if socket.may_send() && !closed {
-                let n = socket.send_slice(rest).unwrap();
-                rest = &rest[n..];
-                if rest.is_empty() {
-                    socket.close();
-                    closed = true;
-                }
+                closed = send_then_close(socket, &mut rest);
             } else if closed && socket.state() == tcp::State::FinWait2 {
                 // The file and FIN are acknowledged and the program has closed its socket
                 // altogether: from here on the stack answers anything that arrives with a RST.

@@ -136,12 +136,13 @@ mod server_sees_a_reset {
     fn empty_file_reset_before_our_fin_arrives(reply_first: bool) -> Error {
         let mut connected_at = None;
         let r = our_server_against(&[], TIMEOUTS, &mut |sock, now, wire| {
-            if sock.state() == tcp::State::Established && connected_at.is_none() {
+            let just_connected = sock.state() == tcp::State::Established && connected_at.is_none();
+            if just_connected {
                 connected_at = Some(now);
                 wire.set_link(Side::Client, black_hole());
-                if reply_first {
-                    sock.send_slice(REPLY).unwrap();
-                }
+            }
+            if just_connected && reply_first {
+                sock.send_slice(REPLY).unwrap();
             }
             let abort_at = connected_at? + Duration::from_millis(200);
             if now >= abort_at && sock.is_active() {
@@ -246,6 +247,23 @@ mod server_times_out {
         }
     }
 
+    /// Read up to `left` bytes of what has arrived into `got`.
+    fn read_at_most(sock: &mut tcp::Socket, mut left: usize, got: &mut Vec<u8>) {
+        while left > 0 {
+            let read = sock.recv(|b| {
+                let n = b.len().min(left);
+                (n, b[..n].to_vec())
+            });
+            match read {
+                Ok(bytes) if !bytes.is_empty() => {
+                    left -= bytes.len();
+                    got.extend(bytes);
+                }
+                _ => break,
+            }
+        }
+    }
+
     /// The rate floor (64 B/s over each 30 s idle window here, so 1920 bytes a window): a client
     /// that reads 50 bytes a second moves something well inside every idle limit, but its
     /// acknowledgements fall under the floor once its receive buffer's first fill is behind it.
@@ -256,19 +274,7 @@ mod server_times_out {
         let mut next_read = Instant::ZERO;
         let r = our_server_against(&file, TIMEOUTS, &mut |sock, now, _| {
             if now >= next_read {
-                let mut left = 50;
-                while left > 0 {
-                    match sock.recv(|b| {
-                        let n = b.len().min(left);
-                        (n, b[..n].to_vec())
-                    }) {
-                        Ok(bytes) if !bytes.is_empty() => {
-                            left -= bytes.len();
-                            got.extend(bytes);
-                        }
-                        _ => break,
-                    }
-                }
+                read_at_most(sock, 50, &mut got);
                 next_read = now + Duration::from_secs(1);
             }
             Some(next_read)
