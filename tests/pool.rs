@@ -87,6 +87,31 @@ mod listening_again {
     /// per instant, as one on a fast clock does: the exchange still ends without a reset. (The TAP
     /// capture test covers the real-clock case, where a slot that reopened before its delayed-ACK
     /// timer fired once lost the last ACK.)
+    /// The raw client's round: read the file until its end and reply then; once replied, close
+    /// when the server's FIN has come (write(), and later close(): two segments). Returns whether
+    /// it has replied.
+    fn read_then_reply_then_close(
+        client: &mut tcp::Socket,
+        replied: bool,
+        received: &mut Vec<u8>,
+    ) -> bool {
+        if replied {
+            if client.state() == tcp::State::CloseWait {
+                client.close();
+            }
+            return true;
+        }
+        match client.recv(|b| (b.len(), b.to_vec())) {
+            Ok(bytes) => received.extend(bytes),
+            Err(tcp::RecvError::Finished) => {
+                client.send_slice(REPLY).unwrap();
+                return true;
+            }
+            Err(tcp::RecvError::InvalidState) => {}
+        }
+        false
+    }
+
     #[test]
     fn a_busy_poll_loop_waits_for_the_delayed_ack_before_listening_again() {
         let payload = random_bytes(30_000, 9);
@@ -108,22 +133,13 @@ mod listening_again {
             for _ in 0..5 {
                 net.poll();
                 let now = net.now();
-                if let Some(r) = server.poll(now, &mut net.sockets).into_iter().next() {
-                    served = Some(r);
-                }
+                served = server
+                    .poll(now, &mut net.sockets)
+                    .into_iter()
+                    .next()
+                    .or(served.take());
                 let client = net.sockets.get_mut::<tcp::Socket>(c);
-                if replied && client.state() == tcp::State::CloseWait {
-                    client.close(); // write(), and later close(): two segments
-                } else if !replied {
-                    match client.recv(|b| (b.len(), b.to_vec())) {
-                        Ok(bytes) => received.extend(bytes),
-                        Err(tcp::RecvError::Finished) => {
-                            client.send_slice(REPLY).unwrap();
-                            replied = true;
-                        }
-                        Err(tcp::RecvError::InvalidState) => {}
-                    }
-                }
+                replied = read_then_reply_then_close(client, replied, &mut received);
             }
             let closed = net.sockets.get::<tcp::Socket>(c).state() == tcp::State::Closed;
             (served.is_some() && closed, server.poll_at())
