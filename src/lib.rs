@@ -200,6 +200,7 @@ struct ReadmeDoctests;
 
 #[cfg(feature = "async")]
 pub mod asynch;
+pub mod backlog;
 
 pub mod client;
 pub mod clock;

@@ -1,0 +1,402 @@
+//! A listen backlog for a smoltcp server: a SYN that finds no listening socket waits here for
+//! one, instead of being answered with a reset.
+//!
+//! smoltcp has no listen backlog. A SYN that arrives while every socket of a server's pool is
+//! busy finds no socket listening on its port, and smoltcp answers it with a RST: the client
+//! sees "connection refused", although the server would have served it a moment later. A kernel
+//! server queues such clients (`listen(fd, backlog)`), and when its queue is full it drops the
+//! SYN, so that the client's kernel tries again.
+//!
+//! [`Backlog`] does that in front of any smoltcp `Device`. It reads the SYNs that arrive for the
+//! server's port (a SYN without ACK) and lets through as many as there are listening sockets
+//! ([`Backlog::admit`], from [`Server::listening`](crate::server::Server::listening) before each
+//! `Interface::poll`). It holds the others, in arrival order, and hands them to the interface as
+//! soon as a socket listens again: the client is connected within a poll of a slot freeing,
+//! without waiting for its own SYN retransmission (1, 3, 7 s later). A client's retransmitted
+//! SYN replaces the one held for it (keeping its place in the queue). When the queue is full a
+//! new SYN is dropped, as the kernel drops one, and the client retransmits it. A SYN held longer
+//! than [`Backlog::with_hold`] (default [`Backlog::DEFAULT_HOLD`]) is handed to the interface
+//! while no socket listens, so the client is refused cleanly, with a RST, and knows at once.
+//! Everything else (segments of open connections, other ports, ARP) passes untouched, in
+//! place: nothing is copied but the held SYNs.
+//!
+//! A port with no server at all is not this crate's concern: no `Backlog` guards it, and smoltcp
+//! answers its SYNs with a RST as before.
+//!
+//! ```text
+//!   loop {
+//!       backlog.admit(server.listening());            // how many SYNs may pass now
+//!       iface.poll(now, &mut backlog, &mut sockets);  // the backlog wraps the device
+//!       server.poll(now, &mut sockets);
+//!       sleep until the earliest of iface.poll_at, server.poll_at, backlog.poll_at, a frame
+//!   }
+//! ```
+//!
+//! Memory: `LEN` held SYNs of [`SYN_MAX`] bytes each, and `LEN` recently admitted clients.
+
+use smoltcp::phy::{self, Device, DeviceCapabilities};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::IpEndpoint;
+
+use crate::segment::Segment;
+
+/// The largest SYN the backlog holds, in bytes: an Ethernet header (14), an IPv6 header (40) and
+/// a TCP header with the most options (60), rounded up. A larger one is dropped (no SYN that a
+/// TCP stack sends is larger).
+pub const SYN_MAX: usize = 128;
+
+/// What the backlog has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stats {
+    /// SYNs that waited in the queue (counted once per client, not per retransmission).
+    pub held: u64,
+    /// Held SYNs handed to a listening socket.
+    pub released: u64,
+    /// SYNs dropped because the queue was full (their clients retransmit).
+    pub dropped: u64,
+    /// Held SYNs refused (handed to the interface with no socket listening: a RST) because they
+    /// waited longer than the hold limit.
+    pub refused: u64,
+}
+
+/// A SYN waiting for a listening socket.
+#[derive(Clone, Copy)]
+struct Held {
+    /// Client and server endpoints, the connection this SYN opens.
+    key: (IpEndpoint, IpEndpoint),
+    /// When its first SYN arrived.
+    since: Instant,
+    len: usize,
+    bytes: [u8; SYN_MAX],
+}
+
+/// A client recently let through: its retransmitted SYNs pass too, to the socket that took the
+/// first one (smoltcp matches them by address and port).
+#[derive(Clone, Copy)]
+struct Admitted {
+    key: (IpEndpoint, IpEndpoint),
+    at: Instant,
+}
+
+/// The last `LEN` clients let through.
+#[derive(Debug)]
+struct Recent<const LEN: usize> {
+    ring: [Option<Admitted>; LEN],
+    next: usize,
+}
+
+impl<const LEN: usize> Recent<LEN> {
+    fn remember(&mut self, key: (IpEndpoint, IpEndpoint), at: Instant) {
+        if LEN == 0 {
+            return;
+        }
+        self.ring[self.next] = Some(Admitted { key, at });
+        self.next = (self.next + 1) % LEN;
+    }
+
+    /// Whether `key` was let through less than `within` before `now`.
+    fn contains(&self, key: (IpEndpoint, IpEndpoint), now: Instant, within: Duration) -> bool {
+        self.ring
+            .iter()
+            .flatten()
+            .any(|a| a.key == key && now < a.at + within)
+    }
+}
+
+/// A device wrapper that holds SYNs to `port` while no socket listens: see the
+/// [module docs](self).
+///
+/// `LEN` is the queue's length, as the `backlog` argument of `listen(2)`.
+#[derive(Debug)]
+pub struct Backlog<D, const LEN: usize> {
+    inner: D,
+    port: u16,
+    hold: Duration,
+    /// SYNs that may still pass before the next [`admit`](Backlog::admit).
+    listeners: usize,
+    /// Held SYNs in arrival order: `queue[..held]`.
+    queue: [Option<Held>; LEN],
+    recent: Recent<LEN>,
+    stats: Stats,
+    medium: phy::Medium,
+}
+
+impl core::fmt::Debug for Held {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Held({} -> {} since {})",
+            self.key.0, self.key.1, self.since
+        )
+    }
+}
+
+impl core::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Admitted({} at {})", self.key.0, self.at)
+    }
+}
+
+impl<D: Device, const LEN: usize> Backlog<D, LEN> {
+    /// How long a SYN waits by default before it is refused: 10 s, long enough for a pool to
+    /// finish a transfer in progress on a slow link, short enough that a client whose server
+    /// stays full learns it within its first retransmissions (a kernel client gives up on
+    /// `connect` after about two minutes).
+    pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
+
+    /// Hold SYNs to `port` that arrive over `inner` while no socket listens.
+    pub fn new(inner: D, port: u16) -> Self {
+        let medium = inner.capabilities().medium;
+        Backlog {
+            inner,
+            port,
+            hold: Self::DEFAULT_HOLD,
+            listeners: 0,
+            queue: [None; LEN],
+            recent: Recent {
+                ring: [None; LEN],
+                next: 0,
+            },
+            stats: Stats::default(),
+            medium,
+        }
+    }
+
+    /// The same backlog with another hold limit (`Duration::ZERO`: refuse at once, as smoltcp
+    /// alone does, but only when the queue would otherwise hold it).
+    pub fn with_hold(mut self, hold: impl Into<Duration>) -> Self {
+        self.hold = hold.into();
+        self
+    }
+
+    /// Let `listeners` SYNs through until the next call: how many sockets of the server listen
+    /// now ([`Server::listening`](crate::server::Server::listening) after `Server::poll`). Call
+    /// it before every `Interface::poll`.
+    pub fn admit(&mut self, listeners: usize) {
+        self.listeners = listeners;
+    }
+
+    /// When a held SYN must be refused if no socket has taken it by then: an event loop wakes
+    /// no later than this.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.queue
+            .iter()
+            .flatten()
+            .map(|h| h.since + self.hold)
+            .min()
+    }
+
+    /// SYNs waiting now.
+    pub fn waiting(&self) -> usize {
+        self.queue.iter().flatten().count()
+    }
+
+    /// What the backlog has done so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The wrapped device.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    /// The wrapped device.
+    pub fn inner_mut(&mut self) -> &mut D {
+        &mut self.inner
+    }
+
+    /// The wrapped device back.
+    pub fn into_inner(self) -> D {
+        self.inner
+    }
+
+    /// The held SYN to hand to the interface now, if any: the oldest, when a socket listens
+    /// (it takes that listener), or one held too long, when none does (it is refused).
+    fn next_release(&self, now: Instant) -> Option<(usize, Release)> {
+        if self.listeners > 0 {
+            let oldest = (0..LEN)
+                .filter_map(|i| self.queue[i].map(|h| (i, h.since)))
+                .min_by_key(|&(_, since)| since)?;
+            return Some((oldest.0, Release::ToListener));
+        }
+        let expired = |i: &usize| self.queue[*i].is_some_and(|h| now >= h.since + self.hold);
+        (0..LEN).find(expired).map(|i| (i, Release::Refused))
+    }
+}
+
+/// Why a held SYN leaves the queue.
+enum Release {
+    /// A socket listens: it takes the SYN.
+    ToListener,
+    /// It waited too long: no socket listens, so the interface refuses it.
+    Refused,
+}
+
+/// What waits for the next `Interface::poll`: the wrapped device's packets, and the held SYNs
+/// that poll would hand over (to the sockets that listen, or to be refused once held too long),
+/// so that a [`SimClock`](crate::clock::SimClock) does not move on past them.
+impl<D: Device + crate::clock::Pending, const LEN: usize> crate::clock::Pending
+    for Backlog<D, LEN>
+{
+    fn pending(&self) -> usize {
+        let releasable = if self.listeners > 0 {
+            self.waiting().min(self.listeners)
+        } else {
+            0
+        };
+        self.inner.pending() + releasable
+    }
+}
+
+/// What the backlog does with one arriving packet.
+enum Verdict {
+    /// Hand it to the interface.
+    Pass,
+    /// Keep it (a copy) in the queue; the interface gets nothing.
+    Hold,
+    /// The interface gets nothing: the queue is full, or it replaced a held copy.
+    Drop,
+}
+
+/// The backlog's state that judges a packet, apart from the wrapped device (which lends the
+/// packet's buffer at the same time).
+struct Judge<'a, const LEN: usize> {
+    port: u16,
+    medium: phy::Medium,
+    hold: Duration,
+    now: Instant,
+    listeners: &'a mut usize,
+    queue: &'a mut [Option<Held>; LEN],
+    recent: &'a mut Recent<LEN>,
+    stats: &'a mut Stats,
+}
+
+impl<const LEN: usize> Judge<'_, LEN> {
+    fn judge(&mut self, packet: &[u8]) -> Verdict {
+        let Some(segment) = Segment::parse(self.medium, packet) else {
+            return Verdict::Pass;
+        };
+        // Only a connection's first segment: SYN without ACK, to the server's port.
+        if !segment.syn || segment.ack.is_some() || segment.rst || segment.dst.port != self.port {
+            return Verdict::Pass;
+        }
+        let key = (segment.src, segment.dst);
+        if let Some(held) = self.queue.iter_mut().flatten().find(|h| h.key == key) {
+            // A retransmission of a SYN already waiting: the newest copy, the oldest place.
+            if packet.len() <= SYN_MAX {
+                held.bytes[..packet.len()].copy_from_slice(packet);
+                held.len = packet.len();
+            }
+            return Verdict::Drop;
+        }
+        if self.recent.contains(key, self.now, self.hold) {
+            // Its first SYN went to a socket, which answers this one.
+            return Verdict::Pass;
+        }
+        if *self.listeners > 0 {
+            *self.listeners -= 1;
+            self.recent.remember(key, self.now);
+            return Verdict::Pass;
+        }
+        self.hold(key, packet)
+    }
+
+    fn hold(&mut self, key: (IpEndpoint, IpEndpoint), packet: &[u8]) -> Verdict {
+        let Some(free) = self.queue.iter_mut().find(|h| h.is_none()) else {
+            self.stats.dropped += 1;
+            return Verdict::Drop;
+        };
+        if packet.len() > SYN_MAX {
+            self.stats.dropped += 1;
+            return Verdict::Drop;
+        }
+        let mut held = Held {
+            key,
+            since: self.now,
+            len: packet.len(),
+            bytes: [0; SYN_MAX],
+        };
+        held.bytes[..packet.len()].copy_from_slice(packet);
+        *free = Some(held);
+        self.stats.held += 1;
+        Verdict::Hold
+    }
+}
+
+impl<D: Device, const LEN: usize> Device for Backlog<D, LEN> {
+    type RxToken<'a>
+        = RxToken<'a, D, LEN>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = D::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        if let Some((i, why)) = self.next_release(now) {
+            // A held SYN goes first; with no room to answer it the device is full, and
+            // nothing more is read until there is.
+            let tx = self.inner.transmit(now)?;
+            let held = self.queue[i].take()?;
+            match why {
+                Release::ToListener => {
+                    self.listeners -= 1;
+                    self.stats.released += 1;
+                    // Its retransmissions go to the socket that takes it, not to the queue.
+                    self.recent.remember(held.key, now);
+                }
+                Release::Refused => self.stats.refused += 1,
+            }
+            return Some((RxToken(Token::Held(held)), tx));
+        }
+        let (rx, tx) = self.inner.receive(now)?;
+        let judge = Judge {
+            port: self.port,
+            medium: self.medium,
+            hold: self.hold,
+            now,
+            listeners: &mut self.listeners,
+            queue: &mut self.queue,
+            recent: &mut self.recent,
+            stats: &mut self.stats,
+        };
+        Some((RxToken(Token::Inner { rx, judge }), tx))
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        self.inner.transmit(now)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.inner.capabilities()
+    }
+}
+
+/// A packet from the wrapped device, judged as it is read, or a held SYN released.
+pub struct RxToken<'a, D: Device + 'a, const LEN: usize>(Token<'a, D, LEN>);
+
+enum Token<'a, D: Device + 'a, const LEN: usize> {
+    /// A packet of the wrapped device, and what decides its fate.
+    Inner {
+        rx: D::RxToken<'a>,
+        judge: Judge<'a, LEN>,
+    },
+    /// A SYN the backlog held.
+    Held(Held),
+}
+
+impl<'a, D: Device + 'a, const LEN: usize> phy::RxToken for RxToken<'a, D, LEN> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        match self.0 {
+            Token::Inner { rx, mut judge } => rx.consume(|packet| match judge.judge(packet) {
+                Verdict::Pass => f(packet),
+                // An empty packet is no packet: smoltcp drops it unparsed.
+                Verdict::Hold | Verdict::Drop => f(&[]),
+            }),
+            Token::Held(held) => f(&held.bytes[..held.len]),
+        }
+    }
+}
