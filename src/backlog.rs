@@ -24,10 +24,11 @@
 //! answers its SYNs with a RST as before.
 //!
 //! ```text
+//!   let mut backlog = Backlog::<16>::new(port);
 //!   loop {
-//!       backlog.admit(server.listening());            // how many SYNs may pass now
-//!       iface.poll(now, &mut backlog, &mut sockets);  // the backlog wraps the device
+//!       iface.poll(now, &mut backlog.guard(&mut device), &mut sockets);
 //!       server.poll(now, &mut sockets);
+//!       backlog.admit(server.listening());    // how many SYNs may pass at the next poll
 //!       sleep until the earliest of iface.poll_at, server.poll_at, backlog.poll_at, a frame
 //!   }
 //! ```
@@ -104,21 +105,28 @@ impl<const LEN: usize> Recent<LEN> {
     }
 }
 
-/// A device wrapper that holds SYNs to `port` while no socket listens: see the
-/// [module docs](self).
+/// A listen backlog of `LEN` SYNs for the server on `port` (`LEN` as the `backlog` argument of
+/// `listen(2)`): see the [module docs](self).
 ///
-/// `LEN` is the queue's length, as the `backlog` argument of `listen(2)`.
+/// It keeps the queue between polls; [`guard`](Backlog::guard) puts it in front of the device
+/// for one `Interface::poll`.
 #[derive(Debug)]
-pub struct Backlog<D, const LEN: usize> {
-    inner: D,
+pub struct Backlog<const LEN: usize> {
     port: u16,
     hold: Duration,
     /// SYNs that may still pass before the next [`admit`](Backlog::admit).
     listeners: usize,
-    /// Held SYNs in arrival order: `queue[..held]`.
+    /// Held SYNs (their arrival times give their order).
     queue: [Option<Held>; LEN],
     recent: Recent<LEN>,
     stats: Stats,
+}
+
+/// A device with a [`Backlog`] in front of it, for one `Interface::poll`.
+#[derive(Debug)]
+pub struct Guarded<'a, D, const LEN: usize> {
+    backlog: &'a mut Backlog<LEN>,
+    device: &'a mut D,
     medium: phy::Medium,
 }
 
@@ -138,18 +146,16 @@ impl core::fmt::Debug for Admitted {
     }
 }
 
-impl<D: Device, const LEN: usize> Backlog<D, LEN> {
+impl<const LEN: usize> Backlog<LEN> {
     /// How long a SYN waits by default before it is refused: 10 s, long enough for a pool to
     /// finish a transfer in progress on a slow link, short enough that a client whose server
     /// stays full learns it within its first retransmissions (a kernel client gives up on
     /// `connect` after about two minutes).
     pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
 
-    /// Hold SYNs to `port` that arrive over `inner` while no socket listens.
-    pub fn new(inner: D, port: u16) -> Self {
-        let medium = inner.capabilities().medium;
+    /// A backlog for SYNs to `port`, empty, letting none through until [`admit`](Self::admit).
+    pub const fn new(port: u16) -> Self {
         Backlog {
-            inner,
             port,
             hold: Self::DEFAULT_HOLD,
             listeners: 0,
@@ -158,13 +164,17 @@ impl<D: Device, const LEN: usize> Backlog<D, LEN> {
                 ring: [None; LEN],
                 next: 0,
             },
-            stats: Stats::default(),
-            medium,
+            stats: Stats {
+                held: 0,
+                released: 0,
+                dropped: 0,
+                refused: 0,
+            },
         }
     }
 
-    /// The same backlog with another hold limit (`Duration::ZERO`: refuse at once, as smoltcp
-    /// alone does, but only when the queue would otherwise hold it).
+    /// The same backlog with another hold limit (`Duration::ZERO`: a SYN that finds no socket
+    /// listening is refused at the next poll, as smoltcp alone refuses it at once).
     pub fn with_hold(mut self, hold: impl Into<Duration>) -> Self {
         self.hold = hold.into();
         self
@@ -172,9 +182,19 @@ impl<D: Device, const LEN: usize> Backlog<D, LEN> {
 
     /// Let `listeners` SYNs through until the next call: how many sockets of the server listen
     /// now ([`Server::listening`](crate::server::Server::listening) after `Server::poll`). Call
-    /// it before every `Interface::poll`.
+    /// it after every `Server::poll`.
     pub fn admit(&mut self, listeners: usize) {
         self.listeners = listeners;
+    }
+
+    /// `device` with this backlog in front of it, for one `Interface::poll`.
+    pub fn guard<'a, D: Device>(&'a mut self, device: &'a mut D) -> Guarded<'a, D, LEN> {
+        let medium = device.capabilities().medium;
+        Guarded {
+            backlog: self,
+            device,
+            medium,
+        }
     }
 
     /// When a held SYN must be refused if no socket has taken it by then: an event loop wakes
@@ -192,24 +212,16 @@ impl<D: Device, const LEN: usize> Backlog<D, LEN> {
         self.queue.iter().flatten().count()
     }
 
+    /// Held SYNs the next poll hands to the interface (to the sockets that listen): with
+    /// [`Pending`](crate::clock::Pending) of the device, what a simulated clock must not move
+    /// past.
+    pub fn releasable(&self) -> usize {
+        self.waiting().min(self.listeners)
+    }
+
     /// What the backlog has done so far.
     pub fn stats(&self) -> Stats {
         self.stats
-    }
-
-    /// The wrapped device.
-    pub fn inner(&self) -> &D {
-        &self.inner
-    }
-
-    /// The wrapped device.
-    pub fn inner_mut(&mut self) -> &mut D {
-        &mut self.inner
-    }
-
-    /// The wrapped device back.
-    pub fn into_inner(self) -> D {
-        self.inner
     }
 
     /// The held SYN to hand to the interface now, if any: the oldest, when a socket listens
@@ -226,6 +238,13 @@ impl<D: Device, const LEN: usize> Backlog<D, LEN> {
     }
 }
 
+impl<const LEN: usize> Default for Backlog<LEN> {
+    /// A backlog for [`DEFAULT_PORT`](crate::DEFAULT_PORT).
+    fn default() -> Self {
+        Backlog::new(crate::DEFAULT_PORT)
+    }
+}
+
 /// Why a held SYN leaves the queue.
 enum Release {
     /// A socket listens: it takes the SYN.
@@ -234,19 +253,12 @@ enum Release {
     Refused,
 }
 
-/// What waits for the next `Interface::poll`: the wrapped device's packets, and the held SYNs
-/// that poll would hand over (to the sockets that listen, or to be refused once held too long),
-/// so that a [`SimClock`](crate::clock::SimClock) does not move on past them.
-impl<D: Device + crate::clock::Pending, const LEN: usize> crate::clock::Pending
-    for Backlog<D, LEN>
-{
+/// What waits for the next `Interface::poll`: the device's packets, and the held SYNs that poll
+/// would hand to listening sockets, so that a [`SimClock`](crate::clock::SimClock) does not
+/// move on past them.
+impl<D: crate::clock::Pending, const LEN: usize> crate::clock::Pending for Guarded<'_, D, LEN> {
     fn pending(&self) -> usize {
-        let releasable = if self.listeners > 0 {
-            self.waiting().min(self.listeners)
-        } else {
-            0
-        };
-        self.inner.pending() + releasable
+        self.device.pending() + self.backlog.releasable()
     }
 }
 
@@ -325,7 +337,7 @@ impl<const LEN: usize> Judge<'_, LEN> {
     }
 }
 
-impl<D: Device, const LEN: usize> Device for Backlog<D, LEN> {
+impl<D: Device, const LEN: usize> Device for Guarded<'_, D, LEN> {
     type RxToken<'a>
         = RxToken<'a, D, LEN>
     where
@@ -336,42 +348,43 @@ impl<D: Device, const LEN: usize> Device for Backlog<D, LEN> {
         Self: 'a;
 
     fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        if let Some((i, why)) = self.next_release(now) {
+        let backlog = &mut *self.backlog;
+        if let Some((i, why)) = backlog.next_release(now) {
             // A held SYN goes first; with no room to answer it the device is full, and
             // nothing more is read until there is.
-            let tx = self.inner.transmit(now)?;
-            let held = self.queue[i].take()?;
+            let tx = self.device.transmit(now)?;
+            let held = backlog.queue[i].take()?;
             match why {
                 Release::ToListener => {
-                    self.listeners -= 1;
-                    self.stats.released += 1;
+                    backlog.listeners -= 1;
+                    backlog.stats.released += 1;
                     // Its retransmissions go to the socket that takes it, not to the queue.
-                    self.recent.remember(held.key, now);
+                    backlog.recent.remember(held.key, now);
                 }
-                Release::Refused => self.stats.refused += 1,
+                Release::Refused => backlog.stats.refused += 1,
             }
             return Some((RxToken(Token::Held(held)), tx));
         }
-        let (rx, tx) = self.inner.receive(now)?;
+        let (rx, tx) = self.device.receive(now)?;
         let judge = Judge {
-            port: self.port,
+            port: backlog.port,
             medium: self.medium,
-            hold: self.hold,
+            hold: backlog.hold,
             now,
-            listeners: &mut self.listeners,
-            queue: &mut self.queue,
-            recent: &mut self.recent,
-            stats: &mut self.stats,
+            listeners: &mut backlog.listeners,
+            queue: &mut backlog.queue,
+            recent: &mut backlog.recent,
+            stats: &mut backlog.stats,
         };
         Some((RxToken(Token::Inner { rx, judge }), tx))
     }
 
     fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
-        self.inner.transmit(now)
+        self.device.transmit(now)
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
-        self.inner.capabilities()
+        self.device.capabilities()
     }
 }
 

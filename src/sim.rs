@@ -674,15 +674,41 @@ impl<'a, 's, const MTU: usize, const CAP: usize> Network<'a, 's, MTU, CAP> {
         );
     }
 
+    /// As [`poll`](Network::poll), with `backlog` in front of the server host's device (see
+    /// [`backlog`](crate::backlog)); call [`Backlog::admit`](crate::backlog::Backlog::admit)
+    /// after each `Server::poll`, and pass `backlog.releasable()` and `backlog.poll_at()` to
+    /// [`advance_with`](Network::advance_with).
+    pub fn poll_behind<const LEN: usize>(&mut self, backlog: &mut crate::backlog::Backlog<LEN>) {
+        let now = self.wire.now;
+        let mut host = self.wire.host(Side::Server);
+        self.server
+            .poll(now, &mut backlog.guard(&mut host), &mut self.server_sockets);
+        self.client.poll(
+            now,
+            &mut self.wire.host(Side::Client),
+            &mut self.client_sockets,
+        );
+    }
+
     /// Move the clock to the next event, as [`SimClock`](crate::clock::SimClock) does for one
     /// interface: not at all while a packet that has arrived waits to be received (poll again
     /// at the same instant), else to the earliest of the next arrival, both hosts' smoltcp
     /// timers and `deadlines` (the protocol's own). Returns `false` when nothing at all is
     /// pending.
     pub fn advance(&mut self, deadlines: impl IntoIterator<Item = Option<Instant>>) -> bool {
+        self.advance_with(0, deadlines)
+    }
+
+    /// As [`advance`](Network::advance), with `also_pending` packets waiting elsewhere than on
+    /// the wire (a backlog's releasable SYNs): the clock stays put while there are any.
+    pub fn advance_with(
+        &mut self,
+        also_pending: usize,
+        deadlines: impl IntoIterator<Item = Option<Instant>>,
+    ) -> bool {
         use crate::clock::Pending;
         let now = self.wire.now;
-        if self.wire.pending() > 0 {
+        if self.wire.pending() + also_pending > 0 {
             return true;
         }
         let next = crate::clock::next_instant(

@@ -21,7 +21,8 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 /// said after its last poll, given to the backlog before each poll of the interface.
 struct Gated<const Q: usize> {
     iface: Interface,
-    device: Backlog<Loopback<1500, 16>, Q>,
+    device: Loopback<1500, 16>,
+    backlog: Backlog<Q>,
     sockets: SocketSet<'static>,
     clock: SimClock,
     /// No backlog at all: every SYN goes to smoltcp, as without one.
@@ -30,7 +31,7 @@ struct Gated<const Q: usize> {
 
 impl<const Q: usize> Gated<Q> {
     fn new(hold: Duration) -> Self {
-        let mut device = Backlog::new(Loopback::new(Medium::Ip), PORT).with_hold(hold);
+        let mut device = Loopback::new(Medium::Ip);
         let clock = SimClock::new();
         let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, clock.now());
         iface.update_ip_addrs(|a| {
@@ -40,6 +41,7 @@ impl<const Q: usize> Gated<Q> {
         Gated {
             iface,
             device,
+            backlog: Backlog::new(PORT).with_hold(hold),
             sockets: SocketSet::new(Vec::new()),
             clock,
             open: false,
@@ -51,7 +53,7 @@ impl<const Q: usize> Gated<Q> {
     /// What the server said after its poll: how many SYNs may pass (all of them without a
     /// backlog).
     fn admit(&mut self, listeners: usize) {
-        self.device
+        self.backlog
             .admit(if self.open { usize::MAX } else { listeners });
     }
 }
@@ -63,17 +65,19 @@ impl<const Q: usize> Hosts for Gated<Q> {
 
     fn poll(&mut self) {
         let now = self.clock.now();
-        self.iface.poll(now, &mut self.device, &mut self.sockets);
+        let mut device = self.backlog.guard(&mut self.device);
+        self.iface.poll(now, &mut device, &mut self.sockets);
     }
 
     fn pending(&self) -> usize {
-        self.device.pending()
+        self.device.pending() + self.backlog.releasable()
     }
 
     fn advance(&mut self, wake: Option<Instant>) -> Result<Instant, Stalled> {
-        let held = self.device.poll_at();
+        let held = self.backlog.poll_at();
+        let device = self.backlog.guard(&mut self.device);
         self.clock
-            .advance(&mut self.iface, &self.sockets, &self.device, [wake, held])
+            .advance(&mut self.iface, &self.sockets, &device, [wake, held])
     }
 
     fn host(&mut self, _: Side) -> (&mut Context, &mut SocketSet<'static>) {
@@ -144,7 +148,7 @@ fn crowd<const POOL: usize, const Q: usize>(net: Gated<Q>, clients: usize) -> Cr
     Crowd {
         results: running.into_iter().map(|(_, r)| r.unwrap()).collect(),
         served,
-        stats: pair.net.device.stats(),
+        stats: pair.net.backlog.stats(),
     }
 }
 
@@ -221,7 +225,7 @@ fn a_syn_held_past_the_limit_is_refused_with_a_reset() {
         waited >= Duration::from_secs(2) && waited < Duration::from_secs(3),
         "refused after {waited}"
     );
-    assert_eq!(pair.net.device.stats().refused, 1);
+    assert_eq!(pair.net.backlog.stats().refused, 1);
 }
 
 #[test]
@@ -241,5 +245,5 @@ fn a_port_without_a_server_still_refuses_at_once() {
     });
     assert_eq!(result.unwrap().unwrap_err(), Error::Refused);
     assert!(pair.now() < Instant::from_millis(10), "{}", pair.now());
-    assert_eq!(pair.net.device.stats(), Stats::default());
+    assert_eq!(pair.net.backlog.stats(), Stats::default());
 }
