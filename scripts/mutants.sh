@@ -35,9 +35,11 @@ if [[ ${1:-} == --in-diff ]] && merge_base=$(git merge-base "${2:?--in-diff need
     exit 0
 fi
 
+# --debug: cargo-mutants only drives cargo, and an unoptimised build installs in a minute instead
+# of three and a half on two cores (listing 739 mutants: 0.35 s instead of 0.11 s).
 command -v cargo-mutants >/dev/null 2>&1 || {
     say "installing cargo-mutants"
-    cargo install --locked cargo-mutants
+    cargo install --locked --debug cargo-mutants
 }
 
 export CARGO_TERM_COLOR=never
