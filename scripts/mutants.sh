@@ -26,14 +26,25 @@ cd "$(dirname "$0")/.."
 say() { printf '== %s\n' "$*"; }
 die() { printf 'mutants.sh: error: %s\n' "$*" >&2; exit 1; }
 
-command -v cargo-mutants >/dev/null 2>&1 || {
-    say "installing cargo-mutants"
-    cargo install --locked cargo-mutants
-}
-
 # The server's folder: mod.rs holds only re-exports (cargo-mutants finds nothing to mutate there).
 FILES=(src/server/sender.rs src/server/pool.rs src/server/report.rs src/server/source.rs
-    src/client.rs src/reply.rs src/device.rs src/timeouts.rs)
+    src/client.rs src/reply.rs src/device.rs src/timeouts.rs src/clock.rs src/backlog.rs)
+
+# --in-diff with no change to those files has no mutant to test: no need for cargo-mutants (its
+# install takes CI over three minutes).
+if [[ ${1:-} == --in-diff ]] && merge_base=$(git merge-base "${2:?--in-diff needs a base revision}" HEAD) &&
+    git diff --quiet "$merge_base" -- "${FILES[@]}"; then
+    say "no mutants: none of ${FILES[*]} changed since $(git rev-parse --short "$merge_base")"
+    exit 0
+fi
+
+# --debug: cargo-mutants only drives cargo, and an unoptimised build installs in a minute instead
+# of three and a half on two cores (listing 739 mutants: 0.35 s instead of 0.11 s).
+command -v cargo-mutants >/dev/null 2>&1 || {
+    say "installing cargo-mutants"
+    cargo install --locked --debug cargo-mutants
+}
+
 export CARGO_TERM_COLOR=never
 OUT=${MUTANTS_OUT:-target/mutants}
 common=(--jobs "${MUTANTS_JOBS:-1}" --no-shuffle --colors never)

@@ -12,6 +12,22 @@
 //!   leaves only at the stack's next poll: `flush` after `abort` before dropping the socket.
 //!   Dropping a socket removes it from the stack at once: whatever it had not sent is lost.
 //!
+//! # smoltcp 0.14 with its default features
+//!
+//! embassy-net 0.9 builds a smoltcp 0.13 of its own. When the program also depends on
+//! `smoltcp = "0.14"` with its default features (they include `std`, hence `managed`'s `alloc`),
+//! `managed::ManagedSlice` gains its `Owned` variant for every crate, and smoltcp 0.13 fails to
+//! build (`error[E0004]: non-exhaustive patterns: ManagedSlice::Owned(_) not covered`) unless its
+//! own `alloc` is on too. That error comes before this crate is compiled, so it cannot name the
+//! cure: turn on embassy-net's `alloc` feature,
+//!
+//! ```toml
+//! embassy-net = { version = "0.9", features = ["alloc", "tcp", "proto-ipv4", "medium-ethernet"] }
+//! ```
+//!
+//! (this crate's `socket-tcp-cubic` does it too), or depend on smoltcp 0.14 with
+//! `default-features = false` and only the features the program needs.
+//!
 //! [`close_write`]: HalfClose::close_write
 
 use embassy_net::IpEndpoint;
