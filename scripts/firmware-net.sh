@@ -42,7 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The firmware's file: xorshift32 from the same seed as examples/cortex-m-qemu/src/payload.rs.
+# The firmware's file: xorshift32 from the same seed as firmware/common/src/payload.rs.
 python3 - "$DIR/payload" <<'PY'
 import sys
 x, out = 0x2545F491, bytearray()

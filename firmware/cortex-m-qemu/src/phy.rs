@@ -1,23 +1,26 @@
-//! The board's Ethernet MAC (`enet.rs`) as a `smoltcp::phy::Device`: tokens that lend smoltcp
-//! the driver's frame buffers in place.
+//! The board's Ethernet MAC (`firmware/common`'s `enet`) as a `smoltcp::phy::Device`: tokens
+//! that lend smoltcp the driver's frame buffers in place.
 
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use crate::enet::{self, Enet, MTU};
 
-impl Device for Enet {
+/// The MAC as smoltcp sees it (a type of this crate, so that it may implement smoltcp's trait).
+pub struct Phy(pub Enet);
+
+impl Device for Phy {
     type RxToken<'a> = RxToken<'a>;
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        let (frame, buffer) = self.next_frame()?;
+        let (frame, buffer) = self.0.next_frame()?;
         Some((RxToken { frame }, TxToken { buffer }))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_>> {
         Some(TxToken {
-            buffer: self.tx_buffer(),
+            buffer: self.0.tx_buffer(),
         })
     }
 

@@ -1,9 +1,9 @@
 //! The LM3S6965's Ethernet controller (Stellaris MAC at 0x4004_8000) as an `embassy-net-driver`.
 //!
-//! The registers and the FIFO protocol are the sync image's `enet.rs`, included as it is; what is
-//! this image's own is the receive side's waiting: when the FIFO is empty it registers its waker
-//! with the 1 ms tick instead of taking the MAC's interrupt, so embassy-net's runner sleeps between
-//! frames.
+//! The registers and the FIFO protocol are `firmware/common`'s `enet`, shared with the sync image;
+//! what is this image's own is the receive side's waiting: when the FIFO is empty it registers its
+//! waker with the 1 ms tick instead of taking the MAC's interrupt, so embassy-net's runner sleeps
+//! between frames.
 
 use core::task::Context;
 

@@ -1,7 +1,7 @@
 //! The LM3S6965's Ethernet controller (Stellaris MAC at 0x4004_8000): its registers, and frames
-//! in and out of its FIFO. This image lends it to smoltcp as a `phy::Device` (`phy.rs`); the async
-//! image (`examples/embassy-qemu`, which includes this file through `#[path]`) to embassy-net as
-//! an `embassy-net-driver`.
+//! in and out of its FIFO. The sync image (`firmware/cortex-m-qemu`) lends it to smoltcp as a
+//! `phy::Device` (its `phy.rs`); the async image (`firmware/embassy-qemu`) to embassy-net as an
+//! `embassy-net-driver` (its `mac.rs`).
 //!
 //! The MAC has no DMA: frames go in and out through one 32-bit FIFO register, word by word.
 //! Received frames come with a 2-byte length (counting itself and the 4-byte FCS) in front and the

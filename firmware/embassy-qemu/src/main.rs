@@ -5,22 +5,14 @@
 //!
 //! First it serves its 64 KiB file to whoever connects to port 7891 (and waits for the
 //! "Thank you"), then it fetches a file from 192.168.69.100:7892, checks every byte against the
-//! same payload, and thanks that server: what the sync image (`examples/cortex-m-qemu`, feature
+//! same payload, and thanks that server: what the sync image (`firmware/cortex-m-qemu`, feature
 //! `net`) does, so the two footprints compare. `scripts/firmware-async.sh` runs it against a Linux
 //! network namespace over QEMU's TAP NIC. Output and the exit status go through semihosting.
 
 #![no_std]
 #![no_main]
 
-// The sync image's Ethernet MAC driver, its file and checking sink, and its stack-peak probe,
-// shared rather than copied.
-#[path = "../../cortex-m-qemu/src/enet.rs"]
-mod enet;
 mod mac;
-#[path = "../../cortex-m-qemu/src/payload.rs"]
-mod payload;
-#[path = "../../cortex-m-qemu/src/stack.rs"]
-mod stack;
 mod time;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
@@ -33,6 +25,9 @@ use halfclose::asynch::embassy::{EmbassyClock, accept, client_socket, connect};
 use halfclose::asynch::{fetch, serve};
 use halfclose::{Error, Timeouts};
 use static_cell::{ConstStaticCell, StaticCell};
+// The sync image's Ethernet MAC driver, its file and checking sink, and its stack-peak probe,
+// shared rather than copied (`firmware/common`).
+use halfclose_firmware_common::{enet, payload, stack};
 
 use crate::enet::Buffers;
 use crate::mac::Mac;

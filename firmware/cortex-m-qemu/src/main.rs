@@ -29,19 +29,12 @@ mod cost;
 #[cfg(feature = "defmt")]
 mod defmt_log;
 #[cfg(feature = "net")]
-mod enet;
-#[cfg(feature = "net")]
 mod net;
 #[cfg(feature = "net")]
 mod phy;
 // The `net` image prints through `hprintln!`; the `cost` image has no reply to quote.
 #[cfg_attr(any(feature = "net", feature = "cost"), allow(dead_code))]
 mod out;
-#[cfg(any(feature = "server", feature = "client"))]
-#[cfg_attr(feature = "cost", allow(dead_code))]
-mod payload;
-#[cfg_attr(feature = "cost", allow(dead_code))]
-mod stack;
 #[cfg(all(
     any(feature = "server", feature = "client"),
     not(any(feature = "net", feature = "cost"))
@@ -50,6 +43,14 @@ mod transfer;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::debug;
+// The board's Ethernet MAC, the file and its checking sink, and the stack-peak probe: shared with
+// the async image (`firmware/common`).
+#[cfg(feature = "net")]
+use halfclose_firmware_common::enet;
+#[cfg(any(feature = "server", feature = "client"))]
+use halfclose_firmware_common::payload;
+#[cfg_attr(feature = "cost", allow(unused_imports))]
+use halfclose_firmware_common::stack;
 
 use out::{hex, line};
 

@@ -9,8 +9,6 @@
 #[cfg(feature = "client")]
 use core::task::Poll;
 
-#[cfg(feature = "client")]
-use smoltcp::iface::SocketHandle;
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketSet, SocketStorage,
 };
@@ -118,8 +116,6 @@ struct Parts {
     server: &'static mut Server,
     #[cfg(feature = "client")]
     client: &'static mut Client,
-    #[cfg(feature = "client")]
-    client_handle: SocketHandle,
 }
 
 /// What each side ended with. The polls write into it where it lies, in [`run`]'s frame: a
@@ -209,15 +205,25 @@ fn set_up(clock: &StepClock) -> Result<Parts, Error> {
     };
 
     #[cfg(feature = "client")]
-    let (client_handle, client) = {
+    let client = {
         let (rx, tx) = CLIENT_BUFFERS.take();
         let socket = tcp::Socket::new(
             tcp::SocketBuffer::new(&mut rx[..]),
             tcp::SocketBuffer::new(&mut tx[..]),
         );
         let handle = sockets.add(socket);
-        let client = CLIENT.uninit().write(Client::connect(iface.context(), &mut sockets, handle, halfclose::client::Connect::to((IpAddress::Ipv4(ADDR), PORT)).from_port(CLIENT_PORT).timeouts(timeouts), payload::Check::new(), clock.now())?);
-        (handle, client)
+        let to = halfclose::client::Connect::to((IpAddress::Ipv4(ADDR), PORT))
+            .from_port(CLIENT_PORT)
+            .timeouts(timeouts);
+        let client = Client::connect(
+            iface.context(),
+            &mut sockets,
+            handle,
+            to,
+            payload::Check::new(),
+            clock.now(),
+        )?;
+        CLIENT.uninit().write(client)
     };
 
     Ok(Parts {
@@ -228,8 +234,6 @@ fn set_up(clock: &StepClock) -> Result<Parts, Error> {
         server,
         #[cfg(feature = "client")]
         client,
-        #[cfg(feature = "client")]
-        client_handle,
     })
 }
 
@@ -249,8 +253,6 @@ fn transfer(
         server,
         #[cfg(feature = "client")]
         client,
-        #[cfg(feature = "client")]
-        client_handle,
     } = parts;
     let start_cycles = systick.cycles();
     let over = loop {
@@ -261,13 +263,7 @@ fn transfer(
         poll_server(server, now, &mut sockets, &mut results.server);
         #[cfg(feature = "client")]
         if results.client.is_none() {
-            poll_client(
-                client,
-                now,
-                &mut sockets,
-                client_handle,
-                &mut results.client,
-            );
+            poll_client(client, now, &mut sockets, &mut results.client);
         }
 
         // The full image is over when both sides are; each single-side image when its side is
@@ -362,10 +358,9 @@ fn poll_client(
     client: &mut Client,
     now: Instant,
     sockets: &mut SocketSet<'_>,
-    handle: SocketHandle,
     result: &mut Option<Result<halfclose::client::Report, Error>>,
 ) {
-    if let Poll::Ready(ended) = client.poll(now, &mut sockets) {
+    if let Poll::Ready(ended) = client.poll(now, sockets) {
         *result = Some(ended);
     }
 }

@@ -199,7 +199,16 @@ fn exchange(
     let mut server =
         server::Server::<_, 1>::listen(&mut sockets, [server_handle], PORT, source, timeouts)
             .map_err(set_up)?;
-    let mut client = client::Client::connect(iface.context(), &mut sockets, client_handle, client::Connect::to((IpAddress::Ipv4(ADDR), PORT)).from_port(49152).timeouts(timeouts), Count(0), clock.now())
+    let mut client = client::Client::connect(
+        iface.context(),
+        &mut sockets,
+        client_handle,
+        client::Connect::to((IpAddress::Ipv4(ADDR), PORT))
+            .from_port(49152)
+            .timeouts(timeouts),
+        Count(0),
+        clock.now(),
+    )
     .map_err(set_up)?;
 
     let (mut server_done, mut client_done) = (None, None);
@@ -211,8 +220,7 @@ fn exchange(
             server_done = Some(result.is_ok_and(|r| r.bytes == payload::LEN as u64));
         }
         if client_done.is_none()
-            && let Poll::Ready(result) =
-                client.poll(now, &mut sockets)
+            && let Poll::Ready(result) = client.poll(now, &mut sockets)
         {
             client_done = Some(result.is_ok_and(|r| r.bytes == payload::LEN as u64));
         }

@@ -16,6 +16,7 @@ use halfclose::{Timeouts, client, server};
 
 use crate::clock::SysTickTimer;
 use crate::enet::{Buffers, Enet};
+use crate::phy::Phy;
 use crate::{payload, stack};
 
 /// Our address on the link (only ever inside the test's own network namespace).
@@ -33,7 +34,7 @@ const DATA: usize = 4096;
 const SMALL: usize = 64;
 
 static NIC_BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
-static NIC: StaticCell<Enet> = StaticCell::new();
+static NIC: StaticCell<Phy> = StaticCell::new();
 static SOCKET_BUFFERS: ConstStaticCell<[[u8; DATA]; 2]> = ConstStaticCell::new([[0; DATA]; 2]);
 static SMALL_BUFFERS: ConstStaticCell<[[u8; SMALL]; 2]> = ConstStaticCell::new([[0; SMALL]; 2]);
 
@@ -79,7 +80,7 @@ pub fn run() -> bool {
         clock.hz
     );
 
-    let device = NIC.init(Enet::new(MAC, NIC_BUFFERS.take()));
+    let device = NIC.init(Phy(Enet::new(MAC, NIC_BUFFERS.take())));
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(MAC)));
     config.random_seed = clock.systick.cycles() ^ 0x6861_6c66;
     let mut iface = Interface::new(config, device, clock.now());
@@ -159,7 +160,16 @@ pub fn run() -> bool {
     }
 
     // 2. Fetch a file from the Linux server and thank it.
-    let mut client = match client::Client::connect(iface.context(), &mut sockets, c, client::Connect::to((IpAddress::Ipv4(PEER), FETCH_PORT)).from_port(49152).timeouts(timeouts), payload::Check::new(), clock.now()) {
+    let mut client = match client::Client::connect(
+        iface.context(),
+        &mut sockets,
+        c,
+        client::Connect::to((IpAddress::Ipv4(PEER), FETCH_PORT))
+            .from_port(49152)
+            .timeouts(timeouts),
+        payload::Check::new(),
+        clock.now(),
+    ) {
         Ok(client) => client,
         Err(e) => {
             hprintln!("client: error: {}", e);
