@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind > /dev/null || { apt-get update -qq && apt-get install -y -qq valgrind > /dev/null; }
-cargo build --release --quiet --example bench
-bench="${CARGO_TARGET_DIR:-target}/release/examples/bench"
+cargo build --release --quiet -p halfclose-tools --bin bench
+bench="${CARGO_TARGET_DIR:-target}/release/bench"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 bytes=$((4 << 20))

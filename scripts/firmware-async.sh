@@ -138,10 +138,10 @@ if [[ -n $why ]]; then
     say "skipping the embassy image against Linux: $why (it needs root, /dev/net/tun, ip and qemu-system-arm)"
 else
     # A host build: found where cargo puts it, as scripts/firmware-net.sh finds it.
-    (cd "$ROOT" && cargo build --release --quiet --example lesson)
+    (cd "$ROOT" && cargo build --release --quiet -p halfclose-tools --bin lesson)
     TARGET_DIR=${CARGO_TARGET_DIR:-target}
     [[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
-    LESSON="$TARGET_DIR/release/examples/lesson"
+    LESSON="$TARGET_DIR/release/lesson"
     # The firmware's file: xorshift32 from the same seed as the images' payload.rs.
     python3 - "$DIR/payload" <<'PY'
 import sys

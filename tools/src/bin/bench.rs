@@ -2,9 +2,9 @@
 //! half-close exchange with raw sockets, and against `memcpy`, in one run.
 //!
 //! ```text
-//! cargo run --release --example bench                # 64 MiB per configuration
-//! cargo run --release --example bench -- --full      # 64 and 256 MiB
-//! cargo run --release --example bench -- --one ours|theirs [MTU [on|off [KiB]]]
+//! cargo run --release -p halfclose-tools --bin bench                # 64 MiB per configuration
+//! cargo run --release -p halfclose-tools --bin bench -- --full      # 64 and 256 MiB
+//! cargo run --release -p halfclose-tools --bin bench -- --one ours|theirs [MTU [on|off [KiB]]]
 //!                       # one 4 MiB run, by default at MTU 1500, checksums on, 4 KiB buffers
 //!                       # (for callgrind; see scripts/callgrind.sh)
 //! ```

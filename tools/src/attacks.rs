@@ -1,7 +1,6 @@
 //! Hostile peers against a pool of four on the simulated wire, while one legitimate client
 //! tries to fetch a file every second. Shared by `tests/attacks.rs` (which asserts the targets)
-//! and `examples/attacks.rs` (which prints the README's table).
-#![allow(dead_code)]
+//! and the `attacks` program (which prints the README's table).
 
 use std::task::Poll;
 use std::vec::Vec;

@@ -3,13 +3,12 @@
 //! packets in both directions next to a legitimate transfer: no panic, no byte in the client's
 //! file that the server did not send, both ends finished by the deadline.
 
-#[path = "../fuzz/src/wire.rs"]
-mod wire;
-
 use std::path::PathBuf;
 
+use halfclose_tools::wire;
+
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/wire");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/wire");
     let mut inputs: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| {

@@ -2,7 +2,7 @@
 //! defences: prints the README's tables (Markdown).
 //!
 //! ```sh
-//! cargo run --release --example attacks [-- --seed N --seconds S]
+//! cargo run --release -p halfclose-tools --bin attacks [-- --seed N --seconds S]
 //! ```
 //!
 //! Each attack runs for `S` simulated seconds (600 by default) while one legitimate client tries
@@ -10,16 +10,13 @@
 //! how long the attackers' connections held a server slot. A second table measures the default
 //! `linger` under loss. The scenarios are the ones `tests/attacks.rs` asserts.
 
-#[path = "../tests/attack_scenarios/mod.rs"]
-mod attack_scenarios;
-
 use std::process::ExitCode;
 
 use clap::{Parser, value_parser};
 
-use attack_scenarios::{Attack, Defences, Outcome, run, single};
 use halfclose::sim::{Link, percent};
 use halfclose::{Error, Phase, Timeouts};
+use halfclose_tools::attacks::{Attack, Defences, Outcome, run, single};
 use smoltcp::time::Duration;
 
 /// Runs hostile peers against a pool of four on the simulated wire and prints the README's

@@ -1,14 +1,10 @@
 //! A pool of four against hostile peers, on the simulated wire: each attack asserts what the
 //! legitimate client still gets and how long an attacker may hold a slot. The README's table
-//! comes from the same scenarios (`cargo run --release --example attacks`).
+//! comes from the same scenarios (`cargo run --release -p halfclose-tools --bin attacks`).
 
-mod attack_scenarios;
-mod common;
-
-use attack_scenarios::{Attack, Defences, Outcome, linger_then_busy, run, single};
-use common::random_bytes;
 use halfclose::sim::{self, Link, Wire, percent};
 use halfclose::{Error, Phase, Timeouts};
+use halfclose_tools::attacks::{Attack, Defences, Outcome, linger_then_busy, run, single};
 use smoltcp::time::{Duration, Instant};
 
 const TEN_MINUTES: Duration = Duration::from_secs(600);
@@ -144,7 +140,7 @@ fn a_wrong_reply_trickled_a_byte_at_a_time_fails_at_its_first_byte() {
         match e {
             Error::WrongReply { reply, bytes } => {
                 assert_eq!(reply.kept(), b"X", "what was received is kept");
-                assert_eq!(*bytes, attack_scenarios::FILE_LEN as u64);
+                assert_eq!(*bytes, halfclose_tools::attacks::FILE_LEN as u64);
             }
             e => panic!("{e:?}"),
         }
@@ -258,4 +254,18 @@ fn the_default_linger_spares_clients_a_reset_under_loss() {
     eprintln!("reset after a complete transfer, of 200: {without} without linger, {with} with");
     assert!(without >= 10, "{without}");
     assert!(with <= 1, "{with}");
+}
+
+/// `len` bytes of xorshift64* from `seed`.
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }

@@ -12,8 +12,6 @@
 //! Every blocking call has a timeout (`LESSON_TIMEOUT` seconds, default 30), and the client
 //! stops writing at 4 GiB, so a broken peer can neither hang these nor fill a disk.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -21,7 +19,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, value_parser};
-use common::files::{Output, open_input};
+use halfclose_tools::files::{Output, open_input};
 
 const LIMIT: u64 = 4 << 30;
 
@@ -160,7 +158,7 @@ fn server(bind: SocketAddr, chunk: usize, path: &Path, timeout: Duration) -> Res
 }
 
 fn client(addr: SocketAddr, out: &Path, timeout: Duration) -> Result<(), String> {
-    let mut output = Output::create(out, &[])?;
+    let mut output = Output::create(out)?;
     match receive(addr, &mut output, timeout) {
         Ok(()) => {
             let total = output.commit()?;

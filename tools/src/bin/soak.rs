@@ -2,8 +2,8 @@
 //! transfer ended.
 //!
 //! ```text
-//! cargo run --release --example soak -- --seeds 10000 [--congestion none|reno|cubic]
-//! cargo run --release --example soak -- --seed 58 --deadline 36000   # replay one run
+//! cargo run --release -p halfclose-tools --bin soak -- --seeds 10000 [--congestion none|reno|cubic]
+//! cargo run --release -p halfclose-tools --bin soak -- --seed 58 --deadline 36000   # replay one run
 //! ```
 //!
 //! Each seed runs one scenario (seed modulo the number of scenarios) with sizes, latency and

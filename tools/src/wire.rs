@@ -17,7 +17,7 @@
 //! forged FIN towards the client only comes at the file's true end.
 //!
 //! The same code runs under `cargo fuzz` (fuzz/fuzz_targets/wire.rs) and in `cargo test`
-//! (tests/fuzz_wire.rs: the committed corpus and a seeded run).
+//! (tools/tests/fuzz_wire.rs: the committed corpus, fuzz/corpus/wire, and a seeded run).
 
 use std::task::Poll;
 use std::vec::Vec;
