@@ -144,6 +144,7 @@ impl Outcome {
     }
 }
 
+/// An error's kind in a word or two, for the tables of `attacks` and `soak`.
 pub fn kind(e: &Error) -> String {
     match e {
         Error::Listen(_) => "listen".into(),

@@ -17,8 +17,9 @@ use std::time::Instant as WallClock;
 
 use clap::{Parser, ValueEnum, value_parser};
 
+use halfclose::Timeouts;
 use halfclose::sim::{self, Link, Rng, Setup, Wire, percent};
-use halfclose::{Error, Timeouts};
+use halfclose_tools::attacks;
 use smoltcp::socket::tcp::CongestionControl;
 use smoltcp::time::{Duration, Instant};
 
@@ -179,23 +180,6 @@ struct Row {
     wall: std::time::Duration,
 }
 
-fn kind(e: &Error) -> String {
-    match e {
-        Error::Listen(_) => "listen".into(),
-        Error::Connect(_) => "connect".into(),
-        Error::ReceiveBufferTooLarge { .. } => "receive buffer too large".into(),
-        Error::Refused => "refused".into(),
-        Error::Reset { phase, .. } => format!("reset/{phase}"),
-        Error::TimedOut { phase, .. } => format!("timeout/{phase}"),
-        Error::Source { .. } => "source".into(),
-        Error::Sink { .. } => "sink".into(),
-        Error::WrongReply { .. } => "wrong reply".into(),
-        Error::ReplyTooLong { .. } => "reply too long".into(),
-        // `Error` is non-exhaustive: a later release may add kinds.
-        other => format!("{other}"),
-    }
-}
-
 /// Sweeps the fault matrix over many seeds on the simulated wire; prints a table, and the seed
 /// of any hang or wrong byte (then exits 1).
 #[derive(Parser, Debug)]
@@ -314,7 +298,7 @@ fn main() -> ExitCode {
         } else {
             // The first error, the client's if both ended in one.
             let error = match (&outcome.client, &outcome.server) {
-                (Some(Err(e)), _) | (_, Some(Err(e))) => kind(e),
+                (Some(Err(e)), _) | (_, Some(Err(e))) => attacks::kind(e),
                 _ => "no connection".into(),
             };
             *row.errors.entry(error).or_default() += 1;
