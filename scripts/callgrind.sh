@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per byte of the in-memory transfer, ours against smoltcp's phy::Loopback (the two
-# sides of examples/bench.rs), counted by callgrind over the transfer alone (building the file is
+# sides of tools/src/bin/bench.rs), counted by callgrind over the transfer alone (building the file is
 # left out). Instruction counts do not depend on how busy the machine is; they do not see cache
 # misses, which wall-clock runs on a quiet machine do.
 #

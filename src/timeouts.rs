@@ -8,8 +8,8 @@ use smoltcp::time::Duration;
 ///
 /// smoltcp retransmits for ever unless told otherwise; these are measured on the time the caller
 /// passes to `poll`, so they work the same on a simulated clock. Each field names the fault or
-/// attack that sets it; the figures come from `cargo run --release --example attacks` (see the
-/// README's table).
+/// attack that sets it; the figures come from `cargo run --release -p halfclose-tools --bin
+/// attacks` (see the README's table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Timeouts {

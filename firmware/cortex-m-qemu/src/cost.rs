@@ -6,7 +6,7 @@
 //! MTU and socket buffer size of the board's sweep (`board::COST_MTUS`, `board::COST_BUFFERS`):
 //! the 64 KiB file from flash, the half-close, the `"Thank you\0"`, as the transfer image does,
 //! but with a sink that only counts (no CRC: that is the check's cost, not the transfer's), no
-//! delayed ACK and checksums on, as the host's `examples/bench.rs --one` does under callgrind.
+//! delayed ACK and checksums on, as the host's `tools/src/bin/bench.rs --one` does under callgrind.
 //! Without `-icount` the ratio, and so every figure, follows the host's speed: meaningless.
 
 use core::arch::asm;
