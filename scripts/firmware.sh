@@ -214,7 +214,7 @@ say "building the library with defmt for thumbv7em-none-eabihf"
     --no-default-features --features defmt --target thumbv7em-none-eabihf \
     --target-dir "$ROOT/target/firmware-lib")
 # `log` and `defmt` together must be refused at compile time.
-if (cd "$ROOT" && "${CARGO[@]}" build --locked -q -j "$JOBS" "${BUILD_STD[@]}" --lib \
+if (cd "$ROOT" && "${CARGO[@]}" build --locked -q -j "$JOBS" "${BUILD_STD[@]}" -p halfclose --lib \
     --no-default-features --features log,defmt --target thumbv7em-none-eabihf \
     --target-dir "$ROOT/target/firmware-lib") >"$OUT/log-defmt.log" 2>&1; then
     die "the library built with both log and defmt; it must refuse"
