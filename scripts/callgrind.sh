@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per byte of the in-memory transfer, ours against smoltcp's phy::Loopback (the two
-# sides of examples/bench.rs), counted by callgrind over the transfer alone (building the file is
+# sides of tools/src/bin/bench.rs), counted by callgrind over the transfer alone (building the file is
 # left out). Instruction counts do not depend on how busy the machine is; they do not see cache
 # misses, which wall-clock runs on a quiet machine do.
 #
@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind > /dev/null || { apt-get update -qq && apt-get install -y -qq valgrind > /dev/null; }
-cargo build --release --quiet --example bench
-bench="${CARGO_TARGET_DIR:-target}/release/examples/bench"
+cargo build --release --quiet -p halfclose-tools --bin bench
+bench="${CARGO_TARGET_DIR:-target}/release/bench"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 bytes=$((4 << 20))

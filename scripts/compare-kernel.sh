@@ -11,8 +11,9 @@ size_mib=${1:-256}
 runs=${2:-7}
 port=${PORT:-7893}
 
-cargo build --release --quiet --example loopback --example lesson
-bin="${CARGO_TARGET_DIR:-target}/release/examples"
+cargo build --release --quiet --example loopback
+cargo build --release --quiet -p halfclose-tools --bin lesson
+bin="${CARGO_TARGET_DIR:-target}/release"
 dir=$(mktemp -d /dev/shm/halfclose-compare.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 head -c $((size_mib << 20)) /dev/urandom > "$dir/file"
@@ -20,7 +21,7 @@ head -c $((size_mib << 20)) /dev/urandom > "$dir/file"
 now() { date +%s.%N; }
 
 ours() {
-  "$bin/loopback" "$dir/file" -o "$dir/receive.dat" > /dev/null
+  "$bin/examples/loopback" "$dir/file" -o "$dir/receive.dat" > /dev/null
 }
 
 kernel() { # $1: the server's write size

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The async side on a microcontroller: build the library for thumbv6m-none-eabi and
-# thumbv7em-none-eabihf with the `async` and `embassy` features, build examples/embassy-qemu (embassy-executor,
+# thumbv7em-none-eabihf with the `async` and `embassy` features, build firmware/embassy-qemu (embassy-executor,
 # embassy-net on the LM3S6965's Ethernet MAC, embassy-time on SysTick, halfclose::asynch), run it
 # on QEMU against Linux's TCP as scripts/firmware-net.sh runs the sync image, and print both
 # images' footprints side by side.
@@ -15,7 +15,7 @@
 # Environment: RUST_LLD (the linker), QEMU_TIMEOUT (seconds per QEMU run, default 120).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-FW="$ROOT/examples/embassy-qemu"
+FW="$ROOT/firmware/embassy-qemu"
 OUT="$ROOT/target/firmware"
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-120}
 say() { printf '== %s\n' "$*"; }
@@ -56,7 +56,7 @@ mkdir -p "$OUT"
 for target in thumbv6m-none-eabi thumbv7em-none-eabihf; do
     for features in async embassy; do
         say "building the library --no-default-features --features $features for $target"
-        (cd "$ROOT" && timeout 900 "${CARGO[@]}" build --locked -q -j "$JOBS" -Zbuild-std=core --lib \
+        (cd "$ROOT" && timeout 900 "${CARGO[@]}" build --locked -q -j "$JOBS" -Zbuild-std=core -p halfclose --lib \
             --no-default-features --features "$features" --target "$target" \
             --target-dir "$ROOT/target/firmware-lib")
     done
@@ -64,7 +64,7 @@ done
 
 # --- 3. The embassy image ------------------------------------------------------------------------
 CARGO_HOME_DIR=${CARGO_HOME:-$HOME/.cargo}
-say "building the embassy image (examples/embassy-qemu, thumbv7m-none-eabi, release)"
+say "building the embassy image (firmware/embassy-qemu, thumbv7m-none-eabi, release)"
 # In the image's own target directory whatever CARGO_TARGET_DIR says, as scripts/firmware.sh builds
 # the sync images: the copy below knows where to find it.
 (cd "$FW" && timeout 900 "${CARGO[@]}" build --release --locked -q -j "$JOBS" -Zbuild-std=core \
@@ -138,10 +138,10 @@ if [[ -n $why ]]; then
     say "skipping the embassy image against Linux: $why (it needs root, /dev/net/tun, ip and qemu-system-arm)"
 else
     # A host build: found where cargo puts it, as scripts/firmware-net.sh finds it.
-    (cd "$ROOT" && cargo build --release --quiet --example lesson)
+    (cd "$ROOT" && cargo build --release --quiet -p halfclose-tools --bin lesson)
     TARGET_DIR=${CARGO_TARGET_DIR:-target}
     [[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
-    LESSON="$TARGET_DIR/release/examples/lesson"
+    LESSON="$TARGET_DIR/release/lesson"
     # The firmware's file: xorshift32 from the same seed as the images' payload.rs.
     python3 - "$DIR/payload" <<'PY'
 import sys

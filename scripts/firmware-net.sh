@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Cortex-M firmware on QEMU's emulated Ethernet, against Linux's TCP: the firmware serves its
-# 64 KiB file to a kernel client (examples/lesson.rs: read to EOF, "Thank you\0", close), then
+# 64 KiB file to a kernel client (tools/src/bin/lesson.rs: read to EOF, "Thank you\0", close), then
 # fetches the same file from a kernel server (1024-byte writes, shutdown(SHUT_WR), one read).
 #
 #   bash scripts/firmware-net.sh [IMAGE]     (IMAGE: default target/firmware/lm3s6965-net.elf, built by
@@ -28,10 +28,10 @@ fi
 
 # The kernel's peers, a host build: found where cargo puts it, under CARGO_TARGET_DIR when that is
 # set (relative to the checkout, where cargo runs), else under target/.
-(cd "$ROOT" && cargo build --release --quiet --example lesson)
+(cd "$ROOT" && cargo build --release --quiet -p halfclose-tools --bin lesson)
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
-LESSON="$TARGET_DIR/release/examples/lesson"
+LESSON="$TARGET_DIR/release/lesson"
 NS="halfclose-fw-$$"
 DIR=$(mktemp -d)
 QEMU_PID=
@@ -42,7 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The firmware's file: xorshift32 from the same seed as examples/cortex-m-qemu/src/payload.rs.
+# The firmware's file: xorshift32 from the same seed as firmware/common/src/payload.rs.
 python3 - "$DIR/payload" <<'PY'
 import sys
 x, out = 0x2545F491, bytearray()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the Cortex-M firmware in examples/cortex-m-qemu for two boards, run every image on QEMU
+# Build the Cortex-M firmware in firmware/cortex-m-qemu for two boards, run every image on QEMU
 # (LM3S6965, Cortex-M3, thumbv7m-none-eabi; micro:bit, Cortex-M0, thumbv6m-none-eabi), measure
 # instructions per transferred byte on both, build the library alone for thumbv6m-none-eabi and
 # thumbv7em-none-eabihf, print the footprint table, and hold the small images to the budget.
@@ -18,7 +18,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-FW="$ROOT/examples/cortex-m-qemu"
+FW="$ROOT/firmware/cortex-m-qemu"
 OUT="$ROOT/target/firmware"
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-60}
 FOOTPRINT_MD=${FOOTPRINT_MD:-$OUT/footprint.md}
@@ -87,7 +87,7 @@ say "toolchain: $(/usr/bin/rustc --version), $(/usr/bin/cargo --version | cut -d
 mkdir -p "$OUT"
 
 # --- 3. The firmware images --------------------------------------------------------------------
-# The boards, by the target that selects them (examples/cortex-m-qemu/build.rs).
+# The boards, by the target that selects them (firmware/cortex-m-qemu/build.rs).
 BOARDS=(lm3s6965 microbit)
 target_of() { case $1 in lm3s6965) echo thumbv7m-none-eabi ;; microbit) echo thumbv6m-none-eabi ;; esac; }
 machine_of() { case $1 in lm3s6965) echo lm3s6965evb ;; microbit) echo microbit ;; esac; }
@@ -134,7 +134,7 @@ build_image() {
     local board=$1 name=$2 kind=$3 target
     shift 4
     target=$(target_of "$board")
-    # Added to the rustflags of examples/cortex-m-qemu/.cargo/config.toml (`-Tlink.x`).
+    # Added to the rustflags of firmware/cortex-m-qemu/.cargo/config.toml (`-Tlink.x`).
     local flags=(--config "target.$target.rustflags=['--remap-path-prefix=$ROOT=/halfclose','--remap-path-prefix=$CARGO_HOME_DIR=/cargo']")
     if [[ $kind == small ]]; then
         flags+=(--config "target.$target.rustflags=['-Zunstable-options','-Cpanic=immediate-abort']")
@@ -202,19 +202,19 @@ done
 # --- 5. The library alone, for a Cortex-M0 (no atomic CAS) and a Cortex-M4F --------------------
 say "building the library alone (--no-default-features) for thumbv6m-none-eabi and thumbv7em-none-eabihf"
 for target in thumbv6m-none-eabi thumbv7em-none-eabihf; do
-    (cd "$ROOT" && "${CARGO[@]}" build --locked -j "$JOBS" "${BUILD_STD[@]}" --lib \
+    (cd "$ROOT" && "${CARGO[@]}" build --locked -j "$JOBS" "${BUILD_STD[@]}" -p halfclose --lib \
         --no-default-features --target "$target" --target-dir "$ROOT/target/firmware-lib")
 done
 say "building the library with every protocol feature (no log) for thumbv6m-none-eabi"
-(cd "$ROOT" && "${CARGO[@]}" build --locked -j "$JOBS" "${BUILD_STD[@]}" --lib \
+(cd "$ROOT" && "${CARGO[@]}" build --locked -j "$JOBS" "${BUILD_STD[@]}" -p halfclose --lib \
     --no-default-features --features medium-ethernet,proto-ipv6 --target thumbv6m-none-eabi \
     --target-dir "$ROOT/target/firmware-lib")
 say "building the library with defmt for thumbv7em-none-eabihf"
-(cd "$ROOT" && "${CARGO[@]}" build --locked -j "$JOBS" "${BUILD_STD[@]}" --lib \
+(cd "$ROOT" && "${CARGO[@]}" build --locked -j "$JOBS" "${BUILD_STD[@]}" -p halfclose --lib \
     --no-default-features --features defmt --target thumbv7em-none-eabihf \
     --target-dir "$ROOT/target/firmware-lib")
 # `log` and `defmt` together must be refused at compile time.
-if (cd "$ROOT" && "${CARGO[@]}" build --locked -q -j "$JOBS" "${BUILD_STD[@]}" --lib \
+if (cd "$ROOT" && "${CARGO[@]}" build --locked -q -j "$JOBS" "${BUILD_STD[@]}" -p halfclose --lib \
     --no-default-features --features log,defmt --target thumbv7em-none-eabihf \
     --target-dir "$ROOT/target/firmware-lib") >"$OUT/log-defmt.log" 2>&1; then
     die "the library built with both log and defmt; it must refuse"

@@ -25,10 +25,10 @@ name=$(sed -n 's/^name = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
 # --allow-dirty: CI's clone may hold build outputs; --locked: the committed Cargo.lock is the one.
-run cargo package --locked --allow-dirty --quiet
+run cargo package -p halfclose --locked --allow-dirty --quiet
 crate="$target/package/$name-$version.crate"
 
-list=$(cargo package --list --locked --allow-dirty 2>/dev/null)
+list=$(cargo package -p halfclose --list --locked --allow-dirty 2>/dev/null)
 say "$(wc -l <<<"$list") files in $(basename "$crate") ($(du -h "$crate" | cut -f1))"
 missing=0
 for example in $(sed -n '/^\[\[example\]\]/,/^$/s/^name = "\(.*\)"/\1/p' Cargo.toml); do

@@ -46,8 +46,8 @@ def crate_of(path, root):
         return m.group(1).replace("_", "-")
     if m := re.search(r"/library/([a-z_-]+)/", path):
         return m.group(1)  # core, compiler-builtins, ...
-    if "/examples/cortex-m-qemu/" in path:
-        return "firmware (examples/cortex-m-qemu)"
+    if "/firmware/" in path:
+        return "firmware (firmware/)"
     if root and path.startswith(root.rstrip("/") + "/src/"):
         return "halfclose"
     return "other: " + path

@@ -8,7 +8,7 @@ use smoltcp::time::Duration;
 ///
 /// smoltcp retransmits for ever unless told otherwise; these are measured on the time the caller
 /// passes to `poll`, so they work the same on a simulated clock. Each field names the fault or
-/// attack that sets it; the figures come from `cargo run --release --example attacks` (see
+/// attack that sets it; the figures come from `cargo run --release -p halfclose-tools --bin attacks` (see
 /// [the attacks table](https://github.com/halfclose/halfclose/blob/main/docs/tables/attacks.md)).
 ///
 /// Start from [`Timeouts::DEFAULT`] and change what your link needs, with `core::time::Duration`

@@ -1,6 +1,7 @@
 //! The async transfer (`halfclose::asynch`) on tokio over the kernel's TCP on 127.0.0.1: our async
-//! server to our async client, each against the lesson's BSD-sockets peers (`examples/lesson.rs`),
-//! byte-exact with the reply; and the typed errors a misbehaving kernel peer causes.
+//! server to our async client, each against the lesson's BSD-sockets peers
+//! (`tools/src/bin/lesson.rs`), byte-exact with the reply; and the typed errors a misbehaving
+//! kernel peer causes.
 
 mod common;
 

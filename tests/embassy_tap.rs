@@ -1,6 +1,6 @@
 //! The async transfer on embassy-net (`examples/embassy_tap.rs`) against the kernel's TCP, over a
 //! TAP device inside a network namespace each test creates (and always deletes). The kernel side
-//! is `examples/lesson.rs`, the lesson's BSD-sockets programs.
+//! is `tools/src/bin/lesson.rs`, the lesson's BSD-sockets programs.
 //!
 //! Needs root, `/dev/net/tun` and `ip`; without them each test prints why it skips and passes.
 

@@ -7,15 +7,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// An example binary next to this test's (`cargo test` builds the examples).
+/// An example binary, or a maintainers' program (`tools/`: bench, soak, attacks, lesson), next to
+/// this test's (`cargo test` builds both).
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join(name);
+    let tool = dir.join(name);
+    let path = if tool.exists() {
+        tool
+    } else {
+        dir.join("examples").join(name)
+    };
     assert!(
         path.exists(),
-        "{} is missing: `cargo test` builds the examples, `cargo test --test programs` alone \
-         does not (run `cargo build --examples` first)",
+        "{} is missing: `cargo test` builds the examples and tools, `cargo test --test programs` \
+         alone does not (run `cargo build --bins --examples` first)",
         path.display()
     );
     path

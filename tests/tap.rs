@@ -1,5 +1,5 @@
 //! Our smoltcp server and client against the kernel's TCP, over a TAP device inside a network
-//! namespace each test creates (and always deletes). The kernel side is `examples/lesson.rs`,
+//! namespace each test creates (and always deletes). The kernel side is `tools/src/bin/lesson.rs`,
 //! the lesson's BSD-sockets programs on `std::net`.
 //!
 //! Needs root, `/dev/net/tun` and `ip`; without them each test prints why it skips and passes.

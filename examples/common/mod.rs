@@ -1,5 +1,5 @@
 //! What the example programs share: command-line types, all-or-nothing output files, the event
-//! loop, logging and progress, and (on Linux) the TAP device.
+//! loop, logging and progress, (on Linux) the TAP device, and the loopback's segment trace.
 #![allow(dead_code)]
 
 pub mod cli;
@@ -9,6 +9,7 @@ pub mod files;
 pub mod pcap;
 #[cfg(target_os = "linux")]
 pub mod tap;
+pub mod trace;
 
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -1,0 +1,141 @@
+//! halfclose on a bare-metal Cortex-M: the server sends a 64 KiB file, half-closes, and waits for
+//! the client's `"Thank you\0"`, both on one smoltcp interface over the crate's heapless loopback.
+//!
+//! Runs on QEMU's `lm3s6965evb` (LM3S6965, Cortex-M3: 256 KiB flash, 64 KiB RAM) when built for
+//! `thumbv7m-none-eabi`, and on QEMU's `microbit` (nRF51822, Cortex-M0: 256 KiB flash, 16 KiB
+//! RAM) when built for `thumbv6m-none-eabi` (`src/board.rs`). Output and the exit status go
+//! through semihosting, so QEMU exits 0 only when the file arrived intact and the server got its
+//! reply.
+//!
+//! Features pick what the image contains: `server` and `client` (both by default). The
+//! server-only image listens for a simulated second and the client-only image finds nobody
+//! listening; they exist to measure each side's footprint. With neither, the image is the
+//! baseline: start-up and semihosting output only, to subtract from the others. `messages`
+//! (default) adds `core::fmt` for panic messages and errors in words; `cost` makes the image
+//! that measures instructions per byte.
+
+#![no_std]
+#![no_main]
+
+// Each image uses what it needs of these; the rest is compiled out as dead code.
+#[cfg_attr(
+    any(not(any(feature = "server", feature = "client")), feature = "net"),
+    allow(dead_code)
+)]
+mod board;
+mod clock;
+#[cfg(feature = "cost")]
+mod cost;
+#[cfg(feature = "defmt")]
+mod defmt_log;
+#[cfg(feature = "net")]
+mod net;
+#[cfg(feature = "net")]
+mod phy;
+// The `net` image prints through `hprintln!`; the `cost` image has no reply to quote.
+#[cfg_attr(any(feature = "net", feature = "cost"), allow(dead_code))]
+mod out;
+#[cfg(all(
+    any(feature = "server", feature = "client"),
+    not(any(feature = "net", feature = "cost"))
+))]
+mod transfer;
+
+use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_semihosting::debug;
+// The board's Ethernet MAC, the file and its checking sink, and the stack-peak probe: shared with
+// the async image (`firmware/common`).
+#[cfg(feature = "net")]
+use halfclose_firmware_common::enet;
+#[cfg(any(feature = "server", feature = "client"))]
+use halfclose_firmware_common::payload;
+#[cfg_attr(feature = "cost", allow(unused_imports))]
+use halfclose_firmware_common::stack;
+
+use out::{hex, line};
+
+#[entry]
+fn main() -> ! {
+    #[cfg(feature = "net")]
+    let passed = net::run();
+    #[cfg(all(feature = "cost", not(feature = "net")))]
+    let passed = cost::run();
+    #[cfg(all(
+        any(feature = "server", feature = "client"),
+        not(any(feature = "net", feature = "cost"))
+    ))]
+    let passed = transfer::run();
+    #[cfg(not(any(feature = "server", feature = "client")))]
+    let passed = baseline();
+    finish(passed)
+}
+
+/// The last line and the exit. Out of line: a line's buffer in `main`'s own frame would sit
+/// on the stack under the whole run.
+#[inline(never)]
+fn finish(passed: bool) -> ! {
+    line!("result: ", if passed { "PASS" } else { "FAIL" });
+    exit(passed)
+}
+
+/// Ends the run through semihosting; QEMU exits with the status.
+fn exit(passed: bool) -> ! {
+    debug::exit(if passed {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+/// No network: print lines shaped like the transfer's summary, so that this image holds the
+/// start-up code, the SysTick counter and the same output code as the others.
+#[cfg(not(any(feature = "server", feature = "client")))]
+fn baseline() -> bool {
+    let Some(peripherals) = cortex_m::Peripherals::take() else {
+        line!("error: core peripherals already taken");
+        return false;
+    };
+    let systick = clock::SysTickTimer::start(peripherals.SYST);
+    line!("halfclose on ", board::NAME, ": baseline, no network");
+    line!("time: ", out::dec(systick.cycles()), " SysTick cycles");
+    line!(
+        "ram: stack peak ",
+        out::dec(stack::peak() as u64),
+        " of ",
+        out::dec(stack::size() as u64),
+        " bytes; socket buffers 0 bytes; loopback ring 0 bytes"
+    );
+    true
+}
+
+/// A fault ends the run as a failure at once, instead of leaving QEMU to its timeout. Built
+/// with `-Cpanic=immediate-abort`, a panic ends here too.
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    line!("hard fault at pc ", hex(frame.pc()));
+    exit(false)
+}
+
+/// With `messages`: the panic's message and where it was raised, through `core::fmt`.
+#[cfg(feature = "messages")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    use core::fmt::Write as _;
+    let mut line = out::Line::new();
+    let _ = write!(line, "panic: {info}");
+    line.print();
+    exit(false)
+}
+
+/// Without `messages`: where it was raised, which needs no formatting.
+#[cfg(not(feature = "messages"))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    match info.location() {
+        Some(at) => line!("panic at ", at.file(), ":", out::dec(at.line().into())),
+        None => line!("panic"),
+    }
+    exit(false)
+}

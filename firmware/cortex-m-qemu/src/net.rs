@@ -1,0 +1,226 @@
+//! The firmware on a real network: the board's Ethernet MAC, a static IPv4 address, ARP, and
+//! time from SysTick. First it serves its 64 KiB file to whoever connects to port 7891 (and
+//! waits for the "Thank you"), then it fetches a file from 192.168.69.100:7892 and thanks that
+//! server. `scripts/firmware-net.sh` puts a Linux network namespace on the other end.
+
+use core::task::Poll;
+
+use cortex_m_semihosting::hprintln;
+use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
+use static_cell::{ConstStaticCell, StaticCell};
+
+use halfclose::{Timeouts, client, server};
+
+use crate::clock::SysTickTimer;
+use crate::enet::{Buffers, Enet};
+use crate::phy::Phy;
+use crate::{payload, stack};
+
+/// Our address on the link (only ever inside the test's own network namespace).
+const ADDR: Ipv4Address = Ipv4Address::new(192, 168, 69, 1);
+/// The Linux side.
+const PEER: Ipv4Address = Ipv4Address::new(192, 168, 69, 100);
+const SERVE_PORT: u16 = halfclose::DEFAULT_PORT;
+const FETCH_PORT: u16 = halfclose::DEFAULT_PORT + 1;
+const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+/// Each phase must be over by then.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Socket buffers: 4 KiB in the data's direction, a few bytes for the reply.
+const DATA: usize = 4096;
+const SMALL: usize = 64;
+
+static NIC_BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
+static NIC: StaticCell<Phy> = StaticCell::new();
+static SOCKET_BUFFERS: ConstStaticCell<[[u8; DATA]; 2]> = ConstStaticCell::new([[0; DATA]; 2]);
+static SMALL_BUFFERS: ConstStaticCell<[[u8; SMALL]; 2]> = ConstStaticCell::new([[0; SMALL]; 2]);
+
+/// SysTick cycles as smoltcp time. The core clock's rate is measured once at start against the
+/// host's semihosting clock (QEMU's model of the board sets it from registers this image does
+/// not program); from then on time is SysTick's alone.
+struct Clock {
+    systick: SysTickTimer,
+    hz: u64,
+}
+
+impl Clock {
+    fn now(&self) -> Instant {
+        Instant::from_micros((self.systick.cycles() * 1_000_000 / self.hz) as i64)
+    }
+}
+
+fn semihosting_centiseconds() -> usize {
+    // SAFETY: SYS_CLOCK takes no argument and only returns a value.
+    unsafe { cortex_m_semihosting::syscall!(CLOCK) }
+}
+
+/// Serve, then fetch. Returns whether both went as the protocol says.
+pub fn run() -> bool {
+    let Some(peripherals) = cortex_m::Peripherals::take() else {
+        hprintln!("error: core peripherals already taken");
+        return false;
+    };
+    let systick = SysTickTimer::start(peripherals.SYST);
+    let start = semihosting_centiseconds();
+    while semihosting_centiseconds() == start {}
+    let (c0, t0) = (systick.cycles(), semihosting_centiseconds());
+    while semihosting_centiseconds() < t0 + 20 {}
+    let hz = (systick.cycles() - c0) * 100 / 20;
+    let clock = Clock {
+        systick,
+        hz: hz.max(1),
+    };
+    hprintln!(
+        "halfclose on LM3S6965 (Cortex-M3) over its Ethernet MAC: {} at {}, SysTick at {} Hz",
+        EthernetAddress(MAC),
+        ADDR,
+        clock.hz
+    );
+
+    let device = NIC.init(Phy(Enet::new(MAC, NIC_BUFFERS.take())));
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(MAC)));
+    config.random_seed = clock.systick.cycles() ^ 0x6861_6c66;
+    let mut iface = Interface::new(config, device, clock.now());
+    iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(ADDR), 24));
+    });
+    let [server_tx, client_rx] = SOCKET_BUFFERS.take();
+    let [server_rx, client_tx] = SMALL_BUFFERS.take();
+    let mut storage = [SocketStorage::EMPTY; 2];
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let s = sockets.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(&mut server_rx[..]),
+        tcp::SocketBuffer::new(&mut server_tx[..]),
+    ));
+    let c = sockets.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(&mut client_rx[..]),
+        tcp::SocketBuffer::new(&mut client_tx[..]),
+    ));
+    let timeouts = Timeouts::DEFAULT;
+
+    // 1. Serve the file to the Linux client.
+    let source: &[u8] = &payload::PAYLOAD;
+    let mut server =
+        match server::Server::<_, 1>::listen(&mut sockets, [s], SERVE_PORT, source, timeouts) {
+            Ok(server) => server,
+            Err(e) => {
+                hprintln!("server: error: {}", e);
+                return false;
+            }
+        };
+    let begin = clock.now();
+    let served = loop {
+        let now = clock.now();
+        iface.poll(now, &mut *device, &mut sockets);
+        if let Some(result) = server.poll(now, &mut sockets).into_iter().next() {
+            break Some(result);
+        }
+        if now - begin > LIMIT {
+            break None;
+        }
+    };
+    // Let the last ACK leave before the socket is used no more.
+    while server.lingering() > 0 && clock.now() - begin < LIMIT {
+        let now = clock.now();
+        iface.poll(now, &mut *device, &mut sockets);
+        // Only a lingering slot is left: nothing more to report.
+        let _ = server.poll(now, &mut sockets);
+    }
+    let mut passed = true;
+    match served {
+        Some(Ok(report)) => {
+            let ms = report.duration().total_millis().max(1);
+            hprintln!(
+                "server: sent {} bytes to {} in {} ms ({} KB/s); reply {} {} ms {} our FIN",
+                report.bytes,
+                report.remote.map_or(IpAddress::Ipv4(PEER), |r| r.addr),
+                ms,
+                report.bytes / ms,
+                report.reply,
+                report.reply_timing.duration().total_millis(),
+                if report.reply_timing.is_before_fin() {
+                    "before"
+                } else {
+                    "after"
+                },
+            );
+            passed &= report.reply.is_thank_you() && report.bytes == payload::LEN as u64;
+        }
+        Some(Err(e)) => {
+            hprintln!("server: error: {}", e);
+            passed = false;
+        }
+        None => {
+            hprintln!("server: no client within {} s", LIMIT.secs());
+            passed = false;
+        }
+    }
+
+    // 2. Fetch a file from the Linux server and thank it.
+    let mut client = match client::Client::connect(
+        iface.context(),
+        &mut sockets,
+        c,
+        client::Connect::to((IpAddress::Ipv4(PEER), FETCH_PORT))
+            .from_port(49152)
+            .timeouts(timeouts),
+        payload::Check::new(),
+        clock.now(),
+    ) {
+        Ok(client) => client,
+        Err(e) => {
+            hprintln!("client: error: {}", e);
+            return false;
+        }
+    };
+    let begin = clock.now();
+    let fetched = loop {
+        let now = clock.now();
+        iface.poll(now, &mut *device, &mut sockets);
+        if let Poll::Ready(result) = client.poll(now, &mut sockets) {
+            break Some(result);
+        }
+        if now - begin > LIMIT {
+            break None;
+        }
+    };
+    let check = client.into_sink();
+    match fetched {
+        Some(Ok(report)) => {
+            let ms = report.duration().total_millis().max(1);
+            hprintln!(
+                "client: received {} bytes from {} in {} ms ({} KB/s), crc32 {:08x}, {}; replied \"Thank you\\0\"",
+                report.bytes,
+                report.remote,
+                ms,
+                report.bytes / ms,
+                check.crc(),
+                if check.is_payload() {
+                    "every byte matches"
+                } else {
+                    "BYTES DIFFER"
+                },
+            );
+            passed &= check.is_payload();
+        }
+        Some(Err(e)) => {
+            hprintln!("client: error: {} ({} bytes checked)", e, check.bytes());
+            passed = false;
+        }
+        None => {
+            hprintln!("client: not done within {} s", LIMIT.secs());
+            passed = false;
+        }
+    }
+    hprintln!(
+        "ram: stack peak {} of {} bytes; NIC frame buffers {} bytes; socket buffers {} bytes",
+        stack::peak(),
+        stack::size(),
+        core::mem::size_of::<Buffers>(),
+        2 * (DATA + SMALL),
+    );
+    passed
+}

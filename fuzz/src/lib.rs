@@ -1,3 +1,0 @@
-//! Fuzz targets for `halfclose`: what comes from the network.
-
-pub mod wire;

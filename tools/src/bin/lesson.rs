@@ -1,0 +1,204 @@
+//! The lesson's two BSD-sockets programs, on the kernel's TCP through `std::net`: the peers our
+//! smoltcp server and client must work with.
+//!
+//! ```text
+//! lesson server [--bind ADDR] [--chunk N] PORT FILE   # accept one client, write FILE in N-byte
+//!                                                     # writes (1024), shutdown(SHUT_WR), one
+//!                                                     # read of up to 1024 bytes, print it
+//! lesson client HOST PORT OUT                         # read to EOF into OUT, write "Thank you\0",
+//!                                                     # close
+//! ```
+//!
+//! Every blocking call has a timeout (`LESSON_TIMEOUT` seconds, default 30), and the client
+//! stops writing at 4 GiB, so a broken peer can neither hang these nor fill a disk.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, value_parser};
+use halfclose_tools::files::{Output, open_input};
+
+const LIMIT: u64 = 4 << 30;
+
+/// An I/O error on a socket with timeouts, in words: a timeout shows as `WouldBlock`.
+fn io(e: std::io::Error, timeout: Duration) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("timed out after {} s (LESSON_TIMEOUT)", timeout.as_secs())
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// The lesson's BSD-sockets server and client, on the kernel's TCP.
+#[derive(Parser, Debug)]
+#[command(name = "lesson")]
+struct Args {
+    /// Seconds every blocking call may take
+    #[arg(long, global = true, value_name = "S", env = "LESSON_TIMEOUT", default_value_t = 30, value_parser = value_parser!(u64).range(1..=86400))]
+    timeout: u64,
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand, Debug)]
+enum Role {
+    /// Accept one client, write FILE in CHUNK-byte writes, shutdown(SHUT_WR), read the reply
+    /// (one read of up to 1024 bytes) and print it
+    Server {
+        /// The address to listen on
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: IpAddr,
+        /// Bytes per write
+        #[arg(long, default_value_t = 1024, value_parser = value_parser!(u64).range(1..=(1 << 24)))]
+        chunk: u64,
+        /// The port to listen on
+        #[arg(value_parser = value_parser!(u16).range(1..))]
+        port: u16,
+        /// The file to send (a regular file)
+        file: PathBuf,
+    },
+    /// Read to EOF into OUT, write "Thank you\0", close
+    Client {
+        /// The server's address
+        host: IpAddr,
+        /// The server's port
+        #[arg(value_parser = value_parser!(u16).range(1..))]
+        port: u16,
+        /// Where to write what arrives (replaced only when it all arrived)
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let timeout = Duration::from_secs(args.timeout);
+    let result = match &args.role {
+        Role::Server {
+            bind,
+            chunk,
+            port,
+            file,
+        } => server(
+            SocketAddr::new(*bind, *port),
+            *chunk as usize,
+            file,
+            timeout,
+        ),
+        Role::Client { host, port, out } => client(SocketAddr::new(*host, *port), out, timeout),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lesson: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn server(bind: SocketAddr, chunk: usize, path: &Path, timeout: Duration) -> Result<(), String> {
+    let mut file = open_input(path)?;
+    let listener = TcpListener::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + timeout;
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(format!("accept: no client within {} s", timeout.as_secs()));
+            }
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+    };
+    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+
+    let mut buf = vec![0u8; chunk];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        stream
+            .write_all(&buf[..n])
+            .map_err(|e| format!("write: {}", io(e, timeout)))?;
+    }
+    stream
+        .shutdown(Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    let mut reply = [0u8; 1024];
+    let n = stream
+        .read(&mut reply)
+        .map_err(|e| format!("read reply: {}", io(e, timeout)))?;
+    let text = &reply[..n];
+    println!(
+        "Message from client: {}",
+        String::from_utf8_lossy(text.strip_suffix(b"\0").unwrap_or(text))
+    );
+    if text != halfclose::REPLY {
+        return Err(format!(
+            "the reply was {:?}, not \"Thank you\\0\"",
+            String::from_utf8_lossy(text)
+        ));
+    }
+    Ok(())
+}
+
+fn client(addr: SocketAddr, out: &Path, timeout: Duration) -> Result<(), String> {
+    let mut output = Output::create(out)?;
+    match receive(addr, &mut output, timeout) {
+        Ok(()) => {
+            let total = output.commit()?;
+            println!("received {total} bytes; replied \"Thank you\\0\"");
+            Ok(())
+        }
+        Err(e) => Err(format!("{e}; {}", output.abandon())),
+    }
+}
+
+fn receive(addr: SocketAddr, output: &mut Output, timeout: Duration) -> Result<(), String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .map_err(|e| format!("read after {total} bytes: {}", io(e, timeout)))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > LIMIT {
+            return Err("more than 4 GiB: giving up".into());
+        }
+        output.write_all(&buf[..n]).map_err(|e| {
+            output
+                .error()
+                .unwrap_or_else(|| format!("cannot write: {e}"))
+        })?;
+    }
+    stream
+        .write_all(halfclose::REPLY)
+        .map_err(|e| format!("write reply after {total} bytes: {}", io(e, timeout)))?;
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! What the maintainers' programs and tests share (not a user's example: those are in
+//! `examples/`):
+//!
+//! - [`attacks`]: hostile peers against a pool of four on the simulated wire, asserted by
+//!   `tests/attacks.rs` and tabulated by the `attacks` program (the README's tables);
+//! - [`wire`]: forged packets next to a legitimate transfer, the `cargo fuzz` target's harness
+//!   (`fuzz/`) and, replayed from its committed corpus, `tests/fuzz_wire.rs`;
+//! - [`files`]: the `lesson` programs' input and all-or-nothing output files.
+//!
+//! The programs: `bench` (throughput against smoltcp's own loopback and memcpy), `soak` (the
+//! fault matrix over many seeds), `attacks`, and `lesson` (the kernel-TCP peers the TAP tests
+//! and the firmware scripts talk to). Run one with `cargo run --release -p halfclose-tools --bin
+//! NAME`.
+
+pub mod attacks;
+pub mod files;
+pub mod wire;
