@@ -4,10 +4,18 @@
 
 pub mod cli;
 pub mod drive;
+// The TAP programs' pieces: faults drawn from the simulation's random source, Ethernet and IPv6
+// on the device. The loopback example needs none of them, and so builds with the defaults.
+#[cfg(feature = "sim")]
 pub mod faults;
 pub mod files;
 pub mod pcap;
-#[cfg(target_os = "linux")]
+#[cfg(all(
+    target_os = "linux",
+    feature = "sim",
+    feature = "medium-ethernet",
+    feature = "proto-ipv6"
+))]
 pub mod tap;
 pub mod trace;
 
