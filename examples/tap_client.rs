@@ -37,7 +37,7 @@ mod linux {
     use std::task::Poll;
 
     use clap::{Parser, value_parser};
-    use halfclose::client::{Client, State};
+    use halfclose::client::Client;
     use halfclose::io::FromStd;
     use halfclose::{Error, Phase};
     use smoltcp::iface::{SocketSet, SocketStorage};
@@ -124,9 +124,7 @@ mod linux {
             match client.poll(now, sockets) {
                 Poll::Ready(result) => ControlFlow::Break(result),
                 Poll::Pending => {
-                    if let State::Receiving { received } = client.state() {
-                        bar.set_position(*received);
-                    }
+                    bar.set_position(client.received());
                     ControlFlow::Continue(client.deadline())
                 }
             }

@@ -96,37 +96,21 @@ mod linux {
         let outcome = drive::run(&mut device, &mut iface, &mut sockets, |now, sockets| {
             for result in server.poll(now, sockets) {
                 bar.reset();
-                match result {
+                let failure = match result {
                     Ok(report) => {
                         served += 1;
-                        let (secs, mbps) = rate(report.bytes, started);
-                        let reply = report.reply.kept();
-                        let text = reply.strip_suffix(b"\0").unwrap_or(reply);
-                        bar.suspend(|| {
-                            println!("Message from client: {}", String::from_utf8_lossy(text));
-                            println!(
-                                "sent {} bytes to {} in {secs:.3} s ({mbps:.1} MB/s); reply {} {}",
-                                report.bytes,
-                                report.remote.map_or("?".into(), |r| r.to_string()),
-                                report.reply,
-                                report.reply_timing,
-                            )
-                        });
+                        bar.suspend(|| print_served(&report, started));
+                        None
                     }
-                    Err(e) => {
-                        failed += 1;
-                        let why = match (&e, Input::error(&read_errors, &args.file)) {
-                            (Error::Source { bytes, .. }, Some(os)) => {
-                                format!("{os} after {bytes} bytes")
-                            }
-                            _ => e.to_string(),
-                        };
-                        // With one client its error is the program's: one line, at the end.
-                        if args.clients != 1 {
-                            bar.suspend(|| eprintln!("tap_server: client failed: {why}"));
-                        }
-                        last_error = why;
+                    Err(e) => Some(root_cause(&e, Input::error(&read_errors, &args.file))),
+                };
+                // With one client its error is the program's: one line, at the end.
+                if let Some(why) = failure {
+                    failed += 1;
+                    if args.clients != 1 {
+                        bar.suspend(|| eprintln!("tap_server: client failed: {why}"));
                     }
+                    last_error = why;
                 }
                 idle_since = now;
             }
@@ -173,5 +157,28 @@ mod linux {
             return Err(format!("{failed} of {} clients failed", served + failed));
         }
         Ok(())
+    }
+
+    /// The lesson's line and a summary for one client served.
+    fn print_served(report: &halfclose::server::Report, started: WallClock) {
+        let (secs, mbps) = rate(report.bytes, started);
+        let reply = report.reply.kept();
+        let text = reply.strip_suffix(b"\0").unwrap_or(reply);
+        println!("Message from client: {}", String::from_utf8_lossy(text));
+        println!(
+            "sent {} bytes to {} in {secs:.3} s ({mbps:.1} MB/s); reply {} {}",
+            report.bytes,
+            report.remote.map_or("?".into(), |r| r.to_string()),
+            report.reply,
+            report.reply_timing,
+        );
+    }
+
+    /// What went wrong for one client, the file's own error first (in the OS's words).
+    fn root_cause(e: &Error, read_error: Option<String>) -> String {
+        match (e, read_error) {
+            (Error::Source { bytes, .. }, Some(os)) => format!("{os} after {bytes} bytes"),
+            _ => e.to_string(),
+        }
     }
 }

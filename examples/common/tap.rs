@@ -243,6 +243,21 @@ impl Tap {
         }
     }
 
+    /// The first `len` bytes of `frame`, just read, through the receive side's faults: the frame
+    /// to hand on now, or `None` if they dropped or held it.
+    fn faults_on(&mut self, mut frame: Vec<u8>, len: usize, now: Instant) -> Option<Vec<u8>> {
+        frame.truncate(len);
+        self.faults.rx.tokens -= len as f64;
+        let faults = &mut self.faults;
+        Faults::apply(
+            &faults.args,
+            &mut faults.rng,
+            &mut faults.rx.held,
+            frame,
+            now,
+        )
+    }
+
     /// The next frame for our stack, if any.
     fn next_frame(&mut self, now: Instant) -> Option<Vec<u8>> {
         if let Some(frame) = self.faults.rx.due(now) {
@@ -262,20 +277,11 @@ impl Tap {
                     self.fail(text);
                     return None;
                 }
-                Ok(n) => {
-                    frame.truncate(n);
-                    self.faults.rx.tokens -= n as f64;
-                    let faults = &mut self.faults;
-                    if let Some(frame) = Faults::apply(
-                        &faults.args,
-                        &mut faults.rng,
-                        &mut faults.rx.held,
-                        frame,
-                        now,
-                    ) {
-                        return Some(frame);
-                    }
-                }
+                Ok(n) => match self.faults_on(frame, n, now) {
+                    Some(frame) => return Some(frame),
+                    // Dropped or held back by the faults: read on.
+                    None => continue,
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

@@ -1,5 +1,5 @@
 //! Hostile peers against a pool of four on the simulated wire, while one legitimate client
-//! tries to fetch a file every second. Shared by `tests/attacks.rs` (which asserts the targets)
+//! tries to fetch a file every second. Shared by `tools/tests/attacks.rs` (which asserts the targets)
 //! and the `attacks` program (which prints the README's table).
 
 use std::task::Poll;
@@ -241,18 +241,7 @@ pub fn run(
             && rate > 0
         {
             while next_syn <= now {
-                let rng = net.wire.rng();
-                let src = Ipv4Address::new(10, 0, 0, 3 + rng.below(250) as u8);
-                let port = 1024 + rng.below(60_000) as u16;
-                let seq = rng.next_u64() as u32;
-                let gap = rng.below(2_000_000 / u64::from(rate)).max(1);
-                let IpAddress::Ipv4(dst) = server_addr else {
-                    unreachable!("the sim's server address is IPv4")
-                };
-                net.wire.inject(Side::Client, sim::FORGED_SYN_LEN, |buf| {
-                    sim::forged_syn(buf, (src, port), (dst, PORT), seq);
-                });
-                next_syn += Duration::from_micros(gap);
+                next_syn += forge_syn(net.wire, server_addr, rate);
             }
         }
         net.poll();
@@ -277,9 +266,8 @@ pub fn run(
                     });
                 }
                 (false, Some(hold)) => {
-                    if !hold.legit {
-                        out.attacker_holds.push(now - hold.since);
-                    }
+                    out.attacker_holds
+                        .extend((!hold.legit).then(|| now - hold.since));
                     holds[i] = None;
                 }
                 _ => {}
@@ -559,4 +547,25 @@ pub fn linger_then_busy(reclaim: bool) -> [Option<Result<client::Report, Error>>
         net.advance(deadlines.chain([server.poll_at(), Some(end)]));
     }
     results
+}
+
+/// One forged SYN from a random address and port to the server, on the wire now; returns the
+/// gap to the next one (random, `rate` a second on average).
+fn forge_syn<const MTU: usize, const CAP: usize>(
+    wire: &mut Wire<MTU, CAP>,
+    server_addr: IpAddress,
+    rate: u32,
+) -> Duration {
+    let rng = wire.rng();
+    let src = Ipv4Address::new(10, 0, 0, 3 + rng.below(250) as u8);
+    let port = 1024 + rng.below(60_000) as u16;
+    let seq = rng.next_u64() as u32;
+    let gap = rng.below(2_000_000 / u64::from(rate)).max(1);
+    let IpAddress::Ipv4(dst) = server_addr else {
+        unreachable!("the sim's server address is IPv4")
+    };
+    wire.inject(Side::Client, sim::FORGED_SYN_LEN, |buf| {
+        sim::forged_syn(buf, (src, port), (dst, PORT), seq);
+    });
+    Duration::from_micros(gap)
 }

@@ -2,9 +2,9 @@
 //! `examples/`):
 //!
 //! - [`attacks`]: hostile peers against a pool of four on the simulated wire, asserted by
-//!   `tests/attacks.rs` and tabulated by the `attacks` program (the README's tables);
+//!   `tools/tests/attacks.rs` and tabulated by the `attacks` program (`docs/tables/attacks.md`);
 //! - [`wire`]: forged packets next to a legitimate transfer, the `cargo fuzz` target's harness
-//!   (`fuzz/`) and, replayed from its committed corpus, `tests/fuzz_wire.rs`;
+//!   (`fuzz/`) and, replayed from its committed corpus, `tools/tests/fuzz_wire.rs`;
 //! - [`files`]: the `lesson` programs' input and all-or-nothing output files.
 //!
 //! The programs: `bench` (throughput against smoltcp's own loopback and memcpy), `soak` (the

@@ -57,15 +57,8 @@ fn seeded_forged_packets_never_put_a_wrong_byte_in_the_file() {
             let len = (next(&mut state) % 160) as usize;
             (0..len).map(|_| next(&mut state) as u8).collect()
         } else {
-            let mut input = inputs[(seed / 2) as usize % inputs.len()].1.clone();
-            for _ in 0..1 + next(&mut state) % 4 {
-                if input.is_empty() {
-                    break;
-                }
-                let at = (next(&mut state) % input.len() as u64) as usize;
-                input[at] = next(&mut state) as u8;
-            }
-            input
+            let input = inputs[(seed / 2) as usize % inputs.len()].1.clone();
+            mutated(input, &mut state)
         };
         eprintln!("seed {seed}: {input:02x?}");
         let summary = wire::run(&input);
@@ -74,4 +67,16 @@ fn seeded_forged_packets_never_put_a_wrong_byte_in_the_file() {
     }
     eprintln!("{seeds} inputs: {delivered} delivered, {injected} packets forged");
     assert!(seeds == 0 || injected > 0, "the harness forged packets");
+}
+
+/// `input` with one to four of its bytes replaced at random (unchanged if empty).
+fn mutated(mut input: Vec<u8>, state: &mut u64) -> Vec<u8> {
+    for _ in 0..1 + next(state) % 4 {
+        if input.is_empty() {
+            break;
+        }
+        let at = (next(state) % input.len() as u64) as usize;
+        input[at] = next(state) as u8;
+    }
+    input
 }

@@ -8,7 +8,7 @@
 //! Each attack runs for `S` simulated seconds (600 by default) while one legitimate client tries
 //! to fetch a 4 KiB file every second; the table gives how many of its attempts were served and
 //! how long the attackers' connections held a server slot. A second table measures the default
-//! `linger` under loss. The scenarios are the ones `tests/attacks.rs` asserts.
+//! `linger` under loss. The scenarios are the ones `tools/tests/attacks.rs` asserts.
 
 use std::process::ExitCode;
 

@@ -430,37 +430,38 @@ fn main() -> ExitCode {
         );
         println!("|--:|---|--:|--:|--:|--:|--:|");
         let (mut log_ratios, mut points, mut lowest) = (0.0, 0, f64::INFINITY);
-        for mtu in [1500, 9000, 65535] {
-            for checksums in [true, false] {
-                for buffer in [4 << 10, 64 << 10, 256 << 10] {
-                    let point = Point::measure(
-                        args.runs as usize,
-                        || ours_at(mtu, &file, buffer, checksums),
-                        || theirs(&file, mtu, buffer, checksums),
-                    );
-                    let o = median(&point.ours);
-                    let (theirs_mbs, ratio) = match point.short {
-                        Some(got) => (format!("lost {} bytes", size as u64 - got), "-".into()),
-                        None => {
-                            let (ratio, min, max) = point.ratio();
-                            log_ratios += ratio.ln();
-                            points += 1;
-                            lowest = lowest.min(ratio);
-                            (
-                                format!("{:.0}", mbs(median(&point.theirs))),
-                                format!("{ratio:.2} ({min:.2}–{max:.2})"),
-                            )
-                        }
-                    };
-                    println!(
-                        "| {mtu} | {} | {} KiB | {:.0} | {theirs_mbs} | {ratio} | {:.0} % |",
-                        if checksums { "on" } else { "off" },
-                        buffer >> 10,
-                        mbs(o),
-                        100.0 * copy / o,
-                    );
+        let grid = [1500, 9000, 65535].into_iter().flat_map(|mtu| {
+            [true, false].into_iter().flat_map(move |checksums| {
+                [4 << 10, 64 << 10, 256 << 10].map(|buffer| (mtu, checksums, buffer))
+            })
+        });
+        for (mtu, checksums, buffer) in grid {
+            let point = Point::measure(
+                args.runs as usize,
+                || ours_at(mtu, &file, buffer, checksums),
+                || theirs(&file, mtu, buffer, checksums),
+            );
+            let o = median(&point.ours);
+            let (theirs_mbs, ratio) = match point.short {
+                Some(got) => (format!("lost {} bytes", size as u64 - got), "-".into()),
+                None => {
+                    let (ratio, min, max) = point.ratio();
+                    log_ratios += ratio.ln();
+                    points += 1;
+                    lowest = lowest.min(ratio);
+                    (
+                        format!("{:.0}", mbs(median(&point.theirs))),
+                        format!("{ratio:.2} ({min:.2}–{max:.2})"),
+                    )
                 }
-            }
+            };
+            println!(
+                "| {mtu} | {} | {} KiB | {:.0} | {theirs_mbs} | {ratio} | {:.0} % |",
+                if checksums { "on" } else { "off" },
+                buffer >> 10,
+                mbs(o),
+                100.0 * copy / o,
+            );
         }
         println!(
             "\nMedian ratios over {points} points: geometric mean {:.2}, lowest {lowest:.2}",
