@@ -92,6 +92,10 @@ impl<const Q: usize> Hosts for Gated<Q> {
     }
 }
 
+/// A client of the crowd, and how it ended.
+type Fetching = client::Client<Vec<u8>>;
+type Fetched = Result<client::Report, Error>;
+
 /// How a crowd of clients fared.
 struct Crowd {
     results: Vec<Result<client::Report, Error>>,
@@ -107,10 +111,7 @@ fn crowd<const POOL: usize, const Q: usize>(net: Gated<Q>, clients: usize) -> Cr
         core::array::from_fn(|_| pair.add(Side::Server, socket(8192, 8192)));
     let mut server = pair.listen(slots, &file[..], TIMEOUTS);
     pair.net.admit(server.listening());
-    let mut running: Vec<(
-        client::Client<Vec<u8>>,
-        Option<Result<client::Report, Error>>,
-    )> = (0..clients)
+    let mut running: Vec<(Fetching, Option<Fetched>)> = (0..clients)
         .map(|i| {
             let handle = pair.add(Side::Client, socket(8192, 8192));
             let to = client::Connect::to((SERVER_V4, PORT))
