@@ -96,21 +96,11 @@ mod linux {
         let outcome = drive::run(&mut device, &mut iface, &mut sockets, |now, sockets| {
             for result in server.poll(now, sockets) {
                 bar.reset();
-                let failure = match result {
-                    Ok(report) => {
-                        served += 1;
-                        bar.suspend(|| print_served(&report, started));
-                        None
-                    }
-                    Err(e) => Some(root_cause(&e, Input::error(&read_errors, &args.file))),
-                };
-                // With one client its error is the program's: one line, at the end.
-                if let Some(why) = failure {
-                    failed += 1;
-                    if args.clients != 1 {
-                        bar.suspend(|| eprintln!("tap_server: client failed: {why}"));
-                    }
-                    last_error = why;
+                let why = result.map(|report| bar.suspend(|| print_served(&report, started)));
+                let why = why.map_err(|e| root_cause(&e, Input::error(&read_errors, &args.file)));
+                match why {
+                    Ok(()) => served += 1,
+                    Err(why) => failed_one(&mut failed, &mut last_error, why, args.clients != 1),
                 }
                 idle_since = now;
             }
@@ -157,6 +147,16 @@ mod linux {
             return Err(format!("{failed} of {} clients failed", served + failed));
         }
         Ok(())
+    }
+
+    /// Count a client that failed and keep its error; print it now unless it will be the
+    /// program's own, at the end (one client).
+    fn failed_one(failed: &mut u64, last_error: &mut String, why: String, print: bool) {
+        *failed += 1;
+        if print {
+            eprintln!("tap_server: client failed: {why}");
+        }
+        *last_error = why;
     }
 
     /// The lesson's line and a summary for one client served.

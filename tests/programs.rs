@@ -620,34 +620,39 @@ fn the_readme_lists_every_option_the_programs_help_shows() {
         let out = run(program, &args, dir.path());
         assert!(out.status.success());
         let help = String::from_utf8_lossy(&out.stdout).into_owned();
-        for word in help.split_whitespace() {
-            let flag = word.trim_end_matches(',');
-            if flag.starts_with("--") && flag.len() > 2 && flag != "--help" {
-                let defaults = help
-                    .lines()
-                    .find(|l| l.contains(flag))
-                    .and_then(|l| l.split("[default: ").nth(1))
-                    .map(|d| d.trim_end_matches(']').to_owned());
-                // The flag, and on its README line the same default.
-                let line = readme.lines().find(|l| {
-                    l.split_whitespace()
-                        .any(|w| w.trim_matches(|c| "`,([".contains(c)) == flag)
-                });
-                match (line, defaults) {
-                    (None, _) => missing.push(format!("{program}: {flag}")),
-                    (Some(line), Some(default))
-                        if line.contains("[default:")
-                            && !line.contains(&format!("[default: {default}]")) =>
-                    {
-                        missing.push(format!("{program}: {flag} default {default}: {line}"))
-                    }
-                    _ => {}
-                }
-            }
+        let flags = help
+            .split_whitespace()
+            .map(|word| word.trim_end_matches(','))
+            .filter(|flag| flag.starts_with("--") && flag.len() > 2 && *flag != "--help");
+        for flag in flags {
+            missing.extend(undocumented(program, flag, &help, &readme));
         }
     }
     assert!(
         missing.is_empty(),
         "the README and docs/{{tap,async}}.md lack: {missing:#?}"
     );
+}
+
+/// What the docs lack of `program`'s `flag`, as its `help` shows it: the flag itself, or (on
+/// the docs' line for it) the same default.
+fn undocumented(program: &str, flag: &str, help: &str, docs: &str) -> Option<String> {
+    let default = help
+        .lines()
+        .find(|l| l.contains(flag))
+        .and_then(|l| l.split("[default: ").nth(1))
+        .map(|d| d.trim_end_matches(']').to_owned());
+    let line = docs.lines().find(|l| {
+        l.split_whitespace()
+            .any(|w| w.trim_matches(|c| "`,([".contains(c)) == flag)
+    });
+    match (line, default) {
+        (None, _) => Some(format!("{program}: {flag}")),
+        (Some(line), Some(default))
+            if line.contains("[default:") && !line.contains(&format!("[default: {default}]")) =>
+        {
+            Some(format!("{program}: {flag} default {default}: {line}"))
+        }
+        _ => None,
+    }
 }
