@@ -108,7 +108,7 @@
 //!
 //! # Async: tokio
 //!
-//! With the `tokio` feature, [`asynch::serve`] and [`asynch::fetch`] run the same exchange on
+//! With the `tokio` feature, `asynch::serve` and `asynch::fetch` run the same exchange on
 //! tokio's `TcpStream`, so either side can face the other or any BSD-sockets peer:
 //!
 //! ```
@@ -146,7 +146,7 @@
 //! # Async: embassy-net
 //!
 //! With the `embassy` feature, the same two functions run on embassy-net's `TcpSocket`, with
-//! [`asynch::embassy::accept`] and [`asynch::embassy::connect`] bounding the handshake (a
+//! `asynch::embassy::accept` and `asynch::embassy::connect` bounding the handshake (a
 //! task's body; `stack` is the program's `embassy_net::Stack`):
 //!
 //! ```no_run
@@ -172,9 +172,9 @@
 //!
 //! `log` (default): this crate's state transitions through `log`; `defmt`: the same through
 //! `defmt` (refused together with `log`); `std` (default): `std::io` adapters and threaded file
-//! I/O ([`io`]); `sim`: the simulated two-host wire with faults ([`sim`]); `medium-ethernet`,
+//! I/O ([`io`]); `sim`: the simulated two-host wire with faults (module `sim`); `medium-ethernet`,
 //! `proto-ipv6`, `socket-tcp-reno`, `socket-tcp-cubic`: smoltcp's features of those names;
-//! `async`, `embassy`, `tokio`: [`asynch`].
+//! `async`, `embassy`, `tokio`: the module `asynch`. (Modules behind a feature are listed on docs.rs, which builds every feature but `defmt`.)
 //!
 //! The [repository's README](https://github.com/halfclose/halfclose#readme) is the guide, and
 //! [its chapters](https://github.com/halfclose/halfclose/blob/main/docs/README.md) hold the
