@@ -5,6 +5,7 @@
 use std::task::Poll;
 use std::vec::Vec;
 
+use halfclose::backlog::Backlog;
 use halfclose::sim::{self, Link, Network, Side, Wire};
 use halfclose::{Error, REPLY, Timeouts, client, server};
 use smoltcp::iface::{SocketHandle, SocketSet};
@@ -89,12 +90,18 @@ pub enum Defences {
     /// linger, no reclaim. (Failing a wrong reply at its first byte and bounding the reply phase
     /// as a whole cannot be turned off.)
     Off,
+    /// The defences, and a listen backlog of [`BACKLOG`] SYNs in front of the server host
+    /// (`halfclose::backlog`): a SYN that finds no socket listening waits for one.
+    Backlog,
 }
+
+/// The backlog's length with [`Defences::Backlog`].
+pub const BACKLOG: usize = 64;
 
 impl Defences {
     pub fn timeouts(self) -> Timeouts {
         match self {
-            Defences::On => Timeouts::DEFAULT,
+            Defences::On | Defences::Backlog => Timeouts::DEFAULT,
             Defences::Off => Timeouts {
                 handshake: Duration::from_secs(30),
                 min_rate: 0,
@@ -119,6 +126,8 @@ pub struct Outcome {
     pub attacker_holds: Vec<Duration>,
     /// The server's errors (the legitimate client's connections included).
     pub server_errors: Vec<Error>,
+    /// How long each served attempt took to connect (from its SYN to the handshake's end).
+    pub connects: Vec<Duration>,
 }
 
 impl Outcome {
@@ -133,6 +142,13 @@ impl Outcome {
             .copied()
             .max()
             .unwrap_or(Duration::ZERO)
+    }
+
+    /// The served attempts' connect times: median and longest.
+    pub fn connect_times(&self) -> Option<(Duration, Duration)> {
+        let mut times = self.connects.clone();
+        times.sort();
+        Some((*times.get(times.len() / 2)?, *times.last()?))
     }
 
     pub fn mean_hold(&self) -> Duration {
@@ -212,7 +228,8 @@ pub fn run(
     let mut server =
         server::Server::listen(&mut net.server_sockets, handles, PORT, &file[..], timeouts)
             .expect("listen");
-    server.set_reclaim(defences == Defences::On);
+    server.set_reclaim(defences != Defences::Off);
+    let mut backlog = (defences == Defences::Backlog).then(|| Backlog::<BACKLOG>::new(PORT));
 
     let legit = socket(&mut net.client_sockets, 8192, 1024);
     let mut attackers: Vec<Attacker> = (0..attack.attackers())
@@ -244,7 +261,10 @@ pub fn run(
                 next_syn += forge_syn(net.wire, server_addr, rate);
             }
         }
-        net.poll();
+        match &mut backlog {
+            Some(backlog) => net.poll_behind(backlog),
+            None => net.poll(),
+        }
         let now = net.now();
 
         for result in server.poll(now, &mut net.server_sockets) {
@@ -252,6 +272,9 @@ pub fn run(
             if let Err(e) = result {
                 out.server_errors.push(e);
             }
+        }
+        if let Some(backlog) = &mut backlog {
+            backlog.admit(server.listening());
         }
         for (i, state) in server.states().enumerate() {
             match (state.is_some(), holds[i]) {
@@ -279,7 +302,10 @@ pub fn run(
             && let Poll::Ready(result) = c.poll(now, &mut net.client_sockets)
         {
             match result {
-                Ok(_) => out.served += 1,
+                Ok(report) => {
+                    out.served += 1;
+                    out.connects.push(report.connected_at - report.started_at);
+                }
                 Err(e) => out.failures.push(kind(&e)),
             }
             client = None;
@@ -320,7 +346,11 @@ pub fn run(
             .iter()
             .map(|a| a.connect_at.or(a.next_at))
             .collect();
-        net.advance(deadlines.into_iter().chain(attacker_times));
+        let (waiting, held) = backlog
+            .as_ref()
+            .map_or((0, None), |b| (b.releasable(), b.poll_at()));
+        let deadlines = deadlines.into_iter().chain([held]).chain(attacker_times);
+        net.advance_with(waiting, deadlines);
     }
     let now = net.now();
     for hold in holds.into_iter().flatten() {

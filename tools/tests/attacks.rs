@@ -256,6 +256,48 @@ fn the_default_linger_spares_clients_a_reset_under_loss() {
     assert!(with <= 1, "{with}");
 }
 
+/// A listen backlog in front of the pool costs a legitimate client nothing under a SYN flood:
+/// the pool's reclaim keeps a socket listening, so its SYN is let through at once, as without.
+#[test]
+fn a_backlog_costs_a_legitimate_client_nothing_under_a_syn_flood() {
+    for rate in [10, 100] {
+        let on = attacked(Attack::ForgedSyns(rate), Defences::On);
+        let queued = attacked(Attack::ForgedSyns(rate), Defences::Backlog);
+        assert!(queued.served >= on.served, "{rate}/s: {queued:?}");
+        let (on, queued) = (on.connect_times().unwrap(), queued.connect_times().unwrap());
+        assert!(
+            queued.1 <= on.1,
+            "{rate}/s: longest connect {} against {}",
+            queued.1,
+            on.1
+        );
+    }
+}
+
+/// Behind a backlog, a client that finds the pool held by clients that never read waits for
+/// the stall limit to free a slot, instead of being refused.
+#[test]
+fn behind_a_backlog_a_client_waits_out_stalled_readers_instead_of_being_refused() {
+    let on = attacked(Attack::NeverRead, Defences::On);
+    assert!(
+        on.failures.iter().any(|f| f == "refused"),
+        "{:?}",
+        on.failures
+    );
+    let queued = attacked(Attack::NeverRead, Defences::Backlog);
+    assert!(
+        !queued.failures.iter().any(|f| f == "refused"),
+        "{:?}",
+        queued.failures
+    );
+    assert!(queued.served_percent() >= 99.0, "{:?}", queued.failures);
+    let (_, longest) = queued.connect_times().unwrap();
+    assert!(
+        longest <= Duration::from_secs(11),
+        "longest connect {longest}"
+    );
+}
+
 /// `len` bytes of xorshift64* from `seed`.
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;

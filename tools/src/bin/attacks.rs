@@ -16,7 +16,7 @@ use clap::{Parser, value_parser};
 
 use halfclose::sim::{Link, percent};
 use halfclose::{Error, Phase, Timeouts};
-use halfclose_tools::attacks::{Attack, Defences, Outcome, run, single};
+use halfclose_tools::attacks::{Attack, BACKLOG, Defences, Outcome, run, single};
 use smoltcp::time::Duration;
 
 /// Runs hostile peers against a pool of four on the simulated wire and prints the README's
@@ -50,6 +50,26 @@ fn holds(o: &Outcome) -> String {
         o.longest_hold().total_millis() as f64 / 1000.0,
         o.mean_hold().total_millis() as f64 / 1000.0
     )
+}
+
+/// The link's latency, where it is not the LAN's 1 ms.
+fn wire(latency: Duration) -> String {
+    if latency == Duration::from_millis(1) {
+        String::new()
+    } else {
+        format!(", {} ms each way", latency.total_millis())
+    }
+}
+
+fn connect_times(o: &Outcome) -> String {
+    match o.connect_times() {
+        Some((median, longest)) => format!(
+            "{:.1} ms / {:.1} ms",
+            median.total_micros() as f64 / 1000.0,
+            longest.total_micros() as f64 / 1000.0
+        ),
+        None => "-".into(),
+    }
 }
 
 fn main() -> ExitCode {
@@ -114,18 +134,33 @@ fn main() -> ExitCode {
     for (attack, latency) in attacks {
         let on = run(attack, Defences::On, seed, duration, latency);
         let off = run(attack, Defences::Off, seed, duration, latency);
-        let wire = if latency == lan {
-            String::new()
-        } else {
-            format!(", {} ms each way", latency.total_millis())
-        };
         println!(
-            "| {}{wire} | {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} |",
             attack.describe(),
+            wire(latency),
             served(&on),
             served(&off),
             holds(&on),
             holds(&off)
+        );
+    }
+
+    println!();
+    println!(
+        "| attack | served, defences on | ... and a backlog of {BACKLOG} | connect time, median / longest, on | ... and a backlog |"
+    );
+    println!("|---|--:|--:|--:|--:|");
+    for (attack, latency) in attacks.iter().take(6) {
+        let on = run(*attack, Defences::On, seed, duration, *latency);
+        let queued = run(*attack, Defences::Backlog, seed, duration, *latency);
+        println!(
+            "| {}{} | {} | {} | {} | {} |",
+            attack.describe(),
+            wire(*latency),
+            served(&on),
+            served(&queued),
+            connect_times(&on),
+            connect_times(&queued),
         );
     }
 
