@@ -8,9 +8,8 @@
 # Also checks that every `[[example]]` of Cargo.toml is in the package: a file left out of
 # `include` would otherwise drop its example with a mere warning.
 #
-# The unpacked copy lives in $CARGO_TARGET_DIR/package-check (default target/package-check),
-# re-extracted on each run; its build shares the target directory, so the dependencies are
-# built once.
+# The unpacked copy lives in a temporary directory, deleted afterwards; its build shares the
+# target directory, so the dependencies are built once.
 #
 # Usage: bash scripts/package-check.sh
 set -euo pipefail
@@ -39,9 +38,9 @@ for example in $(sed -n '/^\[\[example\]\]/,/^$/s/^name = "\(.*\)"/\1/p' Cargo.t
 done
 [[ $missing == 0 ]] || exit 1
 
-work="$target/package-check"
-rm -rf "$work"
-mkdir -p "$work"
+# Outside the repository: inside it, cargo would take the copy for a member of our workspace.
+work=$(mktemp -d "${TMPDIR:-/tmp}/halfclose-package-check.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 # -m: the files get the extraction time, so cargo rebuilds the crate from what was unpacked.
 tar -xzmf "$crate" -C "$work"
 cd "$work/$name-$version"
