@@ -47,7 +47,7 @@ command -v cargo-mutants >/dev/null 2>&1 || {
 
 export CARGO_TERM_COLOR=never
 OUT=${MUTANTS_OUT:-target/mutants}
-common=(--jobs "${MUTANTS_JOBS:-1}" --no-shuffle --colors never --test-workspace=true)
+common=(--jobs "${MUTANTS_JOBS:-1}" --no-shuffle --colors never)
 
 if [[ ${1:-} == --in-diff ]]; then
     base=${2:?--in-diff needs a base revision}
