@@ -593,6 +593,27 @@ fn help_shows_the_timeouts_the_code_uses() {
     }
 }
 
+/// The README's segment table is the loopback example's `--trace`, as the program prints it
+/// now (regenerate it with `cargo run --release --example loopback -- --trace`).
+#[test]
+fn the_readme_shows_the_trace_loopback_prints() {
+    let dir = fixture();
+    let out = run("loopback", &["--trace", "-o", "copy"], dir.path());
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let trace: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with("Message from client") && !l.contains(" bytes from "))
+        .collect();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains(&trace.join("\n")),
+        "README.md's trace differs from what loopback --trace prints:\n{}",
+        trace.join("\n")
+    );
+}
+
 #[test]
 fn the_readme_lists_every_option_the_programs_help_shows() {
     // The programs' options are listed in the README and the chapters on TAP and async.
