@@ -5,6 +5,7 @@
 use halfclose::sim::{self, Link, Wire, percent};
 use halfclose::{Error, Phase, Timeouts};
 use halfclose_tools::attacks::{Attack, Defences, Outcome, linger_then_busy, run, single};
+use halfclose_tools::random_bytes;
 use smoltcp::time::{Duration, Instant};
 
 const TEN_MINUTES: Duration = Duration::from_secs(600);
@@ -254,18 +255,4 @@ fn the_default_linger_spares_clients_a_reset_under_loss() {
     eprintln!("reset after a complete transfer, of 200: {without} without linger, {with} with");
     assert!(without >= 10, "{without}");
     assert!(with <= 1, "{with}");
-}
-
-/// `len` bytes of xorshift64* from `seed`.
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
