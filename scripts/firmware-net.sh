@@ -14,24 +14,18 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMAGE=${1:-$ROOT/target/firmware/lm3s6965-net.elf}
 say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware-net.sh: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib/firmware.sh
+source "$ROOT/scripts/lib/firmware.sh"
 
-why=
-[[ $(id -u) == 0 ]] || why="not running as root"
-[[ -n $why || -e /dev/net/tun ]] || why="no /dev/net/tun"
-[[ -n $why ]] || command -v ip >/dev/null || why="no ip (iproute2)"
-[[ -n $why ]] || command -v qemu-system-arm >/dev/null || why="no qemu-system-arm"
+why=$(fw_why_no_tap)
 if [[ -n $why ]]; then
     say "skipping the firmware-to-Linux test: $why (it needs root, /dev/net/tun, ip and qemu-system-arm)"
     exit 0
 fi
 [[ -f $IMAGE ]] || die "no firmware image at $IMAGE (bash scripts/firmware.sh builds it)"
 
-# The kernel's peers, a host build: found where cargo puts it, under CARGO_TARGET_DIR when that is
-# set (relative to the checkout, where cargo runs), else under target/.
-(cd "$ROOT" && cargo build --release --quiet -p halfclose-tools --bin lesson)
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-[[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
-LESSON="$TARGET_DIR/release/lesson"
+# The kernel's peers, a host build.
+fw_build_lesson
 NS="halfclose-fw-$$"
 DIR=$(mktemp -d)
 QEMU_PID=
@@ -42,46 +36,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The firmware's file: xorshift32 from the same seed as firmware/common/src/payload.rs.
-python3 - "$DIR/payload" <<'PY'
-import sys
-x, out = 0x2545F491, bytearray()
-for _ in range(65536):
-    x ^= (x << 13) & 0xFFFFFFFF
-    x ^= x >> 17
-    x ^= (x << 5) & 0xFFFFFFFF
-    out.append(x >> 24)
-open(sys.argv[1], "wb").write(out)
-PY
+fw_write_payload "$DIR/payload"
 
 say "namespace $NS: tap0 at 192.168.69.100/24 (Linux); the firmware is 192.168.69.1"
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" tuntap add dev tap0 mode tap
-ip -n "$NS" link set tap0 up
-ip -n "$NS" addr add 192.168.69.100/24 dev tap0
+fw_netns_with_tap "$NS"
 
 ip netns exec "$NS" timeout 120 qemu-system-arm -machine lm3s6965evb -nographic \
     -semihosting-config enable=on,target=native \
     -nic tap,ifname=tap0,script=no,downscript=no -kernel "$IMAGE" >"$DIR/firmware.log" 2>&1 &
 QEMU_PID=$!
 
-# The kernel's server for the second half, ready before the firmware gets there.
-ip netns exec "$NS" env LESSON_TIMEOUT=60 "$LESSON" server --bind 192.168.69.100 7892 "$DIR/payload" \
-    >"$DIR/server.log" 2>&1 &
-SERVER_PID=$!
-
-# The kernel's client fetches from the firmware, retrying until the firmware is up.
-fetched=0
-for _ in $(seq 60); do
-    if ip netns exec "$NS" env LESSON_TIMEOUT=30 "$LESSON" client 192.168.69.1 7891 "$DIR/copy" \
-        >"$DIR/client.log" 2>&1; then
-        fetched=1
-        break
-    fi
-    kill -0 "$QEMU_PID" 2>/dev/null || break
-    sleep 0.5
-done
+# The kernel's server for the second half, ready before the firmware gets there; the kernel's
+# client fetches from the firmware, retrying until the firmware is up.
+fw_lesson_peers "$NS" "$DIR"
 
 status=0
 wait "$QEMU_PID" || status=$?
@@ -89,13 +56,7 @@ QEMU_PID=
 wait "$SERVER_PID" || true
 say "the firmware's output (semihosting)"
 grep -v '^Timer with period zero' "$DIR/firmware.log" || true
-say "the kernel's client: $(cat "$DIR/client.log")"
-say "the kernel's server: $(cat "$DIR/server.log")"
-
-((status == 0)) || die "the firmware exited with status $status (124: timed out)"
-((fetched)) || die "the kernel's client could not fetch the file"
-cmp -s "$DIR/payload" "$DIR/copy" || die "the file the kernel's client got differs from the firmware's"
-grep -q '^Message from client: Thank you$' "$DIR/server.log" || die "the kernel's server got no \"Thank you\""
+fw_check_peers "the firmware" "$status" "$DIR"
 grep -q '^server: sent 65536 bytes .* reply "Thank you\\0"' "$DIR/firmware.log" ||
     die "the firmware did not get its \"Thank you\" after its FIN"
 grep -q '^result: PASS$' "$DIR/firmware.log" || die "the firmware did not pass"

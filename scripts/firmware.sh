@@ -32,24 +32,9 @@ say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware.sh: error: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. What the build needs, installed only when missing -------------------------------------
-# rustc-web/cargo-web: /usr/bin/rustc and /usr/bin/cargo; rust-web-src: the sources
-# -Zbuild-std compiles `core` from; qemu-system-arm: both boards; binutils: `size`.
-PACKAGES=(rustc-web cargo-web rust-web-src qemu-system-arm binutils)
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$pkg")
-    fi
-done
-if ((${#missing[@]})); then
-    say "installing ${missing[*]}"
-    [[ $(id -u) == 0 ]] || die "need root to apt-get install ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # The package lists may be absent or stale on a new machine: refresh them only when an
-    # install is needed.
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/lib/firmware.sh
+source "$ROOT/scripts/lib/firmware.sh"
+fw_install_packages
 
 # --- 2. The linker: rust-lld from the rustup toolchain the repository pins ----------------------
 if [[ -z ${RUST_LLD:-} ]]; then

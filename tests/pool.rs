@@ -34,6 +34,19 @@ fn serve_one(
     (served, client.into_sink())
 }
 
+/// No segment on the loop was a reset.
+fn assert_no_reset<const MTU: usize, P>(pair: &Pair<Loop<MTU>, P>) {
+    assert!(
+        !pair.net.trace.iter().any(|s| s.seg.rst),
+        "no connection was reset"
+    );
+}
+
+/// `N` sockets with 8 KiB buffers on `side`'s host.
+fn sockets<const N: usize>(pair: &mut Pair<SimNet<'_>>, side: Side) -> [SocketHandle; N] {
+    std::array::from_fn(|_| pair.add(side, socket(8192, 8192)))
+}
+
 /// A slot listens again once its connection is over, and not before its last segment has gone.
 mod listening_again {
     use super::*;
@@ -45,9 +58,7 @@ mod listening_again {
         let mut pair = sim(&mut wire);
         let s = pair.add(Side::Server, socket(8192, 8192));
         let c = pair.add(Side::Client, socket(8192, 8192));
-        let mut server =
-            server::Server::listen(&mut pair.net.server_sockets, [s], PORT, &file[..], TIMEOUTS)
-                .unwrap();
+        let mut server = pair.listen([s], &file[..], TIMEOUTS);
         // Someone else's code closes the listening socket.
         pair.net.server_sockets.get_mut::<tcp::Socket>(s).close();
         assert!(!pair.net.server_sockets.get::<tcp::Socket>(s).is_listening());
@@ -76,10 +87,7 @@ mod listening_again {
         assert!(t.server.unwrap().reply.is_thank_you());
         assert_eq!(t.client.unwrap().bytes, payload.len() as u64);
         assert!(received == payload);
-        assert!(
-            !pair.net.trace.iter().any(|s| s.seg.rst),
-            "no connection was reset"
-        );
+        assert_no_reset(&pair);
     }
 
     /// A kernel-like client (its reply and its FIN leave in separate segments, so the reply starts
@@ -146,10 +154,7 @@ mod listening_again {
         });
         assert!(served.unwrap().unwrap().reply.is_thank_you());
         assert!(received == payload);
-        assert!(
-            !pair.net.trace.iter().any(|s| s.seg.rst),
-            "no connection was reset"
-        );
+        assert_no_reset(&pair);
     }
 
     /// An empty file's FIN has no byte to travel with, so the server turns on a keep-alive until the
@@ -206,9 +211,7 @@ mod linger {
         let s = pair.add(Side::Server, socket(8192, 8192));
         let c = pair.add(Side::Client, socket(8192, 8192));
         let timeouts = Timeouts { linger, ..TIMEOUTS };
-        let mut server =
-            server::Server::listen(&mut pair.net.server_sockets, [s], PORT, &file[..], timeouts)
-                .unwrap();
+        let mut server = pair.listen([s], &file[..], timeouts);
         server.set_reclaim(false);
 
         let (first, _) = serve_one(&mut pair, &mut server, c, 40000);
@@ -264,9 +267,7 @@ mod linger {
             linger: Duration::from_secs(60),
             ..TIMEOUTS
         };
-        let mut server =
-            server::Server::listen(&mut pair.net.server_sockets, [s], PORT, &file[..], timeouts)
-                .unwrap();
+        let mut server = pair.listen([s], &file[..], timeouts);
         pair.connect_raw(raw, 49152);
         // A raw client whose wrong reply makes the server abort the connection at its first byte.
         let mut got = Vec::new();
@@ -327,19 +328,9 @@ mod full {
         let file = random_bytes(LEN, 17);
         let mut wire = wire();
         let mut pair = sim(&mut wire);
-        let handles = [
-            pair.add(Side::Server, socket(8192, 8192)),
-            pair.add(Side::Server, socket(8192, 8192)),
-        ];
+        let handles: [_; 2] = sockets(&mut pair, Side::Server);
         let c = pair.add(Side::Client, socket(8192, 8192));
-        let mut server = server::Server::listen(
-            &mut pair.net.server_sockets,
-            handles,
-            PORT,
-            &file[..],
-            TIMEOUTS,
-        )
-        .unwrap();
+        let mut server = pair.listen(handles, &file[..], TIMEOUTS);
         assert_eq!(server.handles(), &handles);
         assert_eq!(server.states().collect::<Vec<_>>(), [None, None]);
         assert_eq!((server.busy(), server.listening()), (0, 2));
@@ -430,22 +421,9 @@ mod full {
         let file = random_bytes(LEN, 19);
         let mut wire = wire();
         let mut pair = sim(&mut wire);
-        let handles = [
-            pair.add(Side::Server, socket(8192, 8192)),
-            pair.add(Side::Server, socket(8192, 8192)),
-        ];
-        let readers = [
-            pair.add(Side::Client, socket(8192, 8192)),
-            pair.add(Side::Client, socket(8192, 8192)),
-        ];
-        let mut server = server::Server::listen(
-            &mut pair.net.server_sockets,
-            handles,
-            PORT,
-            &file[..],
-            TIMEOUTS,
-        )
-        .unwrap();
+        let handles: [_; 2] = sockets(&mut pair, Side::Server);
+        let readers: [_; 2] = sockets(&mut pair, Side::Client);
+        let mut server = pair.listen(handles, &file[..], TIMEOUTS);
         for (i, &r) in readers.iter().enumerate() {
             pair.connect_raw(r, 40000 + i as u16);
         }

@@ -3,29 +3,13 @@
 //! every existing file as it was (no temporary file left behind either).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// An example binary, or a maintainers' program (`tools/`: bench, soak, attacks, lesson), next to
-/// this test's (`cargo test` builds both).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let tool = dir.join(name);
-    let path = if tool.exists() {
-        tool
-    } else {
-        dir.join("examples").join(name)
-    };
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples and tools, `cargo test --test programs` \
-         alone does not (run `cargo build --bins --examples` first)",
-        path.display()
-    );
-    path
-}
+mod common;
+
+use common::netns::example;
 
 /// Run `program` in `dir` for at most 30 s (a FIFO that blocked would fail here, not hang).
 fn run(program: &str, args: &[&str], dir: &Path) -> Output {

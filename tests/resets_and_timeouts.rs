@@ -15,6 +15,32 @@ use halfclose::{Error, Phase, REPLY, client, server};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 
+/// The error of a run that timed out in `phase` with `bytes` counted.
+fn timed_out(phase: Phase, bytes: u64) -> Error {
+    Error::TimedOut { phase, bytes }
+}
+
+/// The error of a run that was reset in `phase` with `bytes` counted.
+fn reset(phase: Phase, bytes: u64) -> Error {
+    Error::Reset { phase, bytes }
+}
+
+/// The bytes `e` counted, which must be a timeout in `phase`.
+fn timed_out_in(phase: Phase, e: Error) -> u64 {
+    match e {
+        Error::TimedOut { phase: p, bytes } if p == phase => bytes,
+        e => panic!("{e:?}"),
+    }
+}
+
+/// The bytes `e` counted, which must be a reset in `phase`.
+fn reset_in(phase: Phase, e: Error) -> u64 {
+    match e {
+        Error::Reset { phase: p, bytes } if p == phase => bytes,
+        e => panic!("{e:?}"),
+    }
+}
+
 /// The client resets: the server names the phase it was waiting in.
 mod server_sees_a_reset {
     use super::*;
@@ -30,13 +56,8 @@ mod server_sees_a_reset {
             }
             None
         });
-        match r.unwrap_err() {
-            Error::Reset {
-                phase: Phase::Transfer,
-                bytes,
-            } => assert!((20_000..LONG as u64).contains(&bytes), "{bytes}"),
-            e => panic!("{e:?}"),
-        }
+        let bytes = reset_in(Phase::Transfer, r.unwrap_err());
+        assert!((20_000..LONG as u64).contains(&bytes), "{bytes}");
     }
 
     /// The client has every byte but the last (which travels with our FIN), and from then on its
@@ -61,13 +82,8 @@ mod server_sees_a_reset {
             }
             Some(abort_at)
         });
-        match r.unwrap_err() {
-            Error::Reset {
-                phase: Phase::Transfer,
-                bytes,
-            } => assert!(bytes >= LEN as u64 - 1, "{bytes}"),
-            e => panic!("{e:?}"),
-        }
+        let bytes = reset_in(Phase::Transfer, r.unwrap_err());
+        assert!(bytes >= LEN as u64 - 1, "{bytes}");
     }
 
     /// The client reads the file and our FIN (its stack acknowledges the FIN at once: we are in
@@ -87,13 +103,7 @@ mod server_sees_a_reset {
             }
             Some(abort_at)
         });
-        assert_eq!(
-            r.unwrap_err(),
-            Error::Reset {
-                phase: Phase::Reply,
-                bytes: LEN as u64
-            }
-        );
+        assert_eq!(r.unwrap_err(), reset(Phase::Reply, LEN as u64));
     }
 
     /// As `nc -N`, and then our FIN (with the file's last byte) is lost and the client resets
@@ -159,10 +169,7 @@ mod server_sees_a_reset {
     fn an_empty_file_reset_before_our_fin_or_a_reply_arrives_is_a_reset_in_the_transfer_phase() {
         assert_eq!(
             empty_file_reset_before_our_fin_arrives(false),
-            Error::Reset {
-                phase: Phase::Transfer,
-                bytes: 0
-            }
+            reset(Phase::Transfer, 0)
         );
     }
 
@@ -173,10 +180,7 @@ mod server_sees_a_reset {
      {
         assert_eq!(
             empty_file_reset_before_our_fin_arrives(true),
-            Error::Reset {
-                phase: Phase::Reply,
-                bytes: 0
-            }
+            reset(Phase::Reply, 0)
         );
     }
 }
@@ -196,13 +200,8 @@ mod server_times_out {
             }
             None
         });
-        match r.unwrap_err() {
-            Error::TimedOut {
-                phase: Phase::Transfer,
-                bytes,
-            } => assert!(bytes < LONG as u64),
-            e => panic!("{e:?}"),
-        }
+        let bytes = timed_out_in(Phase::Transfer, r.unwrap_err());
+        assert!(bytes < LONG as u64);
     }
 
     /// A client that stops reading closes its window; smoltcp probes it with a backoff. A pause
@@ -238,13 +237,8 @@ mod server_times_out {
     #[test]
     fn client_stops_reading_longer_than_the_idle_timeout_and_the_server_gives_up() {
         let (r, _) = pause_reading_for(Duration::from_secs(90));
-        match r.unwrap_err() {
-            Error::TimedOut {
-                phase: Phase::Transfer,
-                bytes,
-            } => assert!(bytes < LONG as u64),
-            e => panic!("{e:?}"),
-        }
+        let bytes = timed_out_in(Phase::Transfer, r.unwrap_err());
+        assert!(bytes < LONG as u64);
     }
 
     /// Read up to `left` bytes of what has arrived into `got`.
@@ -279,13 +273,8 @@ mod server_times_out {
             }
             Some(next_read)
         });
-        match r.unwrap_err() {
-            Error::TimedOut {
-                phase: Phase::Transfer,
-                bytes,
-            } => assert!(bytes < LEN as u64, "{bytes}"),
-            e => panic!("{e:?}"),
-        }
+        let bytes = timed_out_in(Phase::Transfer, r.unwrap_err());
+        assert!(bytes < LEN as u64, "{bytes}");
         assert!(got == file[..got.len()]);
     }
 
@@ -304,13 +293,8 @@ mod server_times_out {
             }
             None
         });
-        match r.unwrap_err() {
-            Error::TimedOut {
-                phase: Phase::Transfer,
-                bytes,
-            } => assert!(bytes >= LEN as u64 - 1, "{bytes}"),
-            e => panic!("{e:?}"),
-        }
+        let bytes = timed_out_in(Phase::Transfer, r.unwrap_err());
+        assert!(bytes >= LEN as u64 - 1, "{bytes}");
         assert!(got == file);
     }
 
@@ -322,13 +306,7 @@ mod server_times_out {
             read_all(sock, &mut got);
             None
         });
-        assert_eq!(
-            r.unwrap_err(),
-            Error::TimedOut {
-                phase: Phase::Reply,
-                bytes: LONG as u64
-            }
-        );
+        assert_eq!(r.unwrap_err(), timed_out(Phase::Reply, LONG as u64));
         assert!(got == file, "the client still got the whole file");
     }
 
@@ -351,13 +329,7 @@ mod server_times_out {
             }
             None
         });
-        assert_eq!(
-            r.unwrap_err(),
-            Error::TimedOut {
-                phase: Phase::Reply,
-                bytes: LEN as u64
-            }
-        );
+        assert_eq!(r.unwrap_err(), timed_out(Phase::Reply, LEN as u64));
     }
 
     /// An empty file whose FIN never reaches the client (everything towards it is lost), and a
@@ -394,13 +366,7 @@ mod server_times_out {
                 None => {}
             },
         );
-        assert_eq!(
-            r.unwrap_err(),
-            Error::TimedOut {
-                phase: Phase::Reply,
-                bytes: 0
-            }
-        );
+        assert_eq!(r.unwrap_err(), timed_out(Phase::Reply, 0));
         // Our FIN was queued in the poll that began serving the empty file.
         let waited = ended_at.unwrap() - serving_since.unwrap();
         assert!(
@@ -460,21 +426,14 @@ mod client_fails {
             }
             None
         });
-        match r.unwrap_err() {
-            Error::TimedOut {
-                phase: Phase::Transfer,
-                bytes,
-            } => {
-                assert_eq!(
-                    bytes,
-                    got.len() as u64,
-                    "the error counts what the sink holds"
-                );
-                assert!(!got.is_empty() && got.len() < LONG);
-                assert!(got == file[..got.len()], "every byte kept is right");
-            }
-            e => panic!("{e:?}"),
-        }
+        let bytes = timed_out_in(Phase::Transfer, r.unwrap_err());
+        assert_eq!(
+            bytes,
+            got.len() as u64,
+            "the error counts what the sink holds"
+        );
+        assert!(!got.is_empty() && got.len() < LONG);
+        assert!(got == file[..got.len()], "every byte kept is right");
     }
 
     #[test]
@@ -487,13 +446,7 @@ mod client_fails {
             }
             None
         });
-        assert_eq!(
-            r.unwrap_err(),
-            Error::TimedOut {
-                phase: Phase::Transfer,
-                bytes: LONG as u64
-            }
-        );
+        assert_eq!(r.unwrap_err(), timed_out(Phase::Transfer, LONG as u64));
         assert!(
             got == file,
             "all the bytes are in the sink, though EOF never came"
@@ -518,13 +471,7 @@ mod client_fails {
             }
             None
         });
-        assert_eq!(
-            r.unwrap_err(),
-            Error::TimedOut {
-                phase: Phase::Reply,
-                bytes: file.len() as u64
-            }
-        );
+        assert_eq!(r.unwrap_err(), timed_out(Phase::Reply, file.len() as u64));
         assert!(got == file);
     }
 }

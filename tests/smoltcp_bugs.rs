@@ -555,6 +555,37 @@ mod fast_retransmit_refused {
     use super::*;
     use common::pair::{SimNet, wire};
 
+    /// The `Device` items a wrapper of `inner: D` passes through unchanged: the transmit token
+    /// and the capabilities.
+    macro_rules! pass_through_tx {
+        () => {
+            type TxToken<'a>
+                = D::TxToken<'a>
+            where
+                Self: 'a;
+
+            fn capabilities(&self) -> DeviceCapabilities {
+                self.inner.capabilities()
+            }
+        };
+    }
+
+    /// When the device refused and when the lost segment was resent, which must be within 10 ms
+    /// of the refusal.
+    fn resent_at_once(
+        refused_at: Option<Instant>,
+        resent_at: Option<Instant>,
+    ) -> (Instant, Instant) {
+        let refused = refused_at.expect("the device refused once");
+        let resent = resent_at.expect("the lost segment was resent");
+        assert!(
+            resent - refused < Duration::from_millis(10),
+            "resent {} after the refusal",
+            resent - refused
+        );
+        (refused, resent)
+    }
+
     /// What the server host's device saw: the sequence number of the segment lost on the wire, the
     /// ACKs of it that came back, and the moment its `transmit` said "no room".
     #[derive(Default)]
@@ -662,10 +693,7 @@ mod fast_retransmit_refused {
             = ProbedRx<'a, D::RxToken<'a>>
         where
             Self: 'a;
-        type TxToken<'a>
-            = D::TxToken<'a>
-        where
-            Self: 'a;
+        pass_through_tx!();
 
         fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
             let (rx, tx) = self.inner.receive(now)?;
@@ -683,10 +711,6 @@ mod fast_retransmit_refused {
                 return None;
             }
             self.inner.transmit(now)
-        }
-
-        fn capabilities(&self) -> DeviceCapabilities {
-            self.inner.capabilities()
         }
     }
 
@@ -818,13 +842,7 @@ mod fast_retransmit_refused {
     #[ignore = "fails on stock smoltcp 0.14; scripts/smoltcp-fixes.sh runs it patched"]
     fn upstream_fast_retransmit_the_device_refused_is_sent_next() {
         let o = raw_fast_retransmit_refused(true, Duration::from_secs(100));
-        let refused = o.refused_at.expect("the device refused once");
-        let resent = o.resent_at.expect("the lost segment was resent");
-        assert!(
-            resent - refused < Duration::from_millis(10),
-            "resent {} after the refusal",
-            resent - refused
-        );
+        resent_at_once(o.refused_at, o.resent_at);
         assert!(o.complete_at.is_some(), "{o:?}");
     }
 
@@ -915,13 +933,7 @@ mod fast_retransmit_refused {
     #[ignore = "fails on stock smoltcp 0.14; scripts/smoltcp-fixes.sh runs it patched"]
     fn upstream_our_transfer_survives_a_refused_fast_retransmit() {
         let o = served_with_fast_retransmit_refused(true);
-        let refused = o.refused_at.expect("the device refused once");
-        let resent = o.resent_at.expect("the lost segment was resent");
-        assert!(
-            resent - refused < Duration::from_millis(10),
-            "resent {} after the refusal",
-            resent - refused
-        );
+        let (refused, resent) = resent_at_once(o.refused_at, o.resent_at);
         assert!(o.served.is_ok() && o.fetched.is_ok(), "{o:?}");
         assert!(o.end < Instant::from_secs(1), "{o:?}");
         eprintln!(
@@ -942,10 +954,7 @@ mod fast_retransmit_refused {
             = D::RxToken<'a>
         where
             Self: 'a;
-        type TxToken<'a>
-            = D::TxToken<'a>
-        where
-            Self: 'a;
+        pass_through_tx!();
 
         fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
             self.inner.receive(now)
@@ -954,10 +963,6 @@ mod fast_retransmit_refused {
         fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
             self.room = self.room.checked_sub(1)?;
             self.inner.transmit(now)
-        }
-
-        fn capabilities(&self) -> DeviceCapabilities {
-            self.inner.capabilities()
         }
     }
 

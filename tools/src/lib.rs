@@ -5,7 +5,8 @@
 //!   `tools/tests/attacks.rs` and tabulated by the `attacks` program (`docs/tables/attacks.md`);
 //! - [`wire`]: forged packets next to a legitimate transfer, the `cargo fuzz` target's harness
 //!   (`fuzz/`) and, replayed from its committed corpus, `tools/tests/fuzz_wire.rs`;
-//! - [`files`]: the `lesson` programs' input and all-or-nothing output files.
+//! - [`files`]: the `lesson` programs' input and all-or-nothing output files;
+//! - [`xorshift64star`] and [`random_bytes`]: the tests' seeded pseudo-random inputs.
 //!
 //! The programs: `bench` (throughput against smoltcp's own loopback and memcpy), `soak` (the
 //! fault matrix over many seeds), `attacks`, and `lesson` (the kernel-TCP peers the TAP tests
@@ -15,3 +16,22 @@
 pub mod attacks;
 pub mod files;
 pub mod wire;
+
+/// One step of xorshift64*: seeded inputs are replayed from their seed.
+pub fn xorshift64star(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// `len` bytes of xorshift64* from `seed`.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(&xorshift64star(&mut state).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

@@ -5,6 +5,7 @@
 use halfclose::sim::{self, Link, Wire, percent};
 use halfclose::{Error, Phase, Timeouts};
 use halfclose_tools::attacks::{Attack, Defences, Outcome, linger_then_busy, run, single};
+use halfclose_tools::random_bytes;
 use smoltcp::time::{Duration, Instant};
 
 const TEN_MINUTES: Duration = Duration::from_secs(600);
@@ -296,18 +297,4 @@ fn behind_a_backlog_a_client_waits_out_stalled_readers_instead_of_being_refused(
         longest <= Duration::from_secs(11),
         "longest connect {longest}"
     );
-}
-
-/// `len` bytes of xorshift64* from `seed`.
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }

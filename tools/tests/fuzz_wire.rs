@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use halfclose_tools::wire;
+use halfclose_tools::xorshift64star as next;
 
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/wire");
@@ -19,14 +20,6 @@ fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
         .collect();
     inputs.sort();
     inputs
-}
-
-/// xorshift64*: the seeded inputs are replayed from their seed.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
 #[test]

@@ -111,6 +111,15 @@ impl Check {
     pub fn is_payload(&self) -> bool {
         self.bytes == LEN as u64 && self.first_mismatch.is_none() && self.crc() == CRC
     }
+
+    /// [`is_payload`](Self::is_payload) in words, for the client's summary line.
+    pub fn verdict(&self) -> &'static str {
+        if self.is_payload() {
+            "every byte matches"
+        } else {
+            "BYTES DIFFER"
+        }
+    }
 }
 
 #[cfg(feature = "client")]

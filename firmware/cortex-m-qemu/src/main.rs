@@ -42,14 +42,14 @@ mod out;
 mod transfer;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
-use cortex_m_semihosting::debug;
-// The board's Ethernet MAC, the file and its checking sink, and the stack-peak probe: shared with
-// the async image (`firmware/common`).
+// The board's Ethernet MAC, the file and its checking sink, the stack-peak probe and the exit
+// through semihosting: shared with the async image (`firmware/common`).
 #[cfg(feature = "net")]
 use halfclose_firmware_common::enet;
+use halfclose_firmware_common::exit;
 #[cfg(any(feature = "server", feature = "client"))]
 use halfclose_firmware_common::payload;
-#[cfg_attr(feature = "cost", allow(unused_imports))]
+#[cfg_attr(any(feature = "cost", feature = "net"), allow(unused_imports))]
 use halfclose_firmware_common::stack;
 
 use out::{hex, line};
@@ -76,17 +76,6 @@ fn main() -> ! {
 fn finish(passed: bool) -> ! {
     line!("result: ", if passed { "PASS" } else { "FAIL" });
     exit(passed)
-}
-
-/// Ends the run through semihosting; QEMU exits with the status.
-fn exit(passed: bool) -> ! {
-    debug::exit(if passed {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    #[allow(clippy::empty_loop)]
-    loop {}
 }
 
 /// No network: print lines shaped like the transfer's summary, so that this image holds the

@@ -9,34 +9,25 @@ use cortex_m_semihosting::hprintln;
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
-use static_cell::{ConstStaticCell, StaticCell};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use static_cell::StaticCell;
 
 use halfclose::{Timeouts, client, server};
+// The link, the buffers and the RAM line: shared with the async image (`firmware/common`).
+use halfclose_firmware_common::net::{
+    ADDR, FETCH_PORT, LIMIT_SECS, MAC, NIC_BUFFERS, PEER, SERVE_PORT, SMALL_BUFFERS,
+    SOCKET_BUFFERS, print_ram,
+};
 
 use crate::clock::SysTickTimer;
-use crate::enet::{Buffers, Enet};
+use crate::enet::Enet;
+use crate::payload;
 use crate::phy::Phy;
-use crate::{payload, stack};
 
-/// Our address on the link (only ever inside the test's own network namespace).
-const ADDR: Ipv4Address = Ipv4Address::new(192, 168, 69, 1);
-/// The Linux side.
-const PEER: Ipv4Address = Ipv4Address::new(192, 168, 69, 100);
-const SERVE_PORT: u16 = halfclose::DEFAULT_PORT;
-const FETCH_PORT: u16 = halfclose::DEFAULT_PORT + 1;
-const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 /// Each phase must be over by then.
-const LIMIT: Duration = Duration::from_secs(60);
+const LIMIT: Duration = Duration::from_secs(LIMIT_SECS);
 
-/// Socket buffers: 4 KiB in the data's direction, a few bytes for the reply.
-const DATA: usize = 4096;
-const SMALL: usize = 64;
-
-static NIC_BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
 static NIC: StaticCell<Phy> = StaticCell::new();
-static SOCKET_BUFFERS: ConstStaticCell<[[u8; DATA]; 2]> = ConstStaticCell::new([[0; DATA]; 2]);
-static SMALL_BUFFERS: ConstStaticCell<[[u8; SMALL]; 2]> = ConstStaticCell::new([[0; SMALL]; 2]);
 
 /// SysTick cycles as smoltcp time. The core clock's rate is measured once at start against the
 /// host's semihosting clock (QEMU's model of the board sets it from registers this image does
@@ -198,11 +189,7 @@ pub fn run() -> bool {
                 ms,
                 report.bytes / ms,
                 check.crc(),
-                if check.is_payload() {
-                    "every byte matches"
-                } else {
-                    "BYTES DIFFER"
-                },
+                check.verdict(),
             );
             passed &= check.is_payload();
         }
@@ -215,12 +202,6 @@ pub fn run() -> bool {
             passed = false;
         }
     }
-    hprintln!(
-        "ram: stack peak {} of {} bytes; NIC frame buffers {} bytes; socket buffers {} bytes",
-        stack::peak(),
-        stack::size(),
-        core::mem::size_of::<Buffers>(),
-        2 * (DATA + SMALL),
-    );
+    print_ram();
     passed
 }

@@ -16,39 +16,29 @@ mod mac;
 mod time;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::hprintln;
 use embassy_executor::{Executor, Spawner};
 use embassy_net::tcp::TcpSocket;
-use embassy_net::{Config, Ipv4Address, Ipv4Cidr, Runner, Stack, StackResources, StaticConfigV4};
+use embassy_net::{Config, Ipv4Cidr, Runner, Stack, StackResources, StaticConfigV4};
 use embassy_time::{Duration, Timer};
 use halfclose::asynch::embassy::{EmbassyClock, accept, client_socket, connect};
 use halfclose::asynch::{fetch, serve};
 use halfclose::{Error, Timeouts};
 use static_cell::{ConstStaticCell, StaticCell};
-// The sync image's Ethernet MAC driver, its file and checking sink, and its stack-peak probe,
-// shared rather than copied (`firmware/common`).
-use halfclose_firmware_common::{enet, payload, stack};
+// The sync image's Ethernet MAC driver, its file and checking sink, its exit, and its link,
+// buffers (as the sync image's: 4 KiB in the data's direction, a few bytes for the reply) and
+// RAM line, shared rather than copied (`firmware/common`).
+use halfclose_firmware_common::net::{
+    ADDR, FETCH_PORT, LIMIT_SECS, MAC, NIC_BUFFERS, PEER, SERVE_PORT, SMALL_BUFFERS,
+    SOCKET_BUFFERS, print_ram,
+};
+use halfclose_firmware_common::{enet, exit, payload};
 
-use crate::enet::Buffers;
 use crate::mac::Mac;
 
-/// Our address on the link (only ever inside the test's own network namespace).
-const ADDR: Ipv4Address = Ipv4Address::new(192, 168, 69, 1);
-/// The Linux side.
-const PEER: Ipv4Address = Ipv4Address::new(192, 168, 69, 100);
-const SERVE_PORT: u16 = halfclose::DEFAULT_PORT;
-const FETCH_PORT: u16 = halfclose::DEFAULT_PORT + 1;
-const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 /// Each side must be over by then.
-const LIMIT: Duration = Duration::from_secs(60);
+const LIMIT: Duration = Duration::from_secs(LIMIT_SECS);
 
-/// Socket buffers, as the sync image's: 4 KiB in the data's direction, a few bytes for the reply.
-const DATA: usize = 4096;
-const SMALL: usize = 64;
-
-static NIC_BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
-static SOCKET_BUFFERS: ConstStaticCell<[[u8; DATA]; 2]> = ConstStaticCell::new([[0; DATA]; 2]);
-static SMALL_BUFFERS: ConstStaticCell<[[u8; SMALL]; 2]> = ConstStaticCell::new([[0; SMALL]; 2]);
 static RESOURCES: ConstStaticCell<StackResources<2>> = ConstStaticCell::new(StackResources::new());
 static EXECUTOR: StaticCell<Executor> = StaticCell::new();
 
@@ -161,11 +151,7 @@ async fn transfer(stack: Stack<'static>) -> bool {
                 ms,
                 report.bytes / ms,
                 check.crc(),
-                if check.is_payload() {
-                    "every byte matches"
-                } else {
-                    "BYTES DIFFER"
-                },
+                check.verdict(),
             );
             passed &= check.is_payload();
         }
@@ -180,13 +166,7 @@ async fn transfer(stack: Stack<'static>) -> bool {
             passed = false;
         }
     }
-    hprintln!(
-        "ram: stack peak {} of {} bytes; NIC frame buffers {} bytes; socket buffers {} bytes",
-        stack::peak(),
-        stack::size(),
-        core::mem::size_of::<Buffers>(),
-        2 * (DATA + SMALL),
-    );
+    print_ram();
     passed
 }
 
@@ -212,13 +192,7 @@ impl core::fmt::Display for Mac6 {
 
 fn finish(passed: bool) -> ! {
     hprintln!("result: {}", if passed { "PASS" } else { "FAIL" });
-    debug::exit(if passed {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    #[allow(clippy::empty_loop)]
-    loop {}
+    exit(passed)
 }
 
 /// A fault ends the run as a failure at once, instead of leaving QEMU to its timeout.
