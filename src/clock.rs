@@ -118,11 +118,18 @@ pub enum Stalled {
 
 impl fmt::Display for Stalled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Stalled::PastLimit { limit } => {
-                write!(f, "simulated time ran out at {limit} before the run ended")
-            }
-            Stalled::Idle { at } => write!(f, "nothing left to happen at {at}, the run not ended"),
+        use crate::human::Time;
+        match *self {
+            Stalled::PastLimit { limit } => write!(
+                f,
+                "simulated time ran out at {} before the run ended",
+                Time(limit - Instant::ZERO)
+            ),
+            Stalled::Idle { at } => write!(
+                f,
+                "nothing left to happen at {}, the run not ended",
+                Time(at - Instant::ZERO)
+            ),
         }
     }
 }
@@ -289,6 +296,27 @@ mod tests {
         );
         assert_eq!(clock.now(), ms(10));
         assert_eq!(clock.jump([None]), Err(Stalled::Idle { at: ms(10) }));
+    }
+
+    #[test]
+    fn a_reference_to_a_device_says_what_the_device_says() {
+        let mut queue = Queue(3);
+        assert_eq!((&queue).pending(), 3);
+        assert_eq!((&mut queue).pending(), 3);
+    }
+
+    #[test]
+    fn a_stall_says_why_and_when() {
+        let past = Stalled::PastLimit { limit: ms(10) };
+        assert_eq!(
+            std::format!("{past}"),
+            "simulated time ran out at 10.0 ms before the run ended"
+        );
+        let idle = Stalled::Idle { at: ms(3) };
+        assert_eq!(
+            std::format!("{idle}"),
+            "nothing left to happen at 3.0 ms, the run not ended"
+        );
     }
 
     #[test]
