@@ -348,8 +348,10 @@ impl<R: Read> Sender<R> {
         }
     }
 
-    /// The one door for the running stages: every change of the stage, its data included, goes
-    /// through here (or `end`), so the public view cannot drift from it.
+    /// The one door for the running stages: every change of the stage, and of the data its view
+    /// shows, goes through here (or `end`), so the public view cannot drift from it. Data the
+    /// view does not show (the rate window, the FIN's acknowledgement, when the reply began) is
+    /// written in place, by the few methods that say so.
     fn set_stage(&mut self, next: Stage) {
         // `Over` comes through `end`, with its outcome.
         if let Some(view) = next.view() {
@@ -364,7 +366,9 @@ impl<R: Read> Sender<R> {
     }
 
     /// Write the stage and its view together. A change of state is logged (smoltcp's
-    /// `state=A=>B`).
+    /// `state=A=>B`). Out of line: one copy of the write for the many transitions (flash, on a
+    /// Cortex-M0 firmware).
+    #[inline(never)]
     fn enter(&mut self, stage: Stage, view: State) {
         if core::mem::discriminant(&view) != core::mem::discriminant(&self.view) {
             debug!("halfclose server: {}=>{}", self.view, view);
@@ -445,7 +449,7 @@ impl<R: Read> Sender<R> {
         }
         self.fill(now, socket, sending)?;
         // Half-closed by `fill`: the reply's limits apply from the next poll on.
-        let Stage::Sending(mut sending) = self.stage else {
+        let Stage::Sending(Sending { mut window, .. }) = self.stage else {
             return Ok(());
         };
         self.expire_at(
@@ -453,8 +457,8 @@ impl<R: Read> Sender<R> {
             Phase::Transfer,
             self.last_progress + self.timeouts.idle,
         )?;
-        self.check_rate(now, socket, &mut sending.window)?;
-        self.set_stage(Stage::Sending(sending));
+        self.check_rate(now, socket, &mut window)?;
+        self.set_window(window);
         Ok(())
     }
 
@@ -586,7 +590,7 @@ impl<R: Read> Sender<R> {
             }
             half_closed.fin = Fin::Acked(now);
             self.progress(now);
-            self.set_stage(Stage::HalfClosed(half_closed));
+            self.set_fin(half_closed.fin);
         }
 
         if peer_closed && fin_acked {
@@ -664,29 +668,38 @@ impl<R: Read> Sender<R> {
         }
     }
 
-    /// The reply's first byte was read now: record when, and whether before our FIN.
+    /// The reply's first byte was read now: record when, and whether before our FIN. (Data the
+    /// view does not show: written in place.)
     fn note_reply_start(&mut self, now: Instant) {
-        let next = match self.stage {
+        match &mut self.stage {
             // Read before `close()`: the reply came first, even at the same instant.
-            Stage::Accepting(mut accepting) => {
-                accepting.reply_at.get_or_insert(now);
-                Stage::Accepting(accepting)
+            Stage::Accepting(Accepting { reply_at }) | Stage::Sending(Sending { reply_at, .. }) => {
+                reply_at.get_or_insert(now);
             }
-            Stage::Sending(mut sending) => {
-                sending.reply_at.get_or_insert(now);
-                Stage::Sending(sending)
-            }
-            Stage::HalfClosed(mut half_closed) => {
+            Stage::HalfClosed(half_closed) => {
                 let timing = ReplyTiming::AfterFin(now - half_closed.fin_queued_at);
                 half_closed
                     .first_reply
                     .get_or_insert(FirstReply { at: now, timing });
-                Stage::HalfClosed(half_closed)
             }
             // Over: nothing is read any more.
-            Stage::Over => return,
-        };
-        self.set_stage(next);
+            Stage::Over => {}
+        }
+    }
+
+    /// The rate window of a sending connection changed. (Data the view does not show: written
+    /// in place.)
+    fn set_window(&mut self, window: Option<RateWindow>) {
+        if let Stage::Sending(sending) = &mut self.stage {
+            sending.window = window;
+        }
+    }
+
+    /// Our FIN's state changed. (Data the view does not show: written in place.)
+    fn set_fin(&mut self, fin: Fin) {
+        if let Stage::HalfClosed(half_closed) = &mut self.stage {
+            half_closed.fin = fin;
+        }
     }
 
     /// Count acknowledged file bytes: the transmit queue shrinks as ACKs arrive.
@@ -704,7 +717,8 @@ impl<R: Read> Sender<R> {
     }
 
     /// The current phase times out at `deadline` (the next poll is due then at the latest):
-    /// fail if that has come.
+    /// fail if that has come. Out of line: one copy for its four callers.
+    #[inline(never)]
     fn expire_at(&mut self, now: Instant, phase: Phase, deadline: Instant) -> Result<(), Error> {
         self.deadline = deadline;
         if now >= self.deadline {
