@@ -122,7 +122,8 @@ impl Verdict {
     /// The error that ends the connection, if this verdict ends it: a wrong or overlong reply at
     /// once (a trickled one must not hold the connection until a timeout), and, once the client
     /// has closed (`closed`), anything short of the whole reply. `bytes` is the file bytes the
-    /// error reports.
+    /// error reports. Out of line: one copy for its callers (flash, on a Cortex-M0 firmware).
+    #[inline(never)]
     pub(crate) fn check(self, reply: Reply, closed: bool, bytes: u64) -> Result<(), Error> {
         match self {
             // Nothing is wrong yet; a FIN now would cut the reply short.

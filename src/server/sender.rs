@@ -3,8 +3,9 @@
 //!
 //! The machine's own states are `Stage`: [`State`]'s variants with what each of them needs
 //! besides (the byte held back for the FIN, the rate window, whether the FIN is acknowledged,
-//! when the reply began). [`State`] is their public view, and `Sender::set_stage` the one door
-//! through which both change.
+//! when the reply began). [`State`] is their public view, and `Sender::set_stage` (or, for the
+//! end, `Sender::end`) the one door through which both change. A finished connection's outcome
+//! is kept once, in the view: its stage is `Over`.
 
 use core::fmt;
 use core::task::Poll;
@@ -65,8 +66,9 @@ impl fmt::Display for State {
 /// Where one connection is, with the data only that state has: [`State`] and the rest.
 ///
 /// The running states' data is `Copy`: a transition builds the next stage from the current one
-/// by value and hands it to `Sender::set_stage`.
-#[derive(Debug, Clone)]
+/// by value and hands it to `Sender::set_stage`. The end holds nothing: its [`Report`] or
+/// [`Error`] is the view itself (`Sender::end`), so it is stored once.
+#[derive(Debug, Clone, Copy)]
 enum Stage {
     /// [`State::Accepting`].
     Accepting(Accepting),
@@ -74,10 +76,8 @@ enum Stage {
     Sending(Sending),
     /// [`State::HalfClosed`].
     HalfClosed(HalfClosed),
-    /// [`State::Done`].
-    Done(Report),
-    /// [`State::Failed`].
-    Failed(Error),
+    /// [`State::Done`] or [`State::Failed`], which the view holds.
+    Over,
 }
 
 /// SYN received; the handshake is not finished.
@@ -142,9 +142,10 @@ struct FirstReply {
 }
 
 impl Stage {
-    /// What callers see of it.
-    fn view(&self) -> State {
-        match self {
+    /// What callers see of a running stage (`None` for `Over`: its view is the outcome, which
+    /// only `Sender::end` has).
+    fn view(&self) -> Option<State> {
+        Some(match self {
             Stage::Accepting(_) => State::Accepting,
             Stage::Sending(sending) => State::Sending {
                 queued: sending.queued,
@@ -153,9 +154,8 @@ impl Stage {
                 sent: half_closed.sent,
                 fin_queued_at: half_closed.fin_queued_at,
             },
-            Stage::Done(report) => State::Done(report.clone()),
-            Stage::Failed(error) => State::Failed(error.clone()),
-        }
+            Stage::Over => return None,
+        })
     }
 }
 
@@ -242,8 +242,9 @@ pub struct Sender<R> {
     reader: R,
     /// Where the connection is, with that state's data.
     stage: Stage,
-    /// `stage` as callers see it ([`Sender::state`]). Written by `set_stage` alone, which is
-    /// also the only writer of the stage data it shows.
+    /// `stage` as callers see it ([`Sender::state`]), and once it is `Over` the outcome.
+    /// Written by `set_stage` and `end` alone, which are also the only writers of the stage
+    /// data it shows.
     view: State,
     timeouts: Timeouts,
     /// The reply bytes so far: in any state (a client may answer before the file ends).
@@ -293,7 +294,7 @@ impl<R: Read> Sender<R> {
     /// When this connection times out if nothing happens before (`None` once it is over). An
     /// event loop sleeps no later than this, as it does for `Interface::poll_at`.
     pub fn deadline(&self) -> Option<Instant> {
-        self.outcome().is_pending().then_some(self.deadline)
+        self.is_running().then_some(self.deadline)
     }
 
     /// Where the connection is.
@@ -309,12 +310,12 @@ impl<R: Read> Sender<R> {
     /// Advance the connection. Returns `Ready` once, and again on later calls, when it is over.
     #[must_use = "the connection's outcome is reported only once"]
     pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
-        if self.outcome().is_pending()
+        if self.is_running()
             && let Err(error) = self.step(now, socket)
         {
             self.restore_keep_alive(socket);
             crate::abort_if_open(socket);
-            self.set_stage(Stage::Failed(error));
+            self.end(State::Failed(error));
         }
         self.outcome()
     }
@@ -333,23 +334,46 @@ impl<R: Read> Sender<R> {
         }
     }
 
+    /// Whether the connection is still running (not `Done` or `Failed`).
+    fn is_running(&self) -> bool {
+        !matches!(self.stage, Stage::Over)
+    }
+
     /// `Ready` with the result once the state is `Done` or `Failed`.
     fn outcome(&self) -> Poll<Result<Report, Error>> {
-        match &self.stage {
-            Stage::Done(report) => Poll::Ready(Ok(report.clone())),
-            Stage::Failed(error) => Poll::Ready(Err(error.clone())),
-            Stage::Accepting(_) | Stage::Sending(_) | Stage::HalfClosed(_) => Poll::Pending,
+        match &self.view {
+            State::Done(report) => Poll::Ready(Ok(report.clone())),
+            State::Failed(error) => Poll::Ready(Err(error.clone())),
+            State::Accepting | State::Sending { .. } | State::HalfClosed { .. } => Poll::Pending,
         }
     }
 
-    /// The one door: every change of the stage, its data included, goes through here, so the
-    /// public view cannot drift from it. A change of state is logged (smoltcp's `state=A=>B`).
+    /// The one door for the running stages: every change of the stage, and of the data its view
+    /// shows, goes through here (or `end`), so the public view cannot drift from it. Data the
+    /// view does not show (the rate window, the FIN's acknowledgement, when the reply began) is
+    /// written in place, by the few methods that say so.
     fn set_stage(&mut self, next: Stage) {
-        let view = next.view();
+        // `Over` comes through `end`, with its outcome.
+        if let Some(view) = next.view() {
+            self.enter(next, view);
+        }
+    }
+
+    /// The connection is over: `outcome` is [`State::Done`] or [`State::Failed`], kept in the
+    /// view alone.
+    fn end(&mut self, outcome: State) {
+        self.enter(Stage::Over, outcome);
+    }
+
+    /// Write the stage and its view together. A change of state is logged (smoltcp's
+    /// `state=A=>B`). Out of line: one copy of the write for the many transitions (flash, on a
+    /// Cortex-M0 firmware).
+    #[inline(never)]
+    fn enter(&mut self, stage: Stage, view: State) {
         if core::mem::discriminant(&view) != core::mem::discriminant(&self.view) {
             debug!("halfclose server: {}=>{}", self.view, view);
         }
-        self.stage = next;
+        self.stage = stage;
         self.view = view;
     }
 
@@ -370,7 +394,7 @@ impl<R: Read> Sender<R> {
                 self.half_closed(now, socket, half_closed, peer_closed)
             }
             // Over: `poll` steps only a pending connection.
-            Stage::Done(_) | Stage::Failed(_) => Ok(()),
+            Stage::Over => Ok(()),
         }
     }
 
@@ -425,7 +449,7 @@ impl<R: Read> Sender<R> {
         }
         self.fill(now, socket, sending)?;
         // Half-closed by `fill`: the reply's limits apply from the next poll on.
-        let Stage::Sending(mut sending) = self.stage else {
+        let Stage::Sending(Sending { mut window, .. }) = self.stage else {
             return Ok(());
         };
         self.expire_at(
@@ -433,8 +457,8 @@ impl<R: Read> Sender<R> {
             Phase::Transfer,
             self.last_progress + self.timeouts.idle,
         )?;
-        self.check_rate(now, socket, &mut sending.window)?;
-        self.set_stage(Stage::Sending(sending));
+        self.check_rate(now, socket, &mut window)?;
+        self.set_window(window);
         Ok(())
     }
 
@@ -566,7 +590,7 @@ impl<R: Read> Sender<R> {
             }
             half_closed.fin = Fin::Acked(now);
             self.progress(now);
-            self.set_stage(Stage::HalfClosed(half_closed));
+            self.set_fin(half_closed.fin);
         }
 
         if peer_closed && fin_acked {
@@ -610,7 +634,7 @@ impl<R: Read> Sender<R> {
             reply_timing: first_reply.timing,
             finished_at: now,
         };
-        self.set_stage(Stage::Done(report));
+        self.end(State::Done(report));
         Ok(())
     }
 
@@ -644,29 +668,38 @@ impl<R: Read> Sender<R> {
         }
     }
 
-    /// The reply's first byte was read now: record when, and whether before our FIN.
+    /// The reply's first byte was read now: record when, and whether before our FIN. (Data the
+    /// view does not show: written in place.)
     fn note_reply_start(&mut self, now: Instant) {
-        let next = match self.stage {
+        match &mut self.stage {
             // Read before `close()`: the reply came first, even at the same instant.
-            Stage::Accepting(mut accepting) => {
-                accepting.reply_at.get_or_insert(now);
-                Stage::Accepting(accepting)
+            Stage::Accepting(Accepting { reply_at }) | Stage::Sending(Sending { reply_at, .. }) => {
+                reply_at.get_or_insert(now);
             }
-            Stage::Sending(mut sending) => {
-                sending.reply_at.get_or_insert(now);
-                Stage::Sending(sending)
-            }
-            Stage::HalfClosed(mut half_closed) => {
+            Stage::HalfClosed(half_closed) => {
                 let timing = ReplyTiming::AfterFin(now - half_closed.fin_queued_at);
                 half_closed
                     .first_reply
                     .get_or_insert(FirstReply { at: now, timing });
-                Stage::HalfClosed(half_closed)
             }
             // Over: nothing is read any more.
-            Stage::Done(_) | Stage::Failed(_) => return,
-        };
-        self.set_stage(next);
+            Stage::Over => {}
+        }
+    }
+
+    /// The rate window of a sending connection changed. (Data the view does not show: written
+    /// in place.)
+    fn set_window(&mut self, window: Option<RateWindow>) {
+        if let Stage::Sending(sending) = &mut self.stage {
+            sending.window = window;
+        }
+    }
+
+    /// Our FIN's state changed. (Data the view does not show: written in place.)
+    fn set_fin(&mut self, fin: Fin) {
+        if let Stage::HalfClosed(half_closed) = &mut self.stage {
+            half_closed.fin = fin;
+        }
     }
 
     /// Count acknowledged file bytes: the transmit queue shrinks as ACKs arrive.
@@ -684,7 +717,8 @@ impl<R: Read> Sender<R> {
     }
 
     /// The current phase times out at `deadline` (the next poll is due then at the latest):
-    /// fail if that has come.
+    /// fail if that has come. Out of line: one copy for its four callers.
+    #[inline(never)]
     fn expire_at(&mut self, now: Instant, phase: Phase, deadline: Instant) -> Result<(), Error> {
         self.deadline = deadline;
         if now >= self.deadline {
@@ -754,7 +788,7 @@ impl<R: Read> Sender<R> {
     pub(super) fn stalled_since(&self) -> Option<Instant> {
         match self.stage {
             Stage::Sending(_) | Stage::HalfClosed(_) => Some(self.last_progress),
-            Stage::Accepting(_) | Stage::Done(_) | Stage::Failed(_) => None,
+            Stage::Accepting(_) | Stage::Over => None,
         }
     }
 
@@ -766,7 +800,7 @@ impl<R: Read> Sender<R> {
             Stage::Sending(_) => Phase::Transfer,
             Stage::HalfClosed(half_closed) => half_closed.waiting_phase(socket),
             // Never called on a finished connection; its own phase is as good as any.
-            Stage::Done(_) | Stage::Failed(_) => Phase::Reply,
+            Stage::Over => Phase::Reply,
         };
         let error = Error::TimedOut {
             phase,
@@ -774,7 +808,7 @@ impl<R: Read> Sender<R> {
         };
         debug!("halfclose server: slot reclaimed ({})", error);
         self.restore_keep_alive(socket);
-        self.set_stage(Stage::Failed(error.clone()));
+        self.end(State::Failed(error.clone()));
         error
     }
 
