@@ -165,17 +165,14 @@ impl Connect {
 pub const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 49152..=65535;
 
 /// A free port of the ephemeral range: one that no TCP socket of `sockets` uses locally,
-/// starting from a place that varies with `now` and `handle`, so that back-to-back connections
-/// to one server do not reuse a port whose old connection the server may still hold in
-/// TIME-WAIT.
-fn ephemeral_port(sockets: &SocketSet<'_>, handle: SocketHandle, now: Instant) -> Option<u16> {
-    let (first, last) = (*EPHEMERAL_PORTS.start(), *EPHEMERAL_PORTS.end());
-    let span = u64::from(last - first) + 1;
-    // A multiplicative hash (Knuth's) spreads nearby times over the range.
-    let seed = (now.total_micros() as u64)
-        .wrapping_add(handle_index(handle))
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let start = (seed >> 32) % span;
+/// searched from a place that varies with `now`, so that back-to-back connections to one server
+/// do not reuse a port whose old connection the server may still hold in TIME-WAIT.
+fn ephemeral_port(sockets: &SocketSet<'_>, now: Instant) -> Option<u16> {
+    let first = *EPHEMERAL_PORTS.start();
+    // The range is 2^14 ports: a multiplicative hash (Knuth's) of the time, its top 14 bits,
+    // spreads nearby times over all of it.
+    let span = u64::from(*EPHEMERAL_PORTS.end() - first) + 1;
+    let start = (now.total_micros() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50;
     let in_use = |port: u16| {
         sockets.iter().any(|(_, socket)| {
             <tcp::Socket as smoltcp::socket::AnySocket>::downcast(socket)
@@ -186,23 +183,6 @@ fn ephemeral_port(sockets: &SocketSet<'_>, handle: SocketHandle, now: Instant) -
     (0..span)
         .map(|i| first + ((start + i) % span) as u16)
         .find(|&port| !in_use(port))
-}
-
-/// A number that tells handles apart (smoltcp's `SocketHandle` shows its index only through
-/// `Display`).
-fn handle_index(handle: SocketHandle) -> u64 {
-    struct Digits(u64);
-    impl fmt::Write for Digits {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            for b in s.bytes().filter(u8::is_ascii_digit) {
-                self.0 = self.0.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
-            }
-            Ok(())
-        }
-    }
-    let mut digits = Digits(0);
-    let _ = fmt::write(&mut digits, format_args!("{handle}"));
-    digits.0
 }
 
 /// The receiving side of one transfer, as a sans-IO state machine.
@@ -286,7 +266,7 @@ impl<W: Write> Client<W> {
         } = to;
         check_remote(remote)?;
         if local.port == 0 {
-            local.port = ephemeral_port(sockets, handle, now).ok_or(Error::Unaddressable {
+            local.port = ephemeral_port(sockets, now).ok_or(Error::Unaddressable {
                 what: "no free local port in the ephemeral range",
             })?;
         }
@@ -599,5 +579,88 @@ impl fmt::Display for Report {
             Time(self.transfer_time()),
             Time(self.connected_at - self.started_at),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::vec;
+
+    use smoltcp::iface::{Config, Interface};
+    use smoltcp::phy::Medium;
+    use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+    use super::*;
+    use crate::device::Loopback;
+
+    fn socket() -> tcp::Socket<'static> {
+        tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 64]),
+            tcp::SocketBuffer::new(vec![0; 64]),
+        )
+    }
+
+    #[test]
+    fn ephemeral_ports_stay_in_their_range_and_vary_with_the_time() {
+        let sockets = SocketSet::new(vec![]);
+        let mut seen = std::collections::BTreeSet::new();
+        for second in 0..1000 {
+            let port = ephemeral_port(&sockets, Instant::from_secs(second)).unwrap();
+            assert!(EPHEMERAL_PORTS.contains(&port), "{port}");
+            seen.insert(port);
+        }
+        // A thousand times, spread over the range: nearly all different.
+        assert!(seen.len() > 950, "{} different ports", seen.len());
+        assert!(seen.iter().any(|&p| p < 57_344) && seen.iter().any(|&p| p >= 57_344));
+    }
+
+    #[test]
+    fn an_ephemeral_port_in_use_is_passed_over() {
+        let mut device = Loopback::<256, 2>::new(Medium::Ip);
+        let mut iface =
+            Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
+        iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
+        let mut sockets = SocketSet::new(vec![]);
+        let now = Instant::from_secs(7);
+        let free = ephemeral_port(&sockets, now).unwrap();
+        // Another socket takes that port: the next search at the same time goes on past it.
+        let taken = sockets.add(socket());
+        let remote = (IpAddress::v4(127, 0, 0, 1), 7891);
+        sockets
+            .get_mut::<tcp::Socket>(taken)
+            .connect(iface.context(), remote, free)
+            .unwrap();
+        let next = ephemeral_port(&sockets, now).unwrap();
+        assert_ne!(next, free);
+        assert!(EPHEMERAL_PORTS.contains(&next), "{next}");
+        assert_eq!(next, if free == 65535 { 49152 } else { free + 1 });
+    }
+
+    #[test]
+    fn a_client_connects_its_own_socket_from_an_ephemeral_port() {
+        let mut device = Loopback::<256, 2>::new(Medium::Ip);
+        let mut iface =
+            Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
+        iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
+        let mut sockets = SocketSet::new(vec![]);
+        let _other = sockets.add(socket());
+        let mine = sockets.add(socket());
+        let mut sink = [0u8; 8];
+        let to = Connect::to((IpAddress::v4(127, 0, 0, 1), 7891));
+        let client = Client::connect(
+            iface.context(),
+            &mut sockets,
+            mine,
+            to,
+            &mut sink[..],
+            Instant::ZERO,
+        )
+        .unwrap();
+        assert_eq!(client.handle(), mine);
+        let local = sockets.get::<tcp::Socket>(mine).local_endpoint().unwrap();
+        assert_eq!(
+            Some(local.port),
+            ephemeral_port(&SocketSet::new(vec![]), Instant::ZERO)
+        );
     }
 }
