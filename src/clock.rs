@@ -301,8 +301,10 @@ mod tests {
     #[test]
     fn a_reference_to_a_device_says_what_the_device_says() {
         let mut queue = Queue(3);
-        assert_eq!((&queue).pending(), 3);
-        assert_eq!((&mut queue).pending(), 3);
+        let shared: &Queue = &queue;
+        assert_eq!(<&Queue as Pending>::pending(&shared), 3);
+        let unique: &mut Queue = &mut queue;
+        assert_eq!(<&mut Queue as Pending>::pending(&unique), 3);
     }
 
     #[test]
