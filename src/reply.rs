@@ -61,10 +61,8 @@ impl Reply {
         if self.goes_on_after_thank_you() {
             return Verdict::TooLong;
         }
-        // Past this point a reply longer than "Thank you\0" differs from it within its first
-        // ten bytes (all kept), so the first difference is where it went wrong.
-        if let Some(at) = self.kept().iter().zip(REPLY).position(|(a, b)| a != b) {
-            return Verdict::WrongAt(at);
+        if !self.may_become_thank_you() {
+            return Verdict::Wrong;
         }
         if self.len == REPLY.len() {
             Verdict::Complete
@@ -112,8 +110,9 @@ pub(crate) enum Verdict {
     Incomplete,
     /// Exactly `"Thank you\0"`: the client's FIN may end it now.
     Complete,
-    /// The byte at this offset of the reply cannot belong to `"Thank you\0"`.
-    WrongAt(usize),
+    /// A byte of the reply (its last, when fed by [`Reply::feed`]) cannot belong to
+    /// `"Thank you\0"`.
+    Wrong,
     /// `"Thank you\0"` and then more.
     TooLong,
 }
@@ -131,8 +130,8 @@ impl Verdict {
             // Still on its way, or whole.
             Verdict::Incomplete | Verdict::Complete => Ok(()),
             // The first impossible byte ends it.
-            Verdict::WrongAt(at) => {
-                trace!("halfclose: the reply went wrong at its byte {}", at);
+            Verdict::Wrong => {
+                trace!("halfclose: the reply went wrong at its byte {}", reply.len());
                 Err(Error::WrongReply { reply, bytes })
             }
             // So does the first byte after "Thank you\0".
@@ -263,14 +262,14 @@ mod tests {
         assert_eq!(r.feed(b" you\0"), (5, Verdict::Complete));
         assert_eq!(r.feed(b"!!"), (1, Verdict::TooLong));
         let mut r = Reply::new();
-        assert_eq!(r.feed(b"ThXnk you"), (3, Verdict::WrongAt(2)));
+        assert_eq!(r.feed(b"ThXnk you"), (3, Verdict::Wrong));
         let mut r = Reply::new();
         r.extend(b"Thank you\0 and more than thirty-two bytes of it");
         assert_eq!(r.verdict(), Verdict::TooLong);
         let mut r = Reply::new();
         r.extend(b"Thank yo");
         r.extend(&[b'u'; 40]);
-        assert_eq!(r.verdict(), Verdict::WrongAt(9));
+        assert_eq!(r.verdict(), Verdict::Wrong);
     }
 
     #[test]

@@ -82,6 +82,16 @@ pub enum ReplyTiming {
 }
 
 impl ReplyTiming {
+    /// The order of two events: the reply's first byte read at `reply_at`, `before_fin` or not,
+    /// and our FIN queued at `fin_queued_at`.
+    pub(crate) fn new(reply_at: Instant, fin_queued_at: Instant, before_fin: bool) -> Self {
+        if before_fin {
+            ReplyTiming::BeforeFin(fin_queued_at - reply_at)
+        } else {
+            ReplyTiming::AfterFin(reply_at - fin_queued_at)
+        }
+    }
+
     /// Whether the reply was read before our FIN was queued.
     pub fn is_before_fin(&self) -> bool {
         matches!(self, ReplyTiming::BeforeFin(_))

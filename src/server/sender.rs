@@ -137,8 +137,8 @@ enum Fin {
 struct FirstReply {
     /// When it was read.
     at: Instant,
-    /// Its order relative to our FIN, recorded as it happened (the two times can be equal).
-    timing: ReplyTiming,
+    /// Whether before our FIN, recorded as it happened (the two times can be equal).
+    before_fin: bool,
 }
 
 impl Stage {
@@ -548,7 +548,7 @@ impl<R: Read> Sender<R> {
         // A reply already begun came before our FIN, even at the same instant.
         let first_reply = sending.reply_at.map(|at| FirstReply {
             at,
-            timing: ReplyTiming::BeforeFin(now - at),
+            before_fin: true,
         });
         self.set_stage(Stage::HalfClosed(HalfClosed {
             sent: sending.queued,
@@ -617,7 +617,7 @@ impl<R: Read> Sender<R> {
         self.reply.verdict().check(self.reply, true, sent)?;
         let first_reply = half_closed.first_reply.unwrap_or(FirstReply {
             at: now,
-            timing: ReplyTiming::AfterFin(now - half_closed.fin_queued_at),
+            before_fin: false,
         });
         let report = Report {
             remote: self.remote,
@@ -631,7 +631,11 @@ impl<R: Read> Sender<R> {
                 Fin::InFlight { .. } => None,
             },
             reply_at: first_reply.at,
-            reply_timing: first_reply.timing,
+            reply_timing: ReplyTiming::new(
+                first_reply.at,
+                half_closed.fin_queued_at,
+                first_reply.before_fin,
+            ),
             finished_at: now,
         };
         self.end(State::Done(report));
@@ -677,10 +681,10 @@ impl<R: Read> Sender<R> {
                 reply_at.get_or_insert(now);
             }
             Stage::HalfClosed(half_closed) => {
-                let timing = ReplyTiming::AfterFin(now - half_closed.fin_queued_at);
-                half_closed
-                    .first_reply
-                    .get_or_insert(FirstReply { at: now, timing });
+                half_closed.first_reply.get_or_insert(FirstReply {
+                    at: now,
+                    before_fin: false,
+                });
             }
             // Over: nothing is read any more.
             Stage::Over => {}
