@@ -8,8 +8,9 @@
 //! - [`files`]: the `lesson` programs' input and all-or-nothing output files.
 //!
 //! The programs: `bench` (throughput against smoltcp's own loopback and memcpy), `soak` (the
-//! fault matrix over many seeds), `attacks`, and `lesson` (the kernel-TCP peers the TAP tests
-//! and the firmware scripts talk to). Run one with `cargo run --release -p halfclose-tools --bin
+//! fault matrix over many seeds), `attacks`, `lesson` (the kernel-TCP peers the TAP tests
+//! and the firmware scripts talk to) and `load` (many kernel-TCP clients at once or in a row,
+//! timed: `scripts/load.sh`, `tests/tap_load.rs`). Run one with `cargo run --release -p halfclose-tools --bin
 //! NAME`.
 
 pub mod attacks;
