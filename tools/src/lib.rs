@@ -5,7 +5,8 @@
 //!   `tools/tests/attacks.rs` and tabulated by the `attacks` program (`docs/tables/attacks.md`);
 //! - [`wire`]: forged packets next to a legitimate transfer, the `cargo fuzz` target's harness
 //!   (`fuzz/`) and, replayed from its committed corpus, `tools/tests/fuzz_wire.rs`;
-//! - [`files`]: the `lesson` programs' input and all-or-nothing output files.
+//! - [`files`]: the `lesson` programs' input and all-or-nothing output files;
+//! - `flood`: forged SYNs for `load --flood` (Linux, a raw socket).
 //!
 //! The programs: `bench` (throughput against smoltcp's own loopback and memcpy), `soak` (the
 //! fault matrix over many seeds), `attacks`, `lesson` (the kernel-TCP peers the TAP tests
@@ -15,4 +16,6 @@
 
 pub mod attacks;
 pub mod files;
+#[cfg(target_os = "linux")]
+pub mod flood;
 pub mod wire;

@@ -2,14 +2,15 @@
 //! another, each checked byte for byte and timed.
 //!
 //! ```text
-//! load (--at-once N | --sequential N) --expect FILE ADDR PORT
+//! load (--at-once N | --sequential N) [--flood RATE] --expect FILE ADDR PORT
 //! ```
 //!
 //! Each client connects, reads to EOF, compares what arrived with FILE, writes `"Thank you\0"`,
 //! shuts down its write side and reads until the server closes. Each has a wall timeout
 //! (`--timeout`), and the whole run a limit (`--limit`): clients not started by then count as
 //! failed. Prints how many were served, why the others failed, the median and 99th percentile of
-//! the connect time (from the `connect()` call to its return) and the time for all. Exits 0 when
+//! the connect time (from the `connect()` call to its return) and the time for all. With
+//! `--flood`, forged SYNs arrive meanwhile (`halfclose_tools::flood`). Exits 0 when
 //! every client was served, 1 otherwise, 2 on bad arguments.
 
 use std::collections::BTreeMap;
@@ -45,6 +46,10 @@ struct Args {
     /// Seconds the whole run may take: clients not started by then fail
     #[arg(long, value_name = "S", default_value_t = 600, value_parser = value_parser!(u64).range(1..=86400))]
     limit: u64,
+    /// Send RATE forged SYNs a second to ADDR:PORT from 198.51.100.0/24 while the clients run
+    /// (a SYN flood; a raw socket: root, Linux, IPv4)
+    #[arg(long, value_name = "RATE", value_parser = value_parser!(u64).range(1..=1_000_000))]
+    flood: Option<u64>,
     /// The server's address
     addr: IpAddr,
     /// The server's port
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
     let addr = SocketAddr::new(args.addr, args.port);
     let timeout = Duration::from_secs(args.timeout);
     let limit = Duration::from_secs(args.limit);
+    let flood = args.flood.map(|rate| Flood::start(addr, rate, limit));
     let (what, started, outcomes) = match (args.at_once, args.sequential) {
         (Some(n), _) => {
             let started = Instant::now();
@@ -87,10 +93,72 @@ fn main() -> ExitCode {
         }
     };
     println!("load: {what} to {addr}, {} bytes each", expected.len());
+    if let Some(flood) = flood {
+        match flood.stop() {
+            Ok((sent, secs)) => println!(
+                "flood: {sent} forged SYNs in {secs:.3} s ({:.0}/s) from 198.51.100.0/24",
+                sent as f64 / secs.max(1e-9)
+            ),
+            Err(e) => {
+                eprintln!("load: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if summarise(&outcomes, started) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Forged SYNs on a thread of their own while the clients run.
+struct Flood {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    started: Instant,
+    thread: std::thread::JoinHandle<Result<u64, String>>,
+}
+
+impl Flood {
+    #[cfg(target_os = "linux")]
+    fn start(addr: SocketAddr, rate: u64, limit: Duration) -> Flood {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || match addr {
+            SocketAddr::V4(v4) => {
+                halfclose_tools::flood::flood(*v4.ip(), v4.port(), rate, &flag, limit)
+            }
+            SocketAddr::V6(_) => Err("--flood: IPv4 only".into()),
+        });
+        // Let the flood fill the server's queue before the clients come.
+        std::thread::sleep(Duration::from_millis(200));
+        Flood {
+            stop,
+            started: Instant::now(),
+            thread,
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn start(_: SocketAddr, _: u64, _: Duration) -> Flood {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::thread::spawn(|| Err("--flood: Linux only".to_string()));
+        Flood {
+            stop,
+            started: Instant::now(),
+            thread,
+        }
+    }
+
+    /// Stop it; how many SYNs it sent, and in how many seconds.
+    fn stop(self) -> Result<(u64, f64), String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64() + 0.2;
+        let sent = self
+            .thread
+            .join()
+            .map_err(|_| "the flood's thread panicked".to_string())??;
+        Ok((sent, secs))
     }
 }
 
