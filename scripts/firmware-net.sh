@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Cortex-M firmware on QEMU's emulated Ethernet, against Linux's TCP: the firmware serves its
-# 64 KiB file to a kernel client (tools/src/bin/lesson.rs: read to EOF, "Thank you\0", close), then
-# fetches the same file from a kernel server (1024-byte writes, shutdown(SHUT_WR), one read).
+# 64 KiB file to 8 kernel clients connecting at once (tools/src/bin/load.rs: each reads to EOF,
+# checks every byte, "Thank you\0", close; the firmware's pool of two sockets serves them while a
+# listen backlog holds the other SYNs), then fetches the same file from a kernel server
+# (tools/src/bin/lesson.rs: 1024-byte writes, shutdown(SHUT_WR), one read).
 #
 #   bash scripts/firmware-net.sh [IMAGE]     (IMAGE: default target/firmware/lm3s6965-net.elf, built by
 #                                             scripts/firmware.sh)
@@ -14,18 +16,25 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMAGE=${1:-$ROOT/target/firmware/lm3s6965-net.elf}
 say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware-net.sh: error: %s\n' "$*" >&2; exit 1; }
-# shellcheck source=scripts/lib/firmware.sh
-source "$ROOT/scripts/lib/firmware.sh"
 
-why=$(fw_why_no_tap)
+why=
+[[ $(id -u) == 0 ]] || why="not running as root"
+[[ -n $why || -e /dev/net/tun ]] || why="no /dev/net/tun"
+[[ -n $why ]] || command -v ip >/dev/null || why="no ip (iproute2)"
+[[ -n $why ]] || command -v qemu-system-arm >/dev/null || why="no qemu-system-arm"
 if [[ -n $why ]]; then
     say "skipping the firmware-to-Linux test: $why (it needs root, /dev/net/tun, ip and qemu-system-arm)"
     exit 0
 fi
 [[ -f $IMAGE ]] || die "no firmware image at $IMAGE (bash scripts/firmware.sh builds it)"
 
-# The kernel's peers, a host build.
-fw_build_lesson
+# The kernel's peers, a host build: found where cargo puts it, under CARGO_TARGET_DIR when that is
+# set (relative to the checkout, where cargo runs), else under target/.
+(cd "$ROOT" && cargo build --release --quiet -p halfclose-tools --bin lesson --bin load)
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+LESSON="$TARGET_DIR/release/lesson"
+LOAD="$TARGET_DIR/release/load"
 NS="halfclose-fw-$$"
 DIR=$(mktemp -d)
 QEMU_PID=
@@ -36,19 +45,52 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fw_write_payload "$DIR/payload"
+# The firmware's file: xorshift32 from the same seed as firmware/common/src/payload.rs.
+python3 - "$DIR/payload" <<'PY'
+import sys
+x, out = 0x2545F491, bytearray()
+for _ in range(65536):
+    x ^= (x << 13) & 0xFFFFFFFF
+    x ^= x >> 17
+    x ^= (x << 5) & 0xFFFFFFFF
+    out.append(x >> 24)
+open(sys.argv[1], "wb").write(out)
+PY
 
 say "namespace $NS: tap0 at 192.168.69.100/24 (Linux); the firmware is 192.168.69.1"
-fw_netns_with_tap "$NS"
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" tuntap add dev tap0 mode tap
+ip -n "$NS" link set tap0 up
+ip -n "$NS" addr add 192.168.69.100/24 dev tap0
 
 ip netns exec "$NS" timeout 120 qemu-system-arm -machine lm3s6965evb -nographic \
     -semihosting-config enable=on,target=native \
     -nic tap,ifname=tap0,script=no,downscript=no -kernel "$IMAGE" >"$DIR/firmware.log" 2>&1 &
 QEMU_PID=$!
 
-# The kernel's server for the second half, ready before the firmware gets there; the kernel's
-# client fetches from the firmware, retrying until the firmware is up.
-fw_lesson_peers "$NS" "$DIR"
+# The kernel's server for the second half, ready before the firmware gets there.
+ip netns exec "$NS" env LESSON_TIMEOUT=60 "$LESSON" server --bind 192.168.69.100 7892 "$DIR/payload" \
+    >"$DIR/server.log" 2>&1 &
+SERVER_PID=$!
+
+# The kernel's clients fetch from the firmware, all at once, when it is up: it prints its first
+# line just before it brings up its interface, and the kernel holds the SYNs while it resolves the
+# firmware's address (three ARP requests a second apart).
+up=0
+for _ in $(seq 120); do
+    if grep -q '^halfclose on' "$DIR/firmware.log" 2>/dev/null; then
+        up=1
+        break
+    fi
+    kill -0 "$QEMU_PID" 2>/dev/null || break
+    sleep 0.5
+done
+fetched=0
+if ((up)) && ip netns exec "$NS" "$LOAD" --at-once 8 --timeout 30 --expect "$DIR/payload" 192.168.69.1 7891 \
+    >"$DIR/client.log" 2>&1; then
+    fetched=1
+fi
 
 status=0
 wait "$QEMU_PID" || status=$?
@@ -56,8 +98,15 @@ QEMU_PID=
 wait "$SERVER_PID" || true
 say "the firmware's output (semihosting)"
 grep -v '^Timer with period zero' "$DIR/firmware.log" || true
-fw_check_peers "the firmware" "$status" "$DIR"
-grep -q '^server: sent 65536 bytes .* reply "Thank you\\0"' "$DIR/firmware.log" ||
-    die "the firmware did not get its \"Thank you\" after its FIN"
+say "the kernel's clients:"
+cat "$DIR/client.log"
+say "the kernel's server: $(cat "$DIR/server.log")"
+
+((status == 0)) || die "the firmware exited with status $status (124: timed out)"
+((up)) || die "the firmware did not come up on the link"
+((fetched)) || die "not every one of the kernel's 8 clients got the file byte-exact"
+grep -q '^Message from client: Thank you$' "$DIR/server.log" || die "the kernel's server got no \"Thank you\""
+grep -q '^server: served 8 of 8 clients' "$DIR/firmware.log" ||
+    die "the firmware did not get 8 \"Thank you\"s after its FINs"
 grep -q '^result: PASS$' "$DIR/firmware.log" || die "the firmware did not pass"
-say "firmware <-> Linux over emulated Ethernet: both directions byte-exact, both replies received"
+say "firmware <-> Linux over emulated Ethernet: 8 clients at once and one fetch, byte-exact, every reply received"

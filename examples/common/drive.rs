@@ -55,3 +55,31 @@ pub fn run<D: Driver, T>(
         }
     }
 }
+
+/// [`run`] with a listen backlog in front of the device: every pass of the interface reads
+/// through `backlog`, `step` sees it (to [`admit`](halfclose::backlog::Backlog::admit) after
+/// each `Server::poll`), and the loop wakes by the backlog's `poll_at`, or at once while a held
+/// SYN may go to a socket that listens.
+pub fn run_behind<D: Driver, T, const LEN: usize>(
+    driver: &mut D,
+    backlog: &mut halfclose::backlog::Backlog<LEN>,
+    iface: &mut Interface,
+    sockets: &mut SocketSet<'_>,
+    mut step: impl FnMut(
+        Instant,
+        &mut SocketSet<'_>,
+        &mut halfclose::backlog::Backlog<LEN>,
+    ) -> ControlFlow<T, Option<Instant>>,
+) -> Result<T, String> {
+    loop {
+        let now = driver.now();
+        iface.poll(now, &mut backlog.guard(driver.device()), sockets);
+        let deadline = match step(now, sockets, backlog) {
+            ControlFlow::Break(done) => return Ok(done),
+            ControlFlow::Continue(deadline) => deadline,
+        };
+        let release = (backlog.releasable() > 0).then_some(now);
+        let deadline = earliest(earliest(deadline, backlog.poll_at()), release);
+        driver.wait(earliest(iface.poll_at(now, sockets), deadline))?;
+    }
+}

@@ -10,6 +10,9 @@ pub mod drive;
 pub mod faults;
 pub mod files;
 pub mod pcap;
+// A status line on SIGUSR1, for the TAP server.
+#[cfg(target_os = "linux")]
+pub mod status;
 #[cfg(all(
     target_os = "linux",
     feature = "sim",

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// An example binary, or a maintainers' program (`tools/`: bench, soak, attacks, lesson), next to
+/// An example binary, or a maintainers' program (`tools/`: bench, soak, attacks, lesson, load), next to
 /// this test's (`cargo test` builds both).
 pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();

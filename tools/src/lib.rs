@@ -7,14 +7,18 @@
 //!   (`fuzz/`) and, replayed from its committed corpus, `tools/tests/fuzz_wire.rs`;
 //! - [`files`]: the `lesson` programs' input and all-or-nothing output files;
 //! - [`xorshift64star`] and [`random_bytes`]: the tests' seeded pseudo-random inputs.
+//! - `flood`: forged SYNs for `load --flood` (Linux, a raw socket).
 //!
 //! The programs: `bench` (throughput against smoltcp's own loopback and memcpy), `soak` (the
-//! fault matrix over many seeds), `attacks`, and `lesson` (the kernel-TCP peers the TAP tests
-//! and the firmware scripts talk to). Run one with `cargo run --release -p halfclose-tools --bin
+//! fault matrix over many seeds), `attacks`, `lesson` (the kernel-TCP peers the TAP tests
+//! and the firmware scripts talk to) and `load` (many kernel-TCP clients at once or in a row,
+//! timed: `scripts/load.sh`, `tests/tap_load.rs`). Run one with `cargo run --release -p halfclose-tools --bin
 //! NAME`.
 
 pub mod attacks;
 pub mod files;
+#[cfg(target_os = "linux")]
+pub mod flood;
 pub mod wire;
 
 /// One step of xorshift64*: seeded inputs are replayed from their seed.

@@ -25,18 +25,19 @@ pub const DATA: usize = 4096;
 pub const SMALL: usize = 64;
 
 pub static NIC_BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
-/// The server's transmit and the client's receive buffer.
+/// The server's transmit and the client's receive buffer (the async image: one server socket).
 pub static SOCKET_BUFFERS: ConstStaticCell<[[u8; DATA]; 2]> = ConstStaticCell::new([[0; DATA]; 2]);
 /// The server's receive and the client's transmit buffer.
 pub static SMALL_BUFFERS: ConstStaticCell<[[u8; SMALL]; 2]> = ConstStaticCell::new([[0; SMALL]; 2]);
 
-/// The last line before the result: the stack's peak and the static buffers' sizes.
-pub fn print_ram() {
+/// The last line before the result: the stack's peak and the static buffers' sizes
+/// (`socket_buffers` bytes of them for the sockets).
+pub fn print_ram(socket_buffers: usize) {
     hprintln!(
         "ram: stack peak {} of {} bytes; NIC frame buffers {} bytes; socket buffers {} bytes",
         stack::peak(),
         stack::size(),
         core::mem::size_of::<Buffers>(),
-        2 * (DATA + SMALL),
+        socket_buffers,
     );
 }

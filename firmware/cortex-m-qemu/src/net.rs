@@ -1,7 +1,8 @@
 //! The firmware on a real network: the board's Ethernet MAC, a static IPv4 address, ARP, and
-//! time from SysTick. First it serves its 64 KiB file to whoever connects to port 7891 (and
-//! waits for the "Thank you"), then it fetches a file from 192.168.69.100:7892 and thanks that
-//! server. `scripts/firmware-net.sh` puts a Linux network namespace on the other end.
+//! time from SysTick. First it serves its 64 KiB file to eight clients that connect to port 7891
+//! at once (a pool of two sockets, the others' SYNs held in a listen backlog until a socket is
+//! free; each must say "Thank you"), then it fetches a file from 192.168.69.100:7892 and thanks
+//! that server. `scripts/firmware-net.sh` puts a Linux network namespace on the other end.
 
 use core::task::Poll;
 
@@ -10,13 +11,13 @@ use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
-use static_cell::StaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 
+use halfclose::backlog::Backlog;
 use halfclose::{Timeouts, client, server};
 // The link, the buffers and the RAM line: shared with the async image (`firmware/common`).
 use halfclose_firmware_common::net::{
-    ADDR, FETCH_PORT, LIMIT_SECS, MAC, NIC_BUFFERS, PEER, SERVE_PORT, SMALL_BUFFERS,
-    SOCKET_BUFFERS, print_ram,
+    ADDR, DATA, FETCH_PORT, LIMIT_SECS, MAC, NIC_BUFFERS, PEER, SERVE_PORT, SMALL, print_ram,
 };
 
 use crate::clock::SysTickTimer;
@@ -27,7 +28,19 @@ use crate::phy::Phy;
 /// Each phase must be over by then.
 const LIMIT: Duration = Duration::from_secs(LIMIT_SECS);
 
+/// The server's sockets, and how many clients it serves (the others wait in the backlog).
+const POOL: usize = 2;
+const CLIENTS: usize = 8;
+/// SYNs that may wait for a socket: as many as the clients, so none is dropped.
+const BACKLOG: usize = 8;
+
 static NIC: StaticCell<Phy> = StaticCell::new();
+static SOCKET_BUFFERS: ConstStaticCell<[[u8; DATA]; POOL + 1]> =
+    ConstStaticCell::new([[0; DATA]; POOL + 1]);
+static SMALL_BUFFERS: ConstStaticCell<[[u8; SMALL]; POOL + 1]> =
+    ConstStaticCell::new([[0; SMALL]; POOL + 1]);
+static BACKLOG_QUEUE: ConstStaticCell<Backlog<BACKLOG>> =
+    ConstStaticCell::new(Backlog::new(SERVE_PORT));
 
 /// SysTick cycles as smoltcp time. The core clock's rate is measured once at start against the
 /// host's semihosting clock (QEMU's model of the board sets it from registers this image does
@@ -78,77 +91,63 @@ pub fn run() -> bool {
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(ADDR), 24));
     });
-    let [server_tx, client_rx] = SOCKET_BUFFERS.take();
-    let [server_rx, client_tx] = SMALL_BUFFERS.take();
-    let mut storage = [SocketStorage::EMPTY; 2];
+    let [server_tx0, server_tx1, client_rx] = SOCKET_BUFFERS.take();
+    let [server_rx0, server_rx1, client_tx] = SMALL_BUFFERS.take();
+    let mut storage = [SocketStorage::EMPTY; POOL + 1];
     let mut sockets = SocketSet::new(&mut storage[..]);
-    let s = sockets.add(tcp::Socket::new(
-        tcp::SocketBuffer::new(&mut server_rx[..]),
-        tcp::SocketBuffer::new(&mut server_tx[..]),
-    ));
+    let pool = [(server_rx0, server_tx0), (server_rx1, server_tx1)].map(|(rx, tx)| {
+        sockets.add(tcp::Socket::new(
+            tcp::SocketBuffer::new(&mut rx[..]),
+            tcp::SocketBuffer::new(&mut tx[..]),
+        ))
+    });
     let c = sockets.add(tcp::Socket::new(
         tcp::SocketBuffer::new(&mut client_rx[..]),
         tcp::SocketBuffer::new(&mut client_tx[..]),
     ));
     let timeouts = Timeouts::DEFAULT;
 
-    // 1. Serve the file to the Linux client.
+    // 1. Serve the file to the Linux clients.
     let source: &[u8] = &payload::PAYLOAD;
     let mut server =
-        match server::Server::<_, 1>::listen(&mut sockets, [s], SERVE_PORT, source, timeouts) {
+        match server::Server::<_, POOL>::listen(&mut sockets, pool, SERVE_PORT, source, timeouts) {
             Ok(server) => server,
             Err(e) => {
                 hprintln!("server: error: {}", e);
                 return false;
             }
         };
+    let backlog = BACKLOG_QUEUE.take();
+    backlog.admit(server.listening());
     let begin = clock.now();
-    let served = loop {
+    let (mut served, mut ended) = (0, 0);
+    while ended < CLIENTS && clock.now() - begin < LIMIT {
         let now = clock.now();
-        iface.poll(now, &mut *device, &mut sockets);
-        if let Some(result) = server.poll(now, &mut sockets).into_iter().next() {
-            break Some(result);
+        iface.poll(now, &mut backlog.guard(&mut *device), &mut sockets);
+        for result in server.poll(now, &mut sockets) {
+            ended += 1;
+            served += usize::from(print_served(result));
         }
-        if now - begin > LIMIT {
-            break None;
-        }
-    };
-    // Let the last ACK leave before the socket is used no more.
+        backlog.admit(server.listening());
+    }
+    // Let the last ACK leave before the sockets are used no more.
     while server.lingering() > 0 && clock.now() - begin < LIMIT {
         let now = clock.now();
         iface.poll(now, &mut *device, &mut sockets);
-        // Only a lingering slot is left: nothing more to report.
+        // Only lingering slots are left: nothing more to report.
         let _ = server.poll(now, &mut sockets);
     }
-    let mut passed = true;
-    match served {
-        Some(Ok(report)) => {
-            let ms = report.duration().total_millis().max(1);
-            hprintln!(
-                "server: sent {} bytes to {} in {} ms ({} KB/s); reply {} {} ms {} our FIN",
-                report.bytes,
-                report.remote.map_or(IpAddress::Ipv4(PEER), |r| r.addr),
-                ms,
-                report.bytes / ms,
-                report.reply,
-                report.reply_timing.duration().total_millis(),
-                if report.reply_timing.is_before_fin() {
-                    "before"
-                } else {
-                    "after"
-                },
-            );
-            passed &= report.reply.is_thank_you() && report.bytes == payload::LEN as u64;
-        }
-        Some(Err(e)) => {
-            hprintln!("server: error: {}", e);
-            passed = false;
-        }
-        None => {
-            hprintln!("server: no client within {} s", LIMIT.secs());
-            passed = false;
-        }
-    }
+    let stats = backlog.stats();
+    hprintln!(
+        "server: served {} of {} clients with a pool of {}; backlog: held {}, refused {}, dropped {}",
+        served,
+        CLIENTS,
+        POOL,
+        stats.held,
+        stats.refused,
+        stats.dropped
+    );
+    let mut passed = served == CLIENTS;
 
     // 2. Fetch a file from the Linux server and thank it.
     let mut client = match client::Client::connect(
@@ -202,6 +201,33 @@ pub fn run() -> bool {
             passed = false;
         }
     }
-    print_ram();
+    print_ram((POOL + 1) * (DATA + SMALL));
     passed
+}
+
+/// Print one client's outcome; whether it was served whole, with its "Thank you".
+fn print_served(result: Result<server::Report, halfclose::Error>) -> bool {
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            hprintln!("server: error: {}", e);
+            return false;
+        }
+    };
+    let ms = report.duration().total_millis().max(1);
+    hprintln!(
+        "server: sent {} bytes to {} in {} ms ({} KB/s); reply {} {} ms {} our FIN",
+        report.bytes,
+        report.remote.map_or(IpAddress::Ipv4(PEER), |r| r.addr),
+        ms,
+        report.bytes / ms,
+        report.reply,
+        report.reply_timing.duration().total_millis(),
+        if report.reply_timing.is_before_fin() {
+            "before"
+        } else {
+            "after"
+        },
+    );
+    report.reply.is_thank_you() && report.bytes == payload::LEN as u64
 }

@@ -2,9 +2,13 @@
 //! smoltcp server and client must work with.
 //!
 //! ```text
-//! lesson server [--bind ADDR] [--chunk N] PORT FILE   # accept one client, write FILE in N-byte
+//! lesson server [--bind ADDR] [--chunk N] [--clients N] PORT FILE
+//!                                                     # accept a client, write FILE in N-byte
 //!                                                     # writes (1024), shutdown(SHUT_WR), one
-//!                                                     # read of up to 1024 bytes, print it
+//!                                                     # read of up to 1024 bytes, print it,
+//!                                                     # close; N clients one after another
+//!                                                     # (1; 0: for ever), the others queued
+//!                                                     # by the kernel (listen backlog 128)
 //! lesson client HOST PORT OUT                         # read to EOF into OUT, write "Thank you\0",
 //!                                                     # close
 //! ```
@@ -46,8 +50,8 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Role {
-    /// Accept one client, write FILE in CHUNK-byte writes, shutdown(SHUT_WR), read the reply
-    /// (one read of up to 1024 bytes) and print it
+    /// Accept a client, write FILE in CHUNK-byte writes, shutdown(SHUT_WR), read the reply
+    /// (one read of up to 1024 bytes), print it and close; CLIENTS clients one after another
     Server {
         /// The address to listen on
         #[arg(long, default_value = "0.0.0.0")]
@@ -55,6 +59,11 @@ enum Role {
         /// Bytes per write
         #[arg(long, default_value_t = 1024, value_parser = value_parser!(u64).range(1..=(1 << 24)))]
         chunk: u64,
+        /// Serve N clients one after another, then exit (0: until none connects within the
+        /// timeout); the kernel queues the others (Rust's `TcpListener` listens with a backlog of
+        /// 128, where the C lesson's `listen(fd, 5)` has 5)
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        clients: u64,
         /// The port to listen on
         #[arg(value_parser = value_parser!(u16).range(1..))]
         port: u16,
@@ -80,11 +89,13 @@ fn main() -> ExitCode {
         Role::Server {
             bind,
             chunk,
+            clients,
             port,
             file,
         } => server(
             SocketAddr::new(*bind, *port),
             *chunk as usize,
+            *clients,
             file,
             timeout,
         ),
@@ -99,23 +110,71 @@ fn main() -> ExitCode {
     }
 }
 
-fn server(bind: SocketAddr, chunk: usize, path: &Path, timeout: Duration) -> Result<(), String> {
-    let mut file = open_input(path)?;
+fn server(
+    bind: SocketAddr,
+    chunk: usize,
+    clients: u64,
+    path: &Path,
+    timeout: Duration,
+) -> Result<(), String> {
+    // The file is checked before the port is taken.
+    drop(open_input(path)?);
     let listener = TcpListener::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let (mut served, mut failed, mut last_error) = (0u64, 0u64, String::new());
+    while clients == 0 || served + failed < clients {
+        let stream = match accept(&listener, timeout) {
+            Ok(stream) => stream,
+            // Serving for ever ends when no client comes.
+            Err(_) if clients == 0 => break,
+            Err(e) => return Err(e),
+        };
+        match serve(stream, chunk, path, timeout) {
+            Ok(()) => served += 1,
+            Err(e) => {
+                if clients != 1 {
+                    eprintln!("lesson: client failed: {e}");
+                }
+                failed += 1;
+                last_error = e;
+            }
+        }
+    }
+    if clients != 1 {
+        println!("lesson: served {served}, failed {failed}");
+    }
+    match failed {
+        0 => Ok(()),
+        _ if clients == 1 => Err(last_error),
+        _ => Err(format!("{failed} of {} clients failed", served + failed)),
+    }
+}
+
+/// The next client, waiting at most `timeout`.
+fn accept(listener: &TcpListener, timeout: Duration) -> Result<TcpStream, String> {
     let deadline = Instant::now() + timeout;
-    let mut stream = loop {
+    loop {
         match listener.accept() {
-            Ok((stream, _)) => break stream,
+            Ok((stream, _)) => return Ok(stream),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5))
+                std::thread::sleep(Duration::from_millis(1))
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 return Err(format!("accept: no client within {} s", timeout.as_secs()));
             }
             Err(e) => return Err(format!("accept: {e}")),
         }
-    };
+    }
+}
+
+/// Send the file to one client, half-close, and read its reply.
+fn serve(
+    mut stream: TcpStream,
+    chunk: usize,
+    path: &Path,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut file = open_input(path)?;
     stream.set_nonblocking(false).map_err(|e| e.to_string())?;
     stream
         .set_write_timeout(Some(timeout))
