@@ -131,7 +131,10 @@ impl Verdict {
             Verdict::Incomplete | Verdict::Complete => Ok(()),
             // The first impossible byte ends it.
             Verdict::Wrong => {
-                trace!("halfclose: the reply went wrong at its byte {}", reply.len());
+                trace!(
+                    "halfclose: the reply went wrong at its byte {}",
+                    reply.len()
+                );
                 Err(Error::WrongReply { reply, bytes })
             }
             // So does the first byte after "Thank you\0".
