@@ -164,14 +164,20 @@ impl Connect {
 /// picked from.
 pub const EPHEMERAL_PORTS: core::ops::RangeInclusive<u16> = 49152..=65535;
 
+/// How many ports [`EPHEMERAL_PORTS`] holds: 2^14, as the hash below assumes.
+const EPHEMERAL_SPAN: u64 = 1 << 14;
+const _: () = assert!(
+    (*EPHEMERAL_PORTS.end() as u64) - (*EPHEMERAL_PORTS.start() as u64) + 1 == EPHEMERAL_SPAN
+);
+
 /// A free port of the ephemeral range: one that no TCP socket of `sockets` uses locally,
 /// searched from a place that varies with `now`, so that back-to-back connections to one server
 /// do not reuse a port whose old connection the server may still hold in TIME-WAIT.
 fn ephemeral_port(sockets: &SocketSet<'_>, now: Instant) -> Option<u16> {
     let first = *EPHEMERAL_PORTS.start();
-    // The range is 2^14 ports: a multiplicative hash (Knuth's) of the time, its top 14 bits,
-    // spreads nearby times over all of it.
-    let span = u64::from(*EPHEMERAL_PORTS.end() - first) + 1;
+    // A multiplicative hash (Knuth's) of the time, its top 14 bits, spreads nearby times over
+    // the whole range.
+    let span = EPHEMERAL_SPAN;
     let start = (now.total_micros() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50;
     let in_use = |port: u16| {
         sockets.iter().any(|(_, socket)| {
