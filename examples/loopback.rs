@@ -59,13 +59,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     common::init_log(false);
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("loopback: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_with("loopback", run(&args))
 }
 
 fn run(args: &Args) -> Result<(), String> {

@@ -15,19 +15,12 @@ fn main() -> std::process::ExitCode {
     use clap::Parser;
     let args = linux::Args::parse();
     common::init_log(args.tap.verbose);
-    match linux::run(&args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tap_client: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::exit_with("tap_client", linux::run(&args))
 }
 
 #[cfg(not(target_os = "linux"))]
 fn main() -> std::process::ExitCode {
-    eprintln!("tap_client: TAP devices need Linux");
-    std::process::ExitCode::FAILURE
+    common::exit_with("tap_client", Err("TAP devices need Linux".into()))
 }
 
 #[cfg(target_os = "linux")]

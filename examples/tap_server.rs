@@ -12,19 +12,12 @@ fn main() -> std::process::ExitCode {
     use clap::Parser;
     let args = linux::Args::parse();
     common::init_log(args.tap.verbose);
-    match linux::run(&args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tap_server: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::exit_with("tap_server", linux::run(&args))
 }
 
 #[cfg(not(target_os = "linux"))]
 fn main() -> std::process::ExitCode {
-    eprintln!("tap_server: TAP devices need Linux");
-    std::process::ExitCode::FAILURE
+    common::exit_with("tap_server", Err("TAP devices need Linux".into()))
 }
 
 #[cfg(target_os = "linux")]

@@ -20,20 +20,11 @@ OUT="$ROOT/target/firmware"
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-120}
 say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware-async.sh: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib/firmware.sh
+source "$ROOT/scripts/lib/firmware.sh"
 
 # --- 1. Toolchain --------------------------------------------------------------------------------
-PACKAGES=(rustc-web cargo-web rust-web-src qemu-system-arm binutils)
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    [[ $(id -u) == 0 ]] || die "need root to apt-get install ${missing[*]}"
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+fw_install_packages
 if [[ -z ${RUST_LLD:-} ]]; then
     channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml" 2>/dev/null || true)
     host=$(/usr/bin/rustc -vV | sed -n 's/^host: //p')
@@ -73,11 +64,7 @@ say "building the embassy image (firmware/embassy-qemu, thumbv7m-none-eabi, rele
 cp "$FW/target/thumbv7m-none-eabi/release/halfclose-embassy-qemu" "$OUT/embassy.elf"
 
 # --- 4. Against Linux, over QEMU's TAP NIC in a network namespace ---------------------------------
-why=
-[[ $(id -u) == 0 ]] || why="not running as root"
-[[ -n $why || -e /dev/net/tun ]] || why="no /dev/net/tun"
-[[ -n $why ]] || command -v ip >/dev/null || why="no ip (iproute2)"
-[[ -n $why ]] || command -v qemu-system-arm >/dev/null || why="no qemu-system-arm"
+why=$(fw_why_no_tap)
 
 DIR=$(mktemp -d)
 NS=
@@ -97,11 +84,7 @@ trap cleanup EXIT
 against_linux() {
     local image=$1 log=$2 clients=${3:-1} fetched=0 status=0
     NS="halfclose-async-$$"
-    ip netns add "$NS"
-    ip -n "$NS" link set lo up
-    ip -n "$NS" tuntap add dev tap0 mode tap
-    ip -n "$NS" link set tap0 up
-    ip -n "$NS" addr add 192.168.69.100/24 dev tap0
+    fw_netns_with_tap "$NS"
     ip netns exec "$NS" timeout "$QEMU_TIMEOUT" qemu-system-arm -machine lm3s6965evb -nographic \
         -monitor none -serial none -semihosting-config enable=on,target=native \
         -nic tap,ifname=tap0,script=no,downscript=no -kernel "$image" >"$log" 2>&1 </dev/null &
@@ -156,23 +139,9 @@ ran=0
 if [[ -n $why ]]; then
     say "skipping the embassy image against Linux: $why (it needs root, /dev/net/tun, ip and qemu-system-arm)"
 else
-    # A host build: found where cargo puts it, as scripts/firmware-net.sh finds it.
-    (cd "$ROOT" && cargo build --release --quiet -p halfclose-tools --bin lesson --bin load)
-    TARGET_DIR=${CARGO_TARGET_DIR:-target}
-    [[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
-    LESSON="$TARGET_DIR/release/lesson"
-    LOAD="$TARGET_DIR/release/load"
-    # The firmware's file: xorshift32 from the same seed as the images' payload.rs.
-    python3 - "$DIR/payload" <<'PY'
-import sys
-x, out = 0x2545F491, bytearray()
-for _ in range(65536):
-    x ^= (x << 13) & 0xFFFFFFFF
-    x ^= x >> 17
-    x ^= (x << 5) & 0xFFFFFFFF
-    out.append(x >> 24)
-open(sys.argv[1], "wb").write(out)
-PY
+    # The kernel's peers, host builds (LESSON, LOAD), and the firmware's file.
+    fw_build_lesson
+    fw_write_payload "$DIR/payload"
     say "the embassy image against Linux (namespace, tap0 192.168.69.100/24; the board is 192.168.69.1)"
     against_linux "$OUT/embassy.elf" "$OUT/embassy.log"
     grep -q '^server: sent 65536 bytes .*FIN acknowledged: true; reply "Thank you\\0"' "$OUT/embassy.log" ||

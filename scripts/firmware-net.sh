@@ -16,25 +16,18 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMAGE=${1:-$ROOT/target/firmware/lm3s6965-net.elf}
 say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware-net.sh: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib/firmware.sh
+source "$ROOT/scripts/lib/firmware.sh"
 
-why=
-[[ $(id -u) == 0 ]] || why="not running as root"
-[[ -n $why || -e /dev/net/tun ]] || why="no /dev/net/tun"
-[[ -n $why ]] || command -v ip >/dev/null || why="no ip (iproute2)"
-[[ -n $why ]] || command -v qemu-system-arm >/dev/null || why="no qemu-system-arm"
+why=$(fw_why_no_tap)
 if [[ -n $why ]]; then
     say "skipping the firmware-to-Linux test: $why (it needs root, /dev/net/tun, ip and qemu-system-arm)"
     exit 0
 fi
 [[ -f $IMAGE ]] || die "no firmware image at $IMAGE (bash scripts/firmware.sh builds it)"
 
-# The kernel's peers, a host build: found where cargo puts it, under CARGO_TARGET_DIR when that is
-# set (relative to the checkout, where cargo runs), else under target/.
-(cd "$ROOT" && cargo build --release --quiet -p halfclose-tools --bin lesson --bin load)
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-[[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
-LESSON="$TARGET_DIR/release/lesson"
-LOAD="$TARGET_DIR/release/load"
+# The kernel's peers, host builds (LESSON, LOAD).
+fw_build_lesson
 NS="halfclose-fw-$$"
 DIR=$(mktemp -d)
 QEMU_PID=
@@ -45,24 +38,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The firmware's file: xorshift32 from the same seed as firmware/common/src/payload.rs.
-python3 - "$DIR/payload" <<'PY'
-import sys
-x, out = 0x2545F491, bytearray()
-for _ in range(65536):
-    x ^= (x << 13) & 0xFFFFFFFF
-    x ^= x >> 17
-    x ^= (x << 5) & 0xFFFFFFFF
-    out.append(x >> 24)
-open(sys.argv[1], "wb").write(out)
-PY
+fw_write_payload "$DIR/payload"
 
 say "namespace $NS: tap0 at 192.168.69.100/24 (Linux); the firmware is 192.168.69.1"
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" tuntap add dev tap0 mode tap
-ip -n "$NS" link set tap0 up
-ip -n "$NS" addr add 192.168.69.100/24 dev tap0
+fw_netns_with_tap "$NS"
 
 ip netns exec "$NS" timeout 120 qemu-system-arm -machine lm3s6965evb -nographic \
     -semihosting-config enable=on,target=native \

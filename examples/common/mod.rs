@@ -55,3 +55,15 @@ pub fn rate(bytes: u64, started: std::time::Instant) -> (f64, f64) {
     let secs = started.elapsed().as_secs_f64();
     (secs, bytes as f64 / secs.max(1e-9) / 1e6)
 }
+
+/// A program's exit: success, or its error on one stderr line as `NAME: error` and exit code 1
+/// (usage errors exit 2 from clap before this).
+pub fn exit_with(name: &str, result: Result<(), String>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

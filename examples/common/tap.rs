@@ -79,23 +79,18 @@ struct IfReq {
     _rest: [u8; 22],
 }
 
-/// `_IOW('T', 202, int)`: the direction bits differ on these architectures.
-#[cfg(any(
+/// `_IOW('T', 202, int)`: the direction bits differ on some architectures.
+const TUNSETIFF: libc::c_ulong = if cfg!(any(
     target_arch = "mips",
     target_arch = "mips64",
     target_arch = "powerpc",
     target_arch = "powerpc64",
     target_arch = "sparc64"
-))]
-const TUNSETIFF: libc::c_ulong = 0x8004_54ca;
-#[cfg(not(any(
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "powerpc",
-    target_arch = "powerpc64",
-    target_arch = "sparc64"
-)))]
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+)) {
+    0x8004_54ca
+} else {
+    0x4004_54ca
+};
 
 /// Our TAP device.
 pub struct Tap {

@@ -34,14 +34,15 @@ fw_why_no_tap() {
     fi
 }
 
-# Build the kernel's peers (tools/src/bin/lesson.rs, a host build) and set LESSON to the binary:
-# found where cargo puts it, under CARGO_TARGET_DIR when that is set (relative to the checkout,
-# where cargo runs), else under target/.
+# Build the kernel's peers (tools/src/bin/lesson.rs and load.rs, host builds) and set LESSON and
+# LOAD to the binaries: found where cargo puts them, under CARGO_TARGET_DIR when that is set
+# (relative to the checkout, where cargo runs), else under target/.
 fw_build_lesson() {
-    (cd "$ROOT" && cargo build --release --quiet -p halfclose-tools --bin lesson)
+    (cd "$ROOT" && cargo build --release --quiet -p halfclose-tools --bin lesson --bin load)
     local target_dir=${CARGO_TARGET_DIR:-target}
     [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
     LESSON="$target_dir/release/lesson"
+    LOAD="$target_dir/release/load"
 }
 
 # Write the firmware's file to $1: xorshift32 from the same seed as firmware/common/src/payload.rs.
