@@ -96,15 +96,8 @@ against_linux() {
     if ((clients > 1)); then
         at_once "$log" "$clients" && fetched=1
     else
-        for _ in $(seq 60); do
-            if ip netns exec "$NS" env LESSON_TIMEOUT=30 "$LESSON" client 192.168.69.1 7891 "$DIR/copy" \
-                >"$DIR/client.log" 2>&1; then
-                fetched=1
-                break
-            fi
-            kill -0 "$QEMU_PID" 2>/dev/null || break
-            sleep 0.5
-        done
+        fw_lesson_fetch "$NS" "$DIR"
+        fetched=$FETCHED
     fi
     wait "$QEMU_PID" || status=$?
     QEMU_PID=

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::netns::{Namespace, Scratch, finish, require_tap, retry_while_refused, text};
+use common::netns::{
+    Namespace, Scratch, assert_served, finish, require_tap, retry_while_refused, text,
+};
 use common::random_bytes;
 
 const OURS: &str = "192.168.69.1";
@@ -31,23 +33,7 @@ fn embassy_server_to_lesson_client(len: usize) {
         finish(ns.spawn("lesson", &args), Duration::from_secs(60))
     });
     let server = finish(server, Duration::from_secs(60));
-    assert!(
-        server.status.success(),
-        "embassy_tap server: {}",
-        text(&server)
-    );
-    assert!(client.status.success(), "lesson client: {}", text(&client));
-    let stdout = String::from_utf8_lossy(&server.stdout);
-    assert!(
-        stdout.contains("Message from client: Thank you\n"),
-        "{}",
-        text(&server)
-    );
-    assert!(
-        stdout.contains(&format!("sent {len} bytes")),
-        "{}",
-        text(&server)
-    );
+    assert_served("embassy_tap server", &server, &client, len);
     assert!(
         std::fs::read(&copy).unwrap() == payload,
         "{len} bytes: the copy differs"

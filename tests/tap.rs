@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::netns::{Namespace, Scratch, example, finish, require_tap, retry_while_refused, text};
+use common::netns::{
+    Namespace, Scratch, assert_served, example, finish, require_tap, retry_while_refused, text,
+};
 use common::random_bytes;
 use halfclose::REPLY;
 use halfclose::segment::Segment;
@@ -40,24 +42,19 @@ fn our_server_to_kernel_client(len: usize, tmp: &Scratch) -> String {
         finish(ns.spawn("lesson", &args), Duration::from_secs(60))
     });
     let server = finish(server, Duration::from_secs(60));
-    assert!(server.status.success(), "tap_server: {}", text(&server));
-    assert!(client.status.success(), "lesson client: {}", text(&client));
-
-    let stdout = String::from_utf8_lossy(&server.stdout);
-    assert!(
-        stdout.contains("Message from client: Thank you\n"),
-        "{}",
-        text(&server)
-    );
-    assert!(
-        stdout.contains(&format!("sent {len} bytes")),
-        "{}",
-        text(&server)
-    );
+    assert_served("tap_server", &server, &client, len);
     let got = std::fs::read(&copy).unwrap();
     assert_eq!(got.len(), len);
     assert!(got == payload, "the kernel client's copy differs");
     pcap
+}
+
+/// The lesson's kernel server in `ns`, serving `file` on `PORT`.
+fn kernel_server(ns: &Namespace, file: &str) -> std::process::Child {
+    ns.spawn(
+        "lesson",
+        &["server", "--bind", KERNEL, &PORT.to_string(), file],
+    )
 }
 
 /// The kernel's lesson server sends `len` bytes (1024-byte writes) to our client.
@@ -68,10 +65,7 @@ fn kernel_server_to_our_client(len: usize, tmp: &Scratch) {
     let payload = random_bytes(len, len as u64 + 11);
     std::fs::write(&file, &payload).unwrap();
 
-    let server = ns.spawn(
-        "lesson",
-        &["server", "--bind", KERNEL, &PORT.to_string(), &file],
-    );
+    let server = kernel_server(&ns, &file);
     // Refused only if the kernel server has not bound yet.
     let client = retry_while_refused("refused", || {
         let args = ["--peer", KERNEL, "-o", &copy];
@@ -263,16 +257,7 @@ fn deleting_the_tap_device_mid_transfer_ends_our_client_in_one_line_keeping_a_pa
     std::fs::write(tmp.path("file"), &payload).unwrap();
     std::fs::write(tmp.path("copy"), b"an older copy that must survive").unwrap();
 
-    let server = ns.spawn(
-        "lesson",
-        &[
-            "server",
-            "--bind",
-            KERNEL,
-            &PORT.to_string(),
-            &tmp.path("file"),
-        ],
-    );
+    let server = kernel_server(&ns, &tmp.path("file"));
     std::thread::sleep(Duration::from_millis(300));
     let client = ns.spawn("tap_client", &["--peer", KERNEL, "-o", &tmp.path("copy")]);
     tmp.wait_for_temp(1 << 20);
@@ -373,16 +358,7 @@ fn a_server_killed_mid_file_is_eof_without_acknowledgement_never_a_complete_file
     std::fs::write(tmp.path("file"), &payload).unwrap();
     std::fs::write(tmp.path("copy"), b"an older copy that must survive").unwrap();
 
-    let mut server = ns.spawn(
-        "lesson",
-        &[
-            "server",
-            "--bind",
-            KERNEL,
-            &PORT.to_string(),
-            &tmp.path("file"),
-        ],
-    );
+    let mut server = kernel_server(&ns, &tmp.path("file"));
     std::thread::sleep(Duration::from_millis(300));
     let client = ns.spawn("tap_client", &["--peer", KERNEL, "-o", &tmp.path("copy")]);
     tmp.wait_for_temp(1 << 20);

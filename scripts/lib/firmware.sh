@@ -78,6 +78,13 @@ fw_lesson_peers() {
     ip netns exec "$ns" env LESSON_TIMEOUT=60 "$LESSON" server --bind 192.168.69.100 7892 "$dir/payload" \
         >"$dir/server.log" 2>&1 &
     SERVER_PID=$!
+    fw_lesson_fetch "$ns" "$dir"
+}
+
+# The kernel's client in namespace $1 fetches from the firmware into $2/copy (output in
+# $2/client.log), retrying until the firmware (QEMU_PID) is up; FETCHED is 1 if it got the file.
+fw_lesson_fetch() {
+    local ns=$1 dir=$2
     FETCHED=0
     for _ in $(seq 60); do
         if ip netns exec "$ns" env LESSON_TIMEOUT=30 "$LESSON" client 192.168.69.1 7891 "$dir/copy" \

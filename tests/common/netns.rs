@@ -223,3 +223,21 @@ impl Drop for Namespace {
             .status();
     }
 }
+
+/// `ours` (its name in messages) served `len` bytes to the lesson's client: both exited 0, and
+/// ours printed the client's "Thank you" and how many bytes it sent.
+pub fn assert_served(ours: &str, server: &Output, client: &Output, len: usize) {
+    assert!(server.status.success(), "{ours}: {}", text(server));
+    assert!(client.status.success(), "lesson client: {}", text(client));
+    let stdout = String::from_utf8_lossy(&server.stdout);
+    assert!(
+        stdout.contains("Message from client: Thank you\n"),
+        "{}",
+        text(server)
+    );
+    assert!(
+        stdout.contains(&format!("sent {len} bytes")),
+        "{}",
+        text(server)
+    );
+}

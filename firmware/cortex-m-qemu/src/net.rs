@@ -105,7 +105,9 @@ pub fn run() -> bool {
         tcp::SocketBuffer::new(&mut client_rx[..]),
         tcp::SocketBuffer::new(&mut client_tx[..]),
     ));
-    let timeouts = Timeouts::DEFAULT;
+    // No linger: the pool takes nothing back here (below), so a finished socket listens again
+    // as soon as its last ACK has left, for the next held client.
+    let timeouts = Timeouts::DEFAULT.with_linger(Duration::ZERO);
 
     // 1. Serve the file to the Linux clients.
     let source: &[u8] = &payload::PAYLOAD;
@@ -117,6 +119,11 @@ pub fn run() -> bool {
                 return false;
             }
         };
+    // No taking back of slots: behind a backlog, a held SYN handed to the last listening
+    // socket while the other socket's handshake is still on its way would make the pool take
+    // that handshake back (its reclaim policy against forged SYNs), and on an emulated board a
+    // real client's handshake can take that long. See docs/server.md.
+    server.set_reclaim(false);
     let backlog = BACKLOG_QUEUE.take();
     backlog.admit(server.listening());
     let begin = clock.now();
