@@ -232,8 +232,9 @@ impl<S: Source, const N: usize> Server<S, N> {
             // A connection: polled below.
             Slot::Serving(_) => false,
         };
-        if took_syn && !self.accept(i, now, socket, ended) {
-            return Polled::TookSyn;
+        if took_syn {
+            // A source that fails to open leaves the slot lingering: `serve` has nothing to poll.
+            self.accept(i, now, socket, ended);
         }
         match (took_syn, self.serve(i, now, socket, ended)) {
             (true, _) => Polled::TookSyn,
@@ -242,25 +243,23 @@ impl<S: Source, const N: usize> Server<S, N> {
         }
     }
 
-    /// A SYN took slot `i`: open the file for its connection. Returns whether the slot now
-    /// serves it; a source that fails aborts the connection and reports it.
+    /// A SYN took slot `i`: open the file for its connection, and serve it; a source that fails
+    /// to open aborts the connection, reports it, and leaves the slot lingering for its RST.
     fn accept(
         &mut self,
         i: usize,
         now: Instant,
         socket: &mut tcp::Socket,
         ended: &mut Finished<N>,
-    ) -> bool {
+    ) {
         match self.source.open() {
             Ok(reader) => {
                 self.slots[i] = Slot::Serving(Sender::new(reader, now, self.timeouts));
-                true
             }
             Err(kind) => {
                 socket.abort();
                 ended.push(Err(Error::Source { kind, bytes: 0 }));
                 self.slots[i] = Self::linger(socket, now, self.timeouts.linger);
-                false
             }
         }
     }
