@@ -37,11 +37,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Two copies, both with the reproductions of docs/upstream/*.rs added to smoltcp's own TCP
-# socket tests (they are written for its `mod test`); one of them patched.
+# Two copies, both with the reproductions of docs/upstream/*.rs added to smoltcp's own tests;
+# one of them patched. A reproduction whose first line is `// smoltcp: PATH` goes at the end of
+# that test file; the others are written for `mod test` in src/socket/tcp.rs.
+# The test path (module::name) of reproduction $1 in smoltcp.
+own_test() {
+  local name file
+  name=$(sed -n 's/^fn \(upstream_[a-z0-9_]*\)().*/\1/p' "$1")
+  file=$(sed -n '1s|^// smoltcp: src/\(.*\)\.rs$|\1|p' "$1")
+  if [ -n "$file" ]; then echo "${file//\//::}::$name"; else echo "socket::tcp::test::$name"; fi
+}
 cp -r "$src" "$tmp/stock"
 sed -i '$ d' "$tmp/stock/src/socket/tcp.rs" # the closing brace of `mod test`
-for t in docs/upstream/*.rs; do sed 's/^/    /' "$t" >>"$tmp/stock/src/socket/tcp.rs"; done
+for t in docs/upstream/*.rs; do
+  file=$(sed -n '1s|^// smoltcp: \(src/.*\.rs\)$|\1|p' "$t")
+  if [ -n "$file" ]; then
+    tail -n +2 "$t" >>"$tmp/stock/$file"
+  else
+    sed 's/^/    /' "$t" >>"$tmp/stock/src/socket/tcp.rs"
+  fi
+done
 echo "}" >>"$tmp/stock/src/socket/tcp.rs"
 cp -r "$tmp/stock" "$tmp/smoltcp"
 for p in patches/*.patch; do
@@ -76,6 +91,7 @@ bugs=(
   "fin_stall|lone_fin_stall::stock_smoltcp_never_resends_a_lost_lone_fin_after_three_duplicate_acks|lone_fin_stall::upstream_lone_fin_is_retransmitted_after_dup_acks"
   "fast_retransmit_refused|fast_retransmit_refused::stock_smoltcp_never_resends_a_segment_whose_fast_retransmit_the_device_refused|fast_retransmit_refused::upstream_fast_retransmit_the_device_refused_is_sent_next"
   "fast_retransmit_refused (our transfer)|fast_retransmit_refused::stock_smoltcp_times_out_our_transfer_when_its_device_refuses_a_fast_retransmit|fast_retransmit_refused::upstream_our_transfer_survives_a_refused_fast_retransmit"
+  "neighbor_silence|neighbor_silence::stock_smoltcp_holds_a_relistened_sockets_syn_ack_for_the_forged_peers_second|neighbor_silence::upstream_a_relistened_socket_answers_a_resolved_client_at_once"
 )
 
 echo "== building the reproductions (stock, then patched)"
@@ -102,17 +118,16 @@ run "patched: guarantees, and the in-memory transfer, fault, reply, reset, pool 
   cargo test --quiet "${patched[@]}" --test smoltcp_bugs --test transfer --test faults \
   --test reply --test resets_and_timeouts --test pool --test attacks -- --skip stock_smoltcp_
 
-echo "== smoltcp's own TCP socket tests with the reproductions of docs/upstream/"
+echo "== smoltcp's own tests with the reproductions of docs/upstream/"
 cargo fetch --manifest-path "$tmp/stock/Cargo.toml" --locked --quiet
 for t in docs/upstream/*.rs; do
-  name=$(sed -n 's/^fn \(upstream_[a-z0-9_]*\)().*/\1/p' "$t")
-  run "stock:   smoltcp $name" fail env CARGO_TARGET_DIR="$target/smoltcp-fixes-own-stock" \
+  run "stock:   smoltcp $(own_test "$t")" fail env CARGO_TARGET_DIR="$target/smoltcp-fixes-own-stock" \
     cargo test --manifest-path "$tmp/stock/Cargo.toml" --offline --locked --quiet --lib -- \
-    --exact "socket::tcp::test::$name"
+    --exact "$(own_test "$t")"
 done
-run "patched: smoltcp socket::tcp unit tests, the reproductions included" pass \
+run "patched: smoltcp's unit tests, the reproductions included" pass \
   env CARGO_TARGET_DIR="$target/smoltcp-fixes-own-patched" \
-  cargo test --manifest-path "$tmp/smoltcp/Cargo.toml" --offline --locked --quiet --lib -- socket::tcp::
+  cargo test --manifest-path "$tmp/smoltcp/Cargo.toml" --offline --locked --quiet --lib
 
 echo "== CUBIC without std"
 mkdir -p "$tmp/cubic/src"

@@ -42,7 +42,12 @@ fn reset_pending(socket: &tcp::Socket) -> bool {
 /// A pool of `N` listening sockets, each serving one client at a time.
 ///
 /// The caller creates the sockets (and so owns their buffers) and adds them to the `SocketSet`;
-/// the server makes them listen and runs a [`Sender`] on each accepted connection.
+/// the server makes them listen and runs a [`Sender`] on each accepted connection. Each time a
+/// slot listens again, its socket is taken out of the set and added back, so that it starts
+/// as fresh as a new socket: smoltcp keeps a second's silence after an unanswered ARP request
+/// beside the socket, not in it, and a forged client's would otherwise delay the next real
+/// one. The set needs no spare place for this; the handle stays the same unless the set had a
+/// free place before it ([`handles`](Server::handles) has the current ones).
 ///
 /// When a connection ends well, its socket lingers in TIME-WAIT for [`Timeouts::linger`] (and at
 /// least until the next `poll` and the socket's delayed-ACK time, so the final ACK of the
@@ -187,8 +192,7 @@ impl<S: Source, const N: usize> Server<S, N> {
         let mut fresh = [false; N];
         let mut took_syn = false;
         for (i, fresh) in fresh.iter_mut().enumerate() {
-            let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
-            let polled = self.poll_slot(i, now, socket, &mut ended);
+            let polled = self.poll_slot(i, now, sockets, &mut ended);
             *fresh = polled != Polled::Unchanged;
             took_syn |= polled == Polled::TookSyn;
         }
@@ -198,14 +202,15 @@ impl<S: Source, const N: usize> Server<S, N> {
         ended
     }
 
-    /// Advance slot `i`, whose socket is `socket`.
+    /// Advance slot `i`.
     fn poll_slot(
         &mut self,
         i: usize,
         now: Instant,
-        socket: &mut tcp::Socket,
+        sockets: &mut SocketSet<'_>,
         ended: &mut Finished<N>,
     ) -> Polled {
+        let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
         let took_syn = match self.slots[i] {
             // A SYN arrived: the slot serves the connection, polled at once below.
             Slot::Listening if socket.is_active() => true,
@@ -224,8 +229,7 @@ impl<S: Source, const N: usize> Server<S, N> {
             } => {
                 let reset_sent = socket.state() == tcp::State::Closed && !reset_pending(socket);
                 if now >= until || reset_sent {
-                    Self::relisten(socket, ack_delay, self.endpoint);
-                    self.slots[i] = Slot::Listening;
+                    self.relisten(i, sockets, ack_delay);
                 }
                 return Polled::Unchanged;
             }
@@ -298,10 +302,8 @@ impl<S: Source, const N: usize> Server<S, N> {
         // 1. A lingering slot whose last ACK (or RST) has left.
         if let Some(i) = self.done_lingering(now, sockets, fresh) {
             if let Slot::Lingering { ack_delay, .. } = self.slots[i] {
-                let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
-                Self::relisten(socket, ack_delay, self.endpoint);
+                self.relisten(i, sockets, ack_delay);
             }
-            self.slots[i] = Slot::Listening;
             return;
         }
         if N < 2 {
@@ -314,8 +316,7 @@ impl<S: Source, const N: usize> Server<S, N> {
             // No RST: a forged source would never read it, and a real one retries its SYN.
             socket.abort();
             let ack_delay = socket.ack_delay();
-            Self::relisten(socket, ack_delay, self.endpoint);
-            self.slots[i] = Slot::Listening;
+            self.relisten(i, sockets, ack_delay);
             return;
         }
         // 3. The longest-stalled established connection, stalled for at least `stall`.
@@ -386,14 +387,27 @@ impl<S: Source, const N: usize> Server<S, N> {
         }
     }
 
-    fn relisten(socket: &mut tcp::Socket, ack_delay: Option<Duration>, endpoint: IpListenEndpoint) {
+    /// Slot `i` listens again, as a socket just added to the set would.
+    ///
+    /// The socket goes out of the set and back in: smoltcp keeps, beside each socket in the
+    /// set, a "neighbour missing" silence (no packet from that socket for a second after one
+    /// it could not send for want of an ARP answer or a route), and neither `abort` nor
+    /// `listen` clears it. Kept, a slot taken back from a forged SYN would hold the SYN-ACK
+    /// of the next, real client for up to a second, long enough under a flood for the pool
+    /// to take that handshake back too (`docs/upstream/neighbor-silence.md`). The handle may
+    /// change (when the set has a free place before it): [`handles`](Server::handles).
+    fn relisten(&mut self, i: usize, sockets: &mut SocketSet<'_>, ack_delay: Option<Duration>) {
+        let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
         socket.set_ack_delay(ack_delay);
         if socket.is_open() {
             // TIME-WAIT cut short (or a socket that never closed): `listen` needs it closed.
             socket.abort();
         }
         // `listen` only fails for port 0, which `Server::listen` rejected.
-        let _ = socket.listen(endpoint);
+        let _ = socket.listen(self.endpoint);
+        let socket = sockets.remove(self.handles[i]);
+        self.handles[i] = sockets.add(socket);
+        self.slots[i] = Slot::Listening;
     }
 
     fn linger(socket: &mut tcp::Socket, now: Instant, linger: Duration) -> Slot<S::Reader> {
@@ -466,6 +480,11 @@ impl<S: Source, const N: usize> Server<S, N> {
     }
 
     /// The socket handles, in slot order.
+    ///
+    /// A slot's socket leaves the `SocketSet` and comes back each time it listens again after
+    /// a connection (see [`Server`]), so its handle is the one given to
+    /// [`listen`](Server::listen) unless the set had a free place before it; look them up
+    /// here rather than keeping the ones passed in.
     pub fn handles(&self) -> &[SocketHandle; N] {
         &self.handles
     }
