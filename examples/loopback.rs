@@ -18,12 +18,14 @@ use std::process::ExitCode;
 use std::task::Poll;
 
 use clap::Parser;
-use common::files::{Input, Output, SharedOutput};
+use common::files::{self, Input, Output, SharedOutput};
 use common::trace::Trace;
+use halfclose::Timeouts;
+use halfclose::client::{self, Client, Connect};
 use halfclose::clock::SimClock;
 use halfclose::device::Loopback;
 use halfclose::io::{ThreadedSink, ThreadedSource};
-use halfclose::{Error, Timeouts, client, server};
+use halfclose::server::Server;
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
 use smoltcp::phy::Medium;
 use smoltcp::socket::tcp;
@@ -88,25 +90,14 @@ fn run(args: &Args) -> Result<(), String> {
         .trace
         .then(|| Trace::new(server_socket, client_socket, (SERVER, PORT), CLIENT_PORT));
 
-    let mut server = server::Server::listen(
-        &mut sockets,
-        [server_socket],
-        PORT,
-        source,
-        Timeouts::DEFAULT,
-    )
-    .map_err(|e| e.to_string())?;
-    let to = client::Connect::to((SERVER, PORT)).from_port(CLIENT_PORT);
+    let timeouts = Timeouts::DEFAULT;
+    let mut server = Server::listen(&mut sockets, [server_socket], PORT, source, timeouts)
+        .map_err(|e| e.to_string())?;
+    let to = Connect::to((SERVER, PORT)).from_port(CLIENT_PORT);
     let sink = ThreadedSink::new(output.clone());
-    let mut client = client::Client::connect(
-        iface.context(),
-        &mut sockets,
-        client_socket,
-        to,
-        sink,
-        clock.now(),
-    )
-    .map_err(|e| e.to_string())?;
+    let now = clock.now();
+    let mut client = Client::connect(iface.context(), &mut sockets, client_socket, to, sink, now)
+        .map_err(|e| e.to_string())?;
 
     let started = std::time::Instant::now();
     let (mut served, mut fetched) = (None, None);
@@ -134,48 +125,20 @@ fn run(args: &Args) -> Result<(), String> {
         }
     };
     let wall = started.elapsed();
-    let result = match (ended, served, fetched) {
-        (Err(e), ..) => Err(e),
-        (Ok(()), Some(Ok(served)), Some(Ok(fetched))) => Ok((served, fetched)),
-        // The root cause first: a disk error, not the reset it causes on the other side. The
-        // count is what reached the file, not what the client handed to the writing thread.
-        (Ok(()), _, Some(Err(e @ Error::Sink { .. }))) => {
-            Err(output.error().map_or(e.to_string(), |os| {
-                format!("{os} after {} bytes", output.written())
-            }))
-        }
-        (Ok(()), Some(Err(e @ Error::Source { .. })), _) => {
-            Err(
-                Input::error(&read_errors, &args.file).map_or(e.to_string(), |os| {
-                    format!("{os} after {} bytes", e.bytes())
-                }),
-            )
-        }
-        (Ok(()), _, Some(Err(e))) => Err(format!("client: {e}")),
-        (Ok(()), Some(Err(e)), _) => Err(format!("server: {e}")),
-        (Ok(()), None, _) | (Ok(()), _, None) => Err("ended without a result".to_string()),
-    };
     // Dropping the client ends its writing thread, which lets the output go.
     drop(client);
-    let output = output.into_inner()?;
-    let (served, fetched) = match result {
-        Ok(reports) => reports,
-        Err(e) => return Err(format!("{e}; {}", output.abandon())),
-    };
-    output.commit()?;
+    let (served, fetched) =
+        files::settle(ended, served, fetched, (&args.file, &read_errors), output)?;
 
     let reply = served.reply.kept();
     let reply = std::str::from_utf8(reply.strip_suffix(b"\0").unwrap_or(reply)).unwrap_or("?");
     println!("Message from client: {reply}");
     let secs = wall.as_secs_f64();
+    let (bytes, mbps) = (fetched.bytes, fetched.bytes as f64 / secs.max(1e-9) / 1e6);
+    let (from, to) = (args.file.display(), args.output.display());
+    let timing = served.reply_timing;
     println!(
-        "{} bytes from {} to {} in {:.3} s ({:.1} MB/s); reply {} (simulated)",
-        fetched.bytes,
-        args.file.display(),
-        args.output.display(),
-        secs,
-        fetched.bytes as f64 / secs.max(1e-9) / 1e6,
-        served.reply_timing,
+        "{bytes} bytes from {from} to {to} in {secs:.3} s ({mbps:.1} MB/s); reply {timing} (simulated)"
     );
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use halfclose::io::FromStd;
 use halfclose::server::Source;
+use halfclose::{Error, client, server};
 
 /// A copy of `e` to keep while the original travels on (an OS error is copied exactly).
 fn copy(e: &io::Error) -> io::Error {
@@ -376,5 +377,41 @@ impl Write for SharedOutput {
 
     fn flush(&mut self) -> io::Result<()> {
         locked(&self.0).flush()
+    }
+}
+
+/// How a transfer from an [`Input`] to a [`SharedOutput`] ended, once both sides have a result
+/// (`ended` is the run's own error, such as a stalled clock): the two reports, with the output
+/// committed in place; or the error in words, the root cause first (a disk error, not the reset
+/// it caused on the other side), with the output abandoned. The writing thread must be done
+/// (the client dropped).
+pub fn settle(
+    ended: Result<(), String>,
+    served: Option<Result<server::Report, Error>>,
+    fetched: Option<Result<client::Report, Error>>,
+    (input, read_errors): (&Path, &ErrorSlot),
+    output: SharedOutput,
+) -> Result<(server::Report, client::Report), String> {
+    let result = match (ended, served, fetched) {
+        (Err(e), ..) => Err(e),
+        (Ok(()), Some(Ok(served)), Some(Ok(fetched))) => Ok((served, fetched)),
+        // What reached the file, not what the client handed to the writing thread.
+        (Ok(()), _, Some(Err(e @ Error::Sink { .. }))) => {
+            Err(output.error().map_or(e.to_string(), |os| {
+                format!("{os} after {} bytes", output.written())
+            }))
+        }
+        (Ok(()), Some(Err(e @ Error::Source { .. })), _) => Err(Input::error(read_errors, input)
+            .map_or(e.to_string(), |os| {
+                format!("{os} after {} bytes", e.bytes())
+            })),
+        (Ok(()), _, Some(Err(e))) => Err(format!("client: {e}")),
+        (Ok(()), Some(Err(e)), _) => Err(format!("server: {e}")),
+        (Ok(()), None, _) | (Ok(()), _, None) => Err("ended without a result".to_string()),
+    };
+    let output = output.into_inner()?;
+    match result {
+        Ok(reports) => output.commit().map(|_| reports),
+        Err(e) => Err(format!("{e}; {}", output.abandon())),
     }
 }
