@@ -42,12 +42,14 @@ fn reset_pending(socket: &tcp::Socket) -> bool {
 /// A pool of `N` listening sockets, each serving one client at a time.
 ///
 /// The caller creates the sockets (and so owns their buffers) and adds them to the `SocketSet`;
-/// the server makes them listen and runs a [`Sender`] on each accepted connection. Each time a
-/// slot listens again, its socket is taken out of the set and added back, so that it starts
-/// as fresh as a new socket: smoltcp keeps a second's silence after an unanswered ARP request
-/// beside the socket, not in it, and a forged client's would otherwise delay the next real
-/// one. The set needs no spare place for this; the handle stays the same unless the set had a
-/// free place before it ([`handles`](Server::handles) has the current ones).
+/// the server makes them listen and runs a [`Sender`] on each accepted connection. In a pool of
+/// two or more, each time a slot listens again its socket is taken out of the set and added
+/// back, so that it starts as fresh as a new socket: smoltcp keeps a second's silence after an
+/// unanswered ARP request (or a missing route) beside the socket, not in it, and a forged
+/// client's would otherwise hold the next real client's SYN-ACK while the pool takes
+/// half-open connections back under a flood. The set needs no spare place for this; the handle
+/// stays the same unless the set had a free place before it ([`handles`](Server::handles) has
+/// the current ones).
 ///
 /// When a connection ends well, its socket lingers in TIME-WAIT for [`Timeouts::linger`] (and at
 /// least until the next `poll` and the socket's delayed-ACK time, so the final ACK of the
@@ -395,7 +397,8 @@ impl<S: Source, const N: usize> Server<S, N> {
     /// `listen` clears it. Kept, a slot taken back from a forged SYN would hold the SYN-ACK
     /// of the next, real client for up to a second, long enough under a flood for the pool
     /// to take that handshake back too (`docs/upstream/neighbor-silence.md`). The handle may
-    /// change (when the set has a free place before it): [`handles`](Server::handles).
+    /// change (when the set has a free place before it): [`handles`](Server::handles). In a pool
+    /// of two or more.
     fn relisten(&mut self, i: usize, sockets: &mut SocketSet<'_>, ack_delay: Option<Duration>) {
         let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
         socket.set_ack_delay(ack_delay);
@@ -405,8 +408,14 @@ impl<S: Source, const N: usize> Server<S, N> {
         }
         // `listen` only fails for port 0, which `Server::listen` rejected.
         let _ = socket.listen(self.endpoint);
-        let socket = sockets.remove(self.handles[i]);
-        self.handles[i] = sockets.add(socket);
+        // A pool of one skips the fresh start: it never takes a half-open connection back, so
+        // the silence can only delay its next client by what is left of a second after a peer it
+        // could not reach (less than that client's first SYN retransmission), and on the
+        // smallest boards the 130 bytes of flash it costs matter more.
+        if N > 1 {
+            let socket = sockets.remove(self.handles[i]);
+            self.handles[i] = sockets.add(socket);
+        }
         self.slots[i] = Slot::Listening;
     }
 
@@ -481,8 +490,8 @@ impl<S: Source, const N: usize> Server<S, N> {
 
     /// The socket handles, in slot order.
     ///
-    /// A slot's socket leaves the `SocketSet` and comes back each time it listens again after
-    /// a connection (see [`Server`]), so its handle is the one given to
+    /// In a pool of two or more, a slot's socket leaves the `SocketSet` and comes back each time
+    /// it listens again after a connection (see [`Server`]), so its handle is the one given to
     /// [`listen`](Server::listen) unless the set had a free place before it; look them up
     /// here rather than keeping the ones passed in.
     pub fn handles(&self) -> &[SocketHandle; N] {
