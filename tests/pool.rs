@@ -1,6 +1,7 @@
 //! The pool of server slots: a slot listens again after each connection (and only once its
 //! last segment has gone), lingers in TIME-WAIT for its linger time, is taken back when the pool
-//! is full and it has stalled, and a pool with no free slot refuses.
+//! is full and it has stalled, and a pool with no free slot refuses; where each slot's socket is
+//! after it listens again.
 
 mod common;
 
@@ -447,5 +448,54 @@ mod full {
         assert_eq!(reclaimed.len(), 1, "{reclaimed:?}");
         assert!(reclaimed[0].is_err());
         assert_eq!(server.busy(), 1);
+    }
+}
+
+/// Where a slot's socket is after it listens again. In a pool of two or more it has left the
+/// `SocketSet` and come back, for a fresh start (smoltcp's per-socket ARP silence, which
+/// `listen()` keeps: `docs/upstream/neighbor-silence.md`), so it takes a free place before its
+/// own; `Server::handles` says where. A pool of one keeps its handle.
+mod handles {
+    use super::*;
+
+    /// A pool of `N` on the simulated wire, with a free place in the server's set before its
+    /// sockets, serves one client and lets every slot listen again. The handles before and after.
+    fn after_one_client<const N: usize>() -> ([SocketHandle; N], [SocketHandle; N], SocketHandle) {
+        let file = random_bytes(LEN, 40);
+        let mut wire = wire();
+        let mut pair = sim(&mut wire);
+        let hole = pair.add(Side::Server, socket(64, 64));
+        let pool = sockets::<N>(&mut pair, Side::Server);
+        let _ = pair.net.server_sockets.remove(hole);
+        let c = pair.add(Side::Client, socket(8192, 8192));
+        let mut server = pair.listen(pool, &file[..], TIMEOUTS);
+        let to = client::Connect::to((SimNet::address(Side::Server, false), PORT)).from_port(40000);
+        let mut client = pair.connect(c, to, Vec::new());
+        let served = pair.serve(&mut server, &mut client);
+        assert!(served.server.unwrap().reply.is_thank_you());
+        pair.drive(|net| {
+            let _ = server.poll(net.now(), &mut net.server_sockets);
+            (server.listening() == N, server.poll_at())
+        });
+        for &h in server.handles() {
+            assert!(pair.net.server_sockets.get::<tcp::Socket>(h).is_listening());
+        }
+        (pool, *server.handles(), hole)
+    }
+
+    #[test]
+    fn a_pool_of_two_moves_a_socket_that_listens_again_into_a_free_place_and_says_so() {
+        let (before, after, hole) = after_one_client::<2>();
+        assert_ne!(before, after);
+        assert!(
+            after.contains(&hole),
+            "{after:?} lists the socket in its new place"
+        );
+    }
+
+    #[test]
+    fn a_pool_of_one_keeps_its_sockets_handle() {
+        let (before, after, _) = after_one_client::<1>();
+        assert_eq!(before, after);
     }
 }
