@@ -567,3 +567,33 @@ impl<'a, const N: usize> IntoIterator for &'a Finished<N> {
         self.0.iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Phase;
+
+    #[test]
+    fn finished_counts_lists_and_gives_back_what_ended_in_slot_order() {
+        let mut ended = Finished::<2>::new();
+        assert!(ended.is_empty());
+        assert_eq!((ended.len(), ended.clone().pop()), (0, None));
+        let first = Err(Error::TimedOut {
+            phase: Phase::Connect,
+            bytes: 0,
+        });
+        let second = Err(Error::Reset {
+            phase: Phase::Transfer,
+            bytes: 7,
+        });
+        ended.push(first.clone());
+        ended.push(second.clone());
+        assert!(!ended.is_empty());
+        assert_eq!(ended.len(), 2);
+        assert!((&ended).into_iter().eq([&first, &second]));
+        assert!(ended.iter().eq([&first, &second]));
+        assert_eq!(ended.pop(), Some(second));
+        assert_eq!(ended.len(), 1);
+        assert!(ended.into_iter().eq([first]));
+    }
+}
