@@ -413,3 +413,84 @@ impl<'a, D: Device + 'a, const LEN: usize> phy::RxToken for RxToken<'a, D, LEN> 
         }
     }
 }
+
+#[cfg(all(test, feature = "sim"))]
+mod tests {
+    use core::fmt::Write;
+
+    use smoltcp::phy::{Medium, RxToken as _, TxToken as _};
+    use smoltcp::wire::Ipv4Address;
+
+    use super::*;
+    use crate::device::Loopback;
+    use crate::sim::{FORGED_SYN_LEN, forged_syn};
+
+    const PORT: u16 = 7891;
+    const SERVER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+
+    /// A SYN to `PORT` from 10.0.0.`host`:40000 arrives at `ms`: whether the backlog hands it
+    /// to the interface (`false`: it held or dropped it).
+    fn arrives<const LEN: usize>(backlog: &mut Backlog<LEN>, host: u8, ms: u64) -> bool {
+        let now = Instant::from_millis(ms as i64);
+        let mut device = Loopback::<128, 2>::new(Medium::Ip);
+        let client = Ipv4Address::new(10, 0, 0, host);
+        let tx = device.transmit(now).unwrap();
+        tx.consume(FORGED_SYN_LEN, |buf| {
+            forged_syn(buf, (client, 40000), (SERVER, PORT), 1)
+        });
+        let mut guarded = backlog.guard(&mut device);
+        let (rx, _) = guarded.receive(now).unwrap();
+        rx.consume(|packet| !packet.is_empty())
+    }
+
+    #[test]
+    fn a_client_let_through_has_its_retransmitted_syns_passed_while_no_socket_listens() {
+        let mut backlog = Backlog::<4>::new(PORT);
+        backlog.admit(1);
+        assert!(arrives(&mut backlog, 2, 0));
+        // No socket listens now: a retransmission of the client's SYN still reaches the
+        // socket that took its first one; another client's SYN waits.
+        assert!(arrives(&mut backlog, 2, 1000));
+        assert_eq!(backlog.stats().held, 0);
+        assert!(!arrives(&mut backlog, 3, 1000));
+        assert_eq!((backlog.stats().held, backlog.waiting()), (1, 1));
+    }
+
+    #[test]
+    fn a_syn_from_a_client_let_through_the_hold_limit_ago_or_more_is_a_new_clients() {
+        let mut backlog = Backlog::<4>::new(PORT).with_hold(Duration::from_secs(10));
+        backlog.admit(1);
+        assert!(arrives(&mut backlog, 2, 0));
+        assert!(arrives(&mut backlog, 2, 9_999));
+        assert!(!arrives(&mut backlog, 2, 10_000));
+        assert_eq!(backlog.stats().held, 1);
+    }
+
+    #[test]
+    fn the_backlog_remembers_the_last_len_clients_it_let_through() {
+        let mut backlog = Backlog::<2>::new(PORT);
+        backlog.admit(3);
+        for host in [2, 3, 4] {
+            assert!(arrives(&mut backlog, host, 0));
+        }
+        backlog.admit(0);
+        assert!(arrives(&mut backlog, 3, 100));
+        assert!(arrives(&mut backlog, 4, 100));
+        assert!(!arrives(&mut backlog, 2, 100), "the oldest was forgotten");
+    }
+
+    #[test]
+    fn the_backlogs_debug_output_names_held_and_admitted_clients() {
+        let mut backlog = Backlog::<2>::new(PORT);
+        backlog.admit(1);
+        assert!(arrives(&mut backlog, 2, 0));
+        assert!(!arrives(&mut backlog, 3, 5));
+        let mut shown = heapless::String::<1024>::new();
+        write!(shown, "{backlog:?}").unwrap();
+        assert!(
+            shown.contains("Held(10.0.0.3:40000 -> 10.0.0.1:7891 since 0.005s)"),
+            "{shown}"
+        );
+        assert!(shown.contains("Admitted(10.0.0.2:40000 at 0.000s)"), "{shown}");
+    }
+}
