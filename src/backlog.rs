@@ -480,6 +480,21 @@ mod tests {
     }
 
     #[test]
+    fn held_syns_a_listening_socket_will_take_are_pending_for_the_clock() {
+        use crate::clock::Pending;
+        let mut backlog = Backlog::<4>::new(PORT);
+        assert!(!arrives(&mut backlog, 2, 0));
+        assert!(!arrives(&mut backlog, 3, 0));
+        assert_eq!((backlog.waiting(), backlog.releasable()), (2, 0));
+        backlog.admit(1);
+        assert_eq!(backlog.releasable(), 1);
+        let mut device = Loopback::<128, 2>::new(Medium::Ip);
+        assert_eq!(backlog.guard(&mut device).pending(), 1);
+        backlog.admit(3);
+        assert_eq!(backlog.releasable(), 2);
+    }
+
+    #[test]
     fn the_backlogs_debug_output_names_held_and_admitted_clients() {
         let mut backlog = Backlog::<2>::new(PORT);
         backlog.admit(1);
@@ -491,6 +506,9 @@ mod tests {
             shown.contains("Held(10.0.0.3:40000 -> 10.0.0.1:7891 since 0.005s)"),
             "{shown}"
         );
-        assert!(shown.contains("Admitted(10.0.0.2:40000 at 0.000s)"), "{shown}");
+        assert!(
+            shown.contains("Admitted(10.0.0.2:40000 at 0.000s)"),
+            "{shown}"
+        );
     }
 }
