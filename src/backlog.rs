@@ -419,7 +419,7 @@ mod tests {
     use core::fmt::Write;
 
     use smoltcp::phy::{Medium, RxToken as _, TxToken as _};
-    use smoltcp::wire::Ipv4Address;
+    use smoltcp::wire::{Ipv4Address, TcpPacket, TcpSeqNumber};
 
     use super::*;
     use crate::device::Loopback;
@@ -431,12 +431,25 @@ mod tests {
     /// A SYN to `PORT` from 10.0.0.`host`:40000 arrives at `ms`: whether the backlog hands it
     /// to the interface (`false`: it held or dropped it).
     fn arrives<const LEN: usize>(backlog: &mut Backlog<LEN>, host: u8, ms: u64) -> bool {
+        arrives_with(backlog, host, ms, |_| ())
+    }
+
+    /// The same, with the SYN's TCP header changed by `change` (checksum refilled).
+    fn arrives_with<const LEN: usize>(
+        backlog: &mut Backlog<LEN>,
+        host: u8,
+        ms: u64,
+        change: impl FnOnce(&mut TcpPacket<&mut [u8]>),
+    ) -> bool {
         let now = Instant::from_millis(ms as i64);
         let mut device = Loopback::<128, 2>::new(Medium::Ip);
         let client = Ipv4Address::new(10, 0, 0, host);
         let tx = device.transmit(now).unwrap();
         tx.consume(FORGED_SYN_LEN, |buf| {
-            forged_syn(buf, (client, 40000), (SERVER, PORT), 1)
+            forged_syn(buf, (client, 40000), (SERVER, PORT), 1);
+            let mut tcp = TcpPacket::new_unchecked(&mut buf[20..]);
+            change(&mut tcp);
+            tcp.fill_checksum(&client.into(), &SERVER.into());
         });
         let mut guarded = backlog.guard(&mut device);
         let (rx, _) = guarded.receive(now).unwrap();
@@ -477,6 +490,20 @@ mod tests {
         assert!(arrives(&mut backlog, 3, 100));
         assert!(arrives(&mut backlog, 4, 100));
         assert!(!arrives(&mut backlog, 2, 100), "the oldest was forgotten");
+    }
+
+    #[test]
+    fn only_a_connections_first_segment_is_held_a_syn_with_ack_or_rst_passes() {
+        let mut backlog = Backlog::<4>::new(PORT);
+        let syn_ack = |tcp: &mut TcpPacket<&mut [u8]>| {
+            tcp.set_ack(true);
+            tcp.set_ack_number(TcpSeqNumber(77));
+        };
+        assert!(arrives_with(&mut backlog, 2, 0, syn_ack));
+        assert!(arrives_with(&mut backlog, 3, 0, |tcp| tcp.set_rst(true)));
+        assert!(arrives_with(&mut backlog, 4, 0, |tcp| tcp.set_dst_port(PORT + 1)));
+        assert_eq!(backlog.stats(), Stats::default());
+        assert!(!arrives(&mut backlog, 5, 0));
     }
 
     #[test]
