@@ -418,12 +418,14 @@ impl<'a, D: Device + 'a, const LEN: usize> phy::RxToken for RxToken<'a, D, LEN> 
 mod tests {
     use core::fmt::Write;
 
+    use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::phy::{Medium, RxToken as _, TxToken as _};
-    use smoltcp::wire::{Ipv4Address, TcpPacket, TcpSeqNumber};
+    use smoltcp::wire::{
+        IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+    };
 
     use super::*;
     use crate::device::Loopback;
-    use crate::sim::{FORGED_SYN_LEN, forged_syn};
 
     const PORT: u16 = 7891;
     const SERVER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
@@ -431,29 +433,67 @@ mod tests {
     /// A SYN to `PORT` from 10.0.0.`host`:40000 arrives at `ms`: whether the backlog hands it
     /// to the interface (`false`: it held or dropped it).
     fn arrives<const LEN: usize>(backlog: &mut Backlog<LEN>, host: u8, ms: u64) -> bool {
-        arrives_with(backlog, host, ms, |_| ())
+        arrives_with(backlog, host, ms, 0, |_| ())
     }
 
-    /// The same, with the SYN's TCP header changed by `change` (checksum refilled).
+    /// The same SYN carrying `extra` bytes of payload (44 bytes without), its TCP header changed
+    /// by `change` (checksum refilled).
     fn arrives_with<const LEN: usize>(
         backlog: &mut Backlog<LEN>,
         host: u8,
         ms: u64,
+        extra: usize,
         change: impl FnOnce(&mut TcpPacket<&mut [u8]>),
     ) -> bool {
         let now = Instant::from_millis(ms as i64);
-        let mut device = Loopback::<128, 2>::new(Medium::Ip);
+        let mut device = Loopback::<256, 2>::new(Medium::Ip);
         let client = Ipv4Address::new(10, 0, 0, host);
+        let payload = [0u8; 200];
+        let tcp = TcpRepr {
+            src_port: 40000,
+            dst_port: PORT,
+            control: TcpControl::Syn,
+            seq_number: TcpSeqNumber(1),
+            ack_number: None,
+            window_len: 1024,
+            window_scale: None,
+            max_seg_size: Some(1460),
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &payload[..extra],
+        };
+        let ip = Ipv4Repr {
+            src_addr: client,
+            dst_addr: SERVER,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let caps = ChecksumCapabilities::default();
         let tx = device.transmit(now).unwrap();
-        tx.consume(FORGED_SYN_LEN, |buf| {
-            forged_syn(buf, (client, 40000), (SERVER, PORT), 1);
-            let mut tcp = TcpPacket::new_unchecked(&mut buf[20..]);
-            change(&mut tcp);
-            tcp.fill_checksum(&client.into(), &SERVER.into());
+        tx.consume(ip.buffer_len() + tcp.buffer_len(), |buf| {
+            let mut packet = Ipv4Packet::new_unchecked(buf);
+            ip.emit(&mut packet, &caps);
+            let mut segment = TcpPacket::new_unchecked(packet.payload_mut());
+            tcp.emit(&mut segment, &client.into(), &SERVER.into(), &caps);
+            change(&mut segment);
+            segment.fill_checksum(&client.into(), &SERVER.into());
         });
         let mut guarded = backlog.guard(&mut device);
         let (rx, _) = guarded.receive(now).unwrap();
         rx.consume(|packet| !packet.is_empty())
+    }
+
+    /// The TCP window of the SYN the backlog releases now (to a listening socket).
+    fn released_window<const LEN: usize>(backlog: &mut Backlog<LEN>) -> u16 {
+        let mut device = Loopback::<256, 2>::new(Medium::Ip);
+        let mut guarded = backlog.guard(&mut device);
+        let (rx, _) = guarded.receive(Instant::from_millis(0)).unwrap();
+        rx.consume(|packet| {
+            let ip = Ipv4Packet::new_checked(packet).unwrap();
+            TcpPacket::new_checked(ip.payload()).unwrap().window_len()
+        })
     }
 
     #[test]
@@ -499,11 +539,40 @@ mod tests {
             tcp.set_ack(true);
             tcp.set_ack_number(TcpSeqNumber(77));
         };
-        assert!(arrives_with(&mut backlog, 2, 0, syn_ack));
-        assert!(arrives_with(&mut backlog, 3, 0, |tcp| tcp.set_rst(true)));
-        assert!(arrives_with(&mut backlog, 4, 0, |tcp| tcp.set_dst_port(PORT + 1)));
+        assert!(arrives_with(&mut backlog, 2, 0, 0, syn_ack));
+        assert!(arrives_with(&mut backlog, 3, 0, 0, |tcp| tcp.set_rst(true)));
+        assert!(arrives_with(&mut backlog, 4, 0, 0, |tcp| tcp.set_dst_port(PORT + 1)));
+        assert!(arrives_with(&mut backlog, 5, 0, 0, |tcp| tcp.set_syn(false)));
         assert_eq!(backlog.stats(), Stats::default());
-        assert!(!arrives(&mut backlog, 5, 0));
+        assert!(!arrives(&mut backlog, 6, 0));
+    }
+
+    #[test]
+    fn a_syn_of_syn_max_bytes_waits_and_a_longer_one_is_dropped_and_counted() {
+        let mut backlog = Backlog::<4>::new(PORT);
+        assert!(!arrives_with(&mut backlog, 2, 0, SYN_MAX - 44, |_| ()));
+        assert_eq!((backlog.waiting(), backlog.stats().dropped), (1, 0));
+        assert!(!arrives_with(&mut backlog, 3, 0, SYN_MAX - 43, |_| ()));
+        assert_eq!((backlog.waiting(), backlog.stats().dropped), (1, 1));
+    }
+
+    #[test]
+    fn a_held_syn_retransmitted_keeps_its_place_and_the_newest_copy_goes_on() {
+        let mut backlog = Backlog::<4>::new(PORT);
+        assert!(!arrives(&mut backlog, 2, 0));
+        assert!(!arrives(&mut backlog, 3, 1));
+        let window = |tcp: &mut TcpPacket<&mut [u8]>| tcp.set_window_len(2048);
+        assert!(!arrives_with(&mut backlog, 2, 1000, 0, window));
+        // Too long to keep: the copy held stays.
+        let longer = |tcp: &mut TcpPacket<&mut [u8]>| tcp.set_window_len(4096);
+        assert!(!arrives_with(&mut backlog, 2, 2000, SYN_MAX, longer));
+        assert_eq!((backlog.waiting(), backlog.stats().held), (2, 2));
+        backlog.admit(1);
+        assert_eq!(
+            released_window(&mut backlog),
+            2048,
+            "the first client's newest copy, first"
+        );
     }
 
     #[test]
