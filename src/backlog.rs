@@ -576,6 +576,20 @@ mod tests {
     }
 
     #[test]
+    fn the_guarded_device_has_the_capabilities_of_the_device() {
+        let mut backlog = Backlog::<4>::new(PORT);
+        let mut device = Loopback::<256, 2>::new(Medium::Ip).with_checksums(false);
+        let caps = device.capabilities();
+        let guarded = backlog.guard(&mut device).capabilities();
+        assert_eq!(
+            (guarded.medium, guarded.max_transmission_unit),
+            (caps.medium, caps.max_transmission_unit)
+        );
+        assert_eq!(guarded.max_transmission_unit, 256);
+        assert!(!guarded.checksum.ipv4.tx());
+    }
+
+    #[test]
     fn held_syns_a_listening_socket_will_take_are_pending_for_the_clock() {
         use crate::clock::Pending;
         let mut backlog = Backlog::<4>::new(PORT);
