@@ -47,9 +47,7 @@ cd "$work/$name-$version"
 say "unpacked in $(pwd)"
 
 export CARGO_TARGET_DIR="$target"
-# In the test profile: `cargo test` below then runs what this built instead of building every
-# target and dependency a second time (the dev profile compiles the same code, less optimised).
-run cargo build --locked --all-targets --profile test --quiet
+run cargo build --locked --all-targets --quiet
 echo "+ cargo test --locked"
 status=0
 cargo test --locked >"$work/test.log" 2>&1 || status=$?
