@@ -56,15 +56,12 @@ done
 # --- 3. The embassy image ------------------------------------------------------------------------
 CARGO_HOME_DIR=${CARGO_HOME:-$HOME/.cargo}
 say "building the embassy image (firmware/embassy-qemu, thumbv7m-none-eabi, release)"
-# In the target directory of scripts/firmware.sh's `messages` images, whatever CARGO_TARGET_DIR
-# says (the copy below knows where to find it): the same profile, target and flags, so `core` and
-# the crates both use (cortex-m, the common crate, ...) are built once. Different workspaces'
-# crates of different names or features never share build outputs there.
-SHARED="$ROOT/firmware/cortex-m-qemu/target/messages"
+# In the image's own target directory whatever CARGO_TARGET_DIR says, as scripts/firmware.sh builds
+# the sync images: the copy below knows where to find it.
 (cd "$FW" && timeout 900 "${CARGO[@]}" build --release --locked -q -j "$JOBS" -Zbuild-std=core \
-    --target-dir "$SHARED" \
+    --target-dir "$FW/target" \
     --config "target.thumbv7m-none-eabi.rustflags=['--remap-path-prefix=$ROOT=/halfclose','--remap-path-prefix=$CARGO_HOME_DIR=/cargo']")
-cp "$SHARED/thumbv7m-none-eabi/release/halfclose-embassy-qemu" "$OUT/embassy.elf"
+cp "$FW/target/thumbv7m-none-eabi/release/halfclose-embassy-qemu" "$OUT/embassy.elf"
 
 # --- 4. Against Linux, over QEMU's TAP NIC in a network namespace ---------------------------------
 why=$(fw_why_no_tap)
