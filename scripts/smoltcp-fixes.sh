@@ -65,8 +65,10 @@ for p in patches/*.patch; do
 done
 
 target="${CARGO_TARGET_DIR:-$root/target}"
-# Cargo names a path package's build outputs independently of its path and trusts file times:
-# the stock and the patched copy each need a target directory of their own.
+# Our tests against the patched copy share the target directory with `cargo test`: the copy is a
+# path package outside this workspace, which cargo names by its whole path, so its build outputs
+# (and those of every crate above it) never take the place of stock smoltcp's from the registry,
+# and every other dependency is reused instead of built again.
 patched=(--config "patch.crates-io.smoltcp.path=\"$tmp/smoltcp\"")
 failures=0
 
@@ -96,7 +98,7 @@ bugs=(
 
 echo "== building the reproductions (stock, then patched)"
 cargo test --quiet --test smoltcp_bugs --no-run
-CARGO_TARGET_DIR="$target/smoltcp-fixes" cargo test --quiet "${patched[@]}" --test smoltcp_bugs --no-run
+cargo test --quiet "${patched[@]}" --test smoltcp_bugs --no-run
 
 for bug in "${bugs[@]}"; do
   IFS='|' read -r name stock upstream <<<"$bug"
@@ -105,28 +107,36 @@ for bug in "${bugs[@]}"; do
     cargo test --quiet --test smoltcp_bugs -- --include-ignored --exact "$upstream"
   run "stock:   $stock" pass \
     cargo test --quiet --test smoltcp_bugs -- --exact "$stock"
-  run "patched: $upstream" pass env CARGO_TARGET_DIR="$target/smoltcp-fixes" \
+  run "patched: $upstream" pass \
     cargo test --quiet "${patched[@]}" --test smoltcp_bugs -- --include-ignored --exact "$upstream"
-  run "patched: $stock" fail env CARGO_TARGET_DIR="$target/smoltcp-fixes" \
+  run "patched: $stock" fail \
     cargo test --quiet "${patched[@]}" --test smoltcp_bugs -- --exact "$stock"
 done
 
 echo "== the library's guarantees hold on both"
 run "stock:   guarantees" pass \
   cargo test --quiet --test smoltcp_bugs -- --skip stock_smoltcp_ --skip upstream_
-run "patched: guarantees, and the in-memory transfer, fault, reply, reset, pool and attack tests" pass env CARGO_TARGET_DIR="$target/smoltcp-fixes" \
+run "patched: guarantees, and the in-memory transfer, fault, reply, reset, pool and attack tests" pass \
   cargo test --quiet "${patched[@]}" --test smoltcp_bugs --test transfer --test faults \
   --test reply --test resets_and_timeouts --test pool --test attacks -- --skip stock_smoltcp_
 
 echo "== smoltcp's own tests with the reproductions of docs/upstream/"
 cargo fetch --manifest-path "$tmp/stock/Cargo.toml" --locked --quiet
+# Both copies build in one target directory, so that smoltcp's dev-dependencies are built once.
+# Each copy is the root of a workspace of its own, so cargo names both copies' build outputs
+# alike, and it trusts file times: the patched copy's files are given a time after the stock
+# build, so that its build compiles smoltcp again (and nothing else). Were it not rebuilt, the
+# reproductions would fail on it, as they must on stock.
+own_target="$target/smoltcp-fixes-own"
 for t in docs/upstream/*.rs; do
-  run "stock:   smoltcp $(own_test "$t")" fail env CARGO_TARGET_DIR="$target/smoltcp-fixes-own-stock" \
+  run "stock:   smoltcp $(own_test "$t")" fail env CARGO_TARGET_DIR="$own_target" \
     cargo test --manifest-path "$tmp/stock/Cargo.toml" --offline --locked --quiet --lib -- \
     --exact "$(own_test "$t")"
 done
+sleep 1 # a file time past the stock build's, even on a file system that keeps whole seconds
+find "$tmp/smoltcp" -type f -exec touch {} +
 run "patched: smoltcp's unit tests, the reproductions included" pass \
-  env CARGO_TARGET_DIR="$target/smoltcp-fixes-own-patched" \
+  env CARGO_TARGET_DIR="$own_target" \
   cargo test --manifest-path "$tmp/smoltcp/Cargo.toml" --offline --locked --quiet --lib
 
 echo "== CUBIC without std"

@@ -38,7 +38,13 @@ fw_why_no_tap() {
 # LOAD to the binaries: found where cargo puts them, under CARGO_TARGET_DIR when that is set
 # (relative to the checkout, where cargo runs), else under target/.
 fw_build_lesson() {
-    (cd "$ROOT" && cargo build --release --quiet -p halfclose-tools --bin lesson --bin load)
+    # With the toolchain rust-toolchain.toml pins, through rustup's proxies, as every other job
+    # builds: not with Debian's, which scripts/firmware.sh puts first for the firmware (RUSTC,
+    # PATH). Built with Debian's, the tools and every dependency were compiled a second time.
+    local path=$PATH
+    if command -v rustup >/dev/null; then path="$(dirname "$(command -v rustup)"):$PATH"; fi
+    (cd "$ROOT" && env -u RUSTC -u RUSTC_BOOTSTRAP -u RUSTUP_TOOLCHAIN PATH="$path" \
+        cargo build --release --quiet -p halfclose-tools --bin lesson --bin load)
     local target_dir=${CARGO_TARGET_DIR:-target}
     [[ $target_dir == /* ]] || target_dir="$ROOT/$target_dir"
     LESSON="$target_dir/release/lesson"
