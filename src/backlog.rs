@@ -414,7 +414,8 @@ impl<'a, D: Device + 'a, const LEN: usize> phy::RxToken for RxToken<'a, D, LEN> 
     }
 }
 
-#[cfg(all(test, feature = "sim"))]
+#[cfg(test)]
+#[cfg(feature = "sim")]
 mod tests {
     use core::fmt::Write;
 
