@@ -283,6 +283,24 @@ mod reports {
         );
     }
 
+    /// A client's report in the units a person reads: size, server, the whole exchange, the
+    /// file alone and the handshake.
+    #[test]
+    fn a_client_report_reads_as_one_line_in_human_units() {
+        let report = client::Report {
+            remote: (SERVER_V4, PORT).into(),
+            bytes: 3 << 20,
+            started_at: Instant::from_millis(1000),
+            connected_at: Instant::from_millis(1010),
+            eof_at: Instant::from_millis(3400),
+            finished_at: Instant::from_millis(3420),
+        };
+        assert_eq!(
+            report.to_string(),
+            "3.00 MiB from 10.0.0.1:7891 in 2.42 s (the file in 2.39 s, connected after 10.0 ms)"
+        );
+    }
+
     /// What the logs and summaries print: each state by name, with its count of bytes.
     #[test]
     fn states_show_their_names_and_byte_counts() {
