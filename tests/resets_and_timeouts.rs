@@ -527,3 +527,49 @@ mod client_fails {
         assert!(got == file);
     }
 }
+
+/// The limits a program sets.
+mod limits {
+    use super::*;
+    use halfclose::Timeouts;
+
+    /// Each `with_*` replaces its own limit, from a `core::time::Duration`, and keeps every other
+    /// one as it was (not as the defaults have it).
+    #[test]
+    fn each_with_replaces_its_own_limit_and_keeps_the_others() {
+        let base = TIMEOUTS;
+        let limit = core::time::Duration::from_millis(1234);
+        let set = Duration::from_millis(1234);
+        assert_eq!(
+            base.with_connect(limit),
+            Timeouts {
+                connect: set,
+                ..base
+            }
+        );
+        assert_eq!(
+            base.with_handshake(limit),
+            Timeouts {
+                handshake: set,
+                ..base
+            }
+        );
+        assert_eq!(base.with_idle(limit), Timeouts { idle: set, ..base });
+        assert_eq!(
+            base.with_min_rate(7),
+            Timeouts {
+                min_rate: 7,
+                ..base
+            }
+        );
+        assert_eq!(base.with_reply(limit), Timeouts { reply: set, ..base });
+        assert_eq!(base.with_stall(limit), Timeouts { stall: set, ..base });
+        assert_eq!(
+            base.with_linger(limit),
+            Timeouts {
+                linger: set,
+                ..base
+            }
+        );
+    }
+}
