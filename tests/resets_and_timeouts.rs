@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::task::Poll;
+
 use common::pair::{
     SimNet, black_hole, our_client_against, our_server_against, our_server_watched_against, sim,
     wire,
@@ -413,6 +415,56 @@ mod client_fails {
         assert_eq!(client.deadline(), Some(start + TIMEOUTS.connect));
     }
 
+    /// An event loop sleeps until the earliest deadline of what still runs: a sender that is
+    /// over, whether it ended well or in an error, has none (and neither has a finished client).
+    #[test]
+    fn a_sender_has_no_deadline_once_its_connection_is_over() {
+        let mut wire = wire();
+        let mut pair = sim(&mut wire);
+        let s = pair.add(Side::Server, socket(8192, 8192));
+        let c = pair.add(Side::Client, socket(8192, 8192));
+        pair.tcp(Side::Server, s).listen(PORT).unwrap();
+        let to = client::Connect::to((SimNet::address(Side::Server, false), PORT))
+            .from_port(49152)
+            .timeouts(TIMEOUTS);
+        let mut client = pair.connect(c, to, Vec::new());
+        let file = random_bytes(LEN, 9);
+        let (mut sender, mut served, mut fetched) = (None, None, None);
+        pair.drive(|net| {
+            let now = net.now();
+            let socket = net.server_sockets.get_mut::<tcp::Socket>(s);
+            if sender.is_none() && socket.is_active() {
+                sender = Some(Sender::new(&file[..], now, TIMEOUTS));
+            }
+            if let Some(Poll::Ready(r)) = sender.as_mut().map(|sender| sender.poll(now, socket)) {
+                served.get_or_insert(r);
+            }
+            if let Poll::Ready(r) = client.poll(now, &mut net.client_sockets) {
+                fetched.get_or_insert(r);
+            }
+            let wake = [
+                sender.as_ref().and_then(Sender::deadline),
+                client.deadline(),
+            ];
+            let done = served.is_some() && fetched.is_some();
+            (done, wake.into_iter().flatten().min())
+        });
+        assert_eq!(served.unwrap().unwrap().bytes, LEN as u64);
+        assert_eq!(fetched.unwrap().unwrap().bytes, LEN as u64);
+        assert_eq!(sender.unwrap().deadline(), None);
+        assert_eq!(client.deadline(), None);
+
+        // A socket that is only listening was never a connection: the sender fails at once.
+        let mut listening = socket(64, 64);
+        listening.listen(PORT).unwrap();
+        let mut sender = Sender::new(&file[..], Instant::ZERO, TIMEOUTS);
+        assert_eq!(
+            sender.poll(Instant::ZERO, &mut listening),
+            Poll::Ready(Err(reset(Phase::Connect, 0)))
+        );
+        assert_eq!(sender.deadline(), None);
+    }
+
     #[test]
     fn client_keeps_bytes_when_server_vanishes() {
         let file = random_bytes(LONG, 8);
@@ -473,5 +525,51 @@ mod client_fails {
         });
         assert_eq!(r.unwrap_err(), timed_out(Phase::Reply, file.len() as u64));
         assert!(got == file);
+    }
+}
+
+/// The limits a program sets.
+mod limits {
+    use super::*;
+    use halfclose::Timeouts;
+
+    /// Each `with_*` replaces its own limit, from a `core::time::Duration`, and keeps every other
+    /// one as it was (not as the defaults have it).
+    #[test]
+    fn each_with_replaces_its_own_limit_and_keeps_the_others() {
+        let base = TIMEOUTS;
+        let limit = core::time::Duration::from_millis(1234);
+        let set = Duration::from_millis(1234);
+        assert_eq!(
+            base.with_connect(limit),
+            Timeouts {
+                connect: set,
+                ..base
+            }
+        );
+        assert_eq!(
+            base.with_handshake(limit),
+            Timeouts {
+                handshake: set,
+                ..base
+            }
+        );
+        assert_eq!(base.with_idle(limit), Timeouts { idle: set, ..base });
+        assert_eq!(
+            base.with_min_rate(7),
+            Timeouts {
+                min_rate: 7,
+                ..base
+            }
+        );
+        assert_eq!(base.with_reply(limit), Timeouts { reply: set, ..base });
+        assert_eq!(base.with_stall(limit), Timeouts { stall: set, ..base });
+        assert_eq!(
+            base.with_linger(limit),
+            Timeouts {
+                linger: set,
+                ..base
+            }
+        );
     }
 }

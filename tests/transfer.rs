@@ -201,6 +201,106 @@ mod several_clients {
 mod reports {
     use super::*;
 
+    use std::cell::RefCell;
+    use std::sync::Once;
+
+    std::thread_local! {
+        /// The messages this crate logged on this thread, while a test records them.
+        static LOGGED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    }
+
+    /// Records what this crate logs, on the threads that asked for it ([`logged_during`]), so
+    /// that tests running at the same time do not see each other's lines.
+    struct Recorder;
+
+    impl log::Log for Recorder {
+        fn enabled(&self, metadata: &log::Metadata) -> bool {
+            metadata.target().starts_with("halfclose")
+                && LOGGED.with(|logged| logged.borrow().is_some())
+        }
+
+        fn log(&self, record: &log::Record) {
+            if self.enabled(record.metadata()) {
+                let line = record.args().to_string();
+                LOGGED.with(|logged| logged.borrow_mut().as_mut().map(|l| l.push(line)));
+            }
+        }
+
+        fn flush(&self) {}
+    }
+
+    /// What this crate logged at debug level or more while `run` ran on this thread.
+    fn logged_during(run: impl FnOnce()) -> Vec<String> {
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            log::set_logger(&Recorder).unwrap();
+            log::set_max_level(log::LevelFilter::Debug);
+        });
+        LOGGED.with(|logged| *logged.borrow_mut() = Some(Vec::new()));
+        run();
+        LOGGED.with(|logged| logged.borrow_mut().take().unwrap())
+    }
+
+    /// Each end logs each change of its state once, as `old=>new` by the states' names (the
+    /// byte counts left out here), and nothing for a state that only counts on.
+    #[test]
+    fn each_end_logs_each_change_of_state_once() {
+        let file = random_bytes(LEN, 11);
+        let logged = logged_during(|| {
+            let (t, received) = transfer(&mut Pair::new(Loop::<1500>::new()), &file, BUFFER, false);
+            assert!(t.server.is_ok() && t.client.is_ok() && received == file);
+        });
+        let changes = |end: &str| -> Vec<String> {
+            let prefix = format!("halfclose {end}: ");
+            logged
+                .iter()
+                .filter_map(|line| line.strip_prefix(&prefix))
+                .filter(|line| line.contains("=>"))
+                .map(|line| {
+                    // `sending(4096)=>half-closed(20000)`: `sending=>half-closed`.
+                    let names = line
+                        .split("=>")
+                        .map(|state| state.split('(').next().unwrap());
+                    names.collect::<Vec<_>>().join("=>")
+                })
+                .collect()
+        };
+        assert_eq!(
+            changes("server"),
+            [
+                "accepting=>sending",
+                "sending=>half-closed",
+                "half-closed=>done"
+            ]
+        );
+        assert_eq!(
+            changes("client"),
+            [
+                "connecting=>receiving",
+                "receiving=>replying",
+                "replying=>done"
+            ]
+        );
+    }
+
+    /// A client's report in the units a person reads: size, server, the whole exchange, the
+    /// file alone and the handshake.
+    #[test]
+    fn a_client_report_reads_as_one_line_in_human_units() {
+        let report = client::Report {
+            remote: (SERVER_V4, PORT).into(),
+            bytes: 3 << 20,
+            started_at: Instant::from_millis(1000),
+            connected_at: Instant::from_millis(1010),
+            eof_at: Instant::from_millis(3400),
+            finished_at: Instant::from_millis(3420),
+        };
+        assert_eq!(
+            report.to_string(),
+            "3.00 MiB from 10.0.0.1:7891 in 2.42 s (the file in 2.39 s, connected after 10.0 ms)"
+        );
+    }
+
     /// What the logs and summaries print: each state by name, with its count of bytes.
     #[test]
     fn states_show_their_names_and_byte_counts() {
