@@ -419,14 +419,12 @@ impl<'a, D: Device + 'a, const LEN: usize> phy::RxToken for RxToken<'a, D, LEN> 
 mod tests {
     use core::fmt::Write;
 
-    use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::phy::{Medium, RxToken as _, TxToken as _};
-    use smoltcp::wire::{
-        IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-    };
+    use smoltcp::wire::{Ipv4Address, Ipv4Packet, TcpPacket, TcpSeqNumber};
 
     use super::*;
     use crate::device::Loopback;
+    use crate::sim::{FORGED_SYN_LEN, forged_syn};
 
     const PORT: u16 = 7891;
     const SERVER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
@@ -449,37 +447,16 @@ mod tests {
         let now = Instant::from_millis(ms as i64);
         let mut device = Loopback::<256, 2>::new(Medium::Ip);
         let client = Ipv4Address::new(10, 0, 0, host);
-        let payload = [0u8; 200];
-        let tcp = TcpRepr {
-            src_port: 40000,
-            dst_port: PORT,
-            control: TcpControl::Syn,
-            seq_number: TcpSeqNumber(1),
-            ack_number: None,
-            window_len: 1024,
-            window_scale: None,
-            max_seg_size: Some(1460),
-            sack_permitted: false,
-            sack_ranges: [None; 3],
-            timestamp: None,
-            payload: &payload[..extra],
-        };
-        let ip = Ipv4Repr {
-            src_addr: client,
-            dst_addr: SERVER,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let caps = ChecksumCapabilities::default();
         let tx = device.transmit(now).unwrap();
-        tx.consume(ip.buffer_len() + tcp.buffer_len(), |buf| {
-            let mut packet = Ipv4Packet::new_unchecked(buf);
-            ip.emit(&mut packet, &caps);
-            let mut segment = TcpPacket::new_unchecked(packet.payload_mut());
-            tcp.emit(&mut segment, &client.into(), &SERVER.into(), &caps);
-            change(&mut segment);
-            segment.fill_checksum(&client.into(), &SERVER.into());
+        tx.consume(FORGED_SYN_LEN + extra, |buf| {
+            forged_syn(buf, (client, 40000), (SERVER, PORT), 1);
+            buf[FORGED_SYN_LEN..].fill(0);
+            let mut ip = Ipv4Packet::new_unchecked(buf);
+            ip.set_total_len((FORGED_SYN_LEN + extra) as u16);
+            ip.fill_checksum();
+            let mut tcp = TcpPacket::new_unchecked(ip.payload_mut());
+            change(&mut tcp);
+            tcp.fill_checksum(&client.into(), &SERVER.into());
         });
         let mut guarded = backlog.guard(&mut device);
         let (rx, _) = guarded.receive(now).unwrap();
