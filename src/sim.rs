@@ -339,11 +339,13 @@ impl<const MTU: usize, const CAP: usize> Wire<MTU, CAP> {
                 Side::Server => &mut self.to_client,
                 Side::Client => &mut self.to_server,
             },
+            from,
             rng: &mut self.rng,
             now: self.now,
             cut: self.cut,
             scratch: &mut self.scratch,
             digest: &mut self.digest,
+            watch: None,
         };
         phy::TxToken::consume(token, len, write);
     }
@@ -356,6 +358,15 @@ impl<const MTU: usize, const CAP: usize> Wire<MTU, CAP> {
 
     /// The device of the host on `side`: it receives what arrives there and sends the other way.
     pub fn host(&mut self, side: Side) -> Host<'_, MTU, CAP> {
+        self.watched_host(side, None)
+    }
+
+    /// As [`host`](Wire::host), telling `watch` of every packet the host sends.
+    fn watched_host<'w>(
+        &'w mut self,
+        side: Side,
+        watch: Option<&'w mut dyn Watch>,
+    ) -> Host<'w, MTU, CAP> {
         let (rx, tx) = match side {
             Side::Server => (&mut self.to_server, &mut self.to_client),
             Side::Client => (&mut self.to_client, &mut self.to_server),
@@ -363,12 +374,81 @@ impl<const MTU: usize, const CAP: usize> Wire<MTU, CAP> {
         Host {
             rx,
             tx,
+            side,
             rng: &mut self.rng,
             now: self.now,
             cut: self.cut,
             scratch: &mut self.scratch,
             digest: &mut self.digest,
+            watch,
         }
+    }
+
+    /// The number (see [`Fate::Queued`]) of the packet the host on `side` receives next, if
+    /// one has arrived there.
+    fn next_due(&self, side: Side) -> Option<u64> {
+        let dir = self.direction(side);
+        let (slot, due) = dir.next()?;
+        let (_, order, _) = dir.meta[slot]?;
+        (due <= self.now).then_some(order)
+    }
+}
+
+/// What the wire did with a packet a host sent, as a [`Watch`] is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// On its way. `id` numbers it among the packets queued in its direction (the number
+    /// [`Watch::received`] names); it arrives at `at`, with one bit flipped if `corrupted`; `copy`
+    /// is the number and arrival of an extra copy, if the wire duplicated it.
+    Queued {
+        /// The packet's number in its direction.
+        id: u64,
+        /// When it arrives.
+        at: Instant,
+        /// One bit of it is flipped on the way (the receiver's checksum drops it).
+        corrupted: bool,
+        /// A duplicate: its number and arrival.
+        copy: Option<(u64, Instant)>,
+    },
+    /// Dropped by the loss probability, or longer than the link's MTU.
+    Lost,
+    /// Dropped because the link's queue was full.
+    Overflowed,
+    /// Dropped because the link was cut.
+    Cut,
+}
+
+/// Sees every packet of a [`transfer_watched`] run: each one a host sends, with its fate, and
+/// each one a host takes in, with both TCP states once it is processed. A trace of the run is
+/// built from these (the maintainers' `soak --seed N --svg PATH` draws one); watching does not
+/// change the run, which stays the one its seed gives.
+pub trait Watch {
+    /// The host on `from` sent `packet` (an IP packet, as written before any corruption) at
+    /// `now`, and the wire did `fate` with it.
+    fn sent(&mut self, now: Instant, from: Side, packet: &[u8], fate: Fate);
+    /// The host on `by` took in packet `id` (see [`Fate::Queued`]) at `now`; `server` and
+    /// `client` are the two sockets' states once it was processed.
+    fn received(
+        &mut self,
+        now: Instant,
+        by: Side,
+        id: u64,
+        server: smoltcp::socket::tcp::State,
+        client: smoltcp::socket::tcp::State,
+    );
+}
+
+/// Watches nothing: [`transfer`].
+impl Watch for () {
+    fn sent(&mut self, _: Instant, _: Side, _: &[u8], _: Fate) {}
+    fn received(
+        &mut self,
+        _: Instant,
+        _: Side,
+        _: u64,
+        _: smoltcp::socket::tcp::State,
+        _: smoltcp::socket::tcp::State,
+    ) {
     }
 }
 
@@ -382,15 +462,27 @@ impl<const MTU: usize, const CAP: usize> crate::clock::Pending for Wire<MTU, CAP
 }
 
 /// One host's network device on the wire (`Medium::Ip`).
-#[derive(Debug)]
 pub struct Host<'w, const MTU: usize, const CAP: usize> {
     rx: &'w mut Direction<MTU, CAP>,
     tx: &'w mut Direction<MTU, CAP>,
+    side: Side,
     rng: &'w mut Rng,
     now: Instant,
     cut: bool,
     scratch: &'w mut [u8; MTU],
     digest: &'w mut u64,
+    watch: Option<&'w mut dyn Watch>,
+}
+
+impl<const MTU: usize, const CAP: usize> core::fmt::Debug for Host<'_, MTU, CAP> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Host")
+            .field("side", &self.side)
+            .field("now", &self.now)
+            .field("cut", &self.cut)
+            .field("watched", &self.watch.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<const MTU: usize, const CAP: usize> Device for Host<'_, MTU, CAP> {
@@ -414,11 +506,13 @@ impl<const MTU: usize, const CAP: usize> Device for Host<'_, MTU, CAP> {
             RxToken::new(&self.rx.slots[slot][..len]),
             TxToken {
                 tx: self.tx,
+                from: self.side,
                 rng: self.rng,
                 now: self.now,
                 cut: self.cut,
                 scratch: self.scratch,
                 digest: self.digest,
+                watch: reborrow(&mut self.watch),
             },
         ))
     }
@@ -426,11 +520,13 @@ impl<const MTU: usize, const CAP: usize> Device for Host<'_, MTU, CAP> {
     fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_, MTU, CAP>> {
         Some(TxToken {
             tx: self.tx,
+            from: self.side,
             rng: self.rng,
             now: self.now,
             cut: self.cut,
             scratch: self.scratch,
             digest: self.digest,
+            watch: reborrow(&mut self.watch),
         })
     }
 
@@ -442,15 +538,35 @@ impl<const MTU: usize, const CAP: usize> Device for Host<'_, MTU, CAP> {
     }
 }
 
+/// The watcher for a token that lives no longer than this borrow of its host.
+fn reborrow<'a>(watch: &'a mut Option<&mut dyn Watch>) -> Option<&'a mut dyn Watch> {
+    match watch {
+        Some(watch) => Some(&mut **watch),
+        None => None,
+    }
+}
+
 /// Room for a packet leaving a host; the wire decides its fate when it is written.
-#[derive(Debug)]
 pub struct TxToken<'a, const MTU: usize, const CAP: usize> {
     tx: &'a mut Direction<MTU, CAP>,
+    from: Side,
     rng: &'a mut Rng,
     now: Instant,
     cut: bool,
     scratch: &'a mut [u8; MTU],
     digest: &'a mut u64,
+    watch: Option<&'a mut dyn Watch>,
+}
+
+impl<const MTU: usize, const CAP: usize> core::fmt::Debug for TxToken<'_, MTU, CAP> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TxToken")
+            .field("from", &self.from)
+            .field("now", &self.now)
+            .field("cut", &self.cut)
+            .field("watched", &self.watch.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> {
@@ -477,15 +593,32 @@ impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> 
         };
         let Some(slot) = slot else {
             let result = f(&mut self.scratch[..len]);
-            match () {
-                _ if self.cut => dir.stats.cut += 1,
-                _ if lost || len > link.mtu => dir.stats.lost += 1,
-                _ => dir.stats.overflowed += 1,
+            let fate = match () {
+                _ if self.cut => {
+                    dir.stats.cut += 1;
+                    Fate::Cut
+                }
+                _ if lost || len > link.mtu => {
+                    dir.stats.lost += 1;
+                    Fate::Lost
+                }
+                _ => {
+                    dir.stats.overflowed += 1;
+                    Fate::Overflowed
+                }
+            };
+            if let Some(watch) = self.watch {
+                watch.sent(self.now, self.from, &self.scratch[..len], fate);
             }
             return result;
         };
 
         let result = f(&mut dir.slots[slot][..len]);
+        if self.watch.is_some() {
+            // The packet as the host wrote it, before the wire flips a bit of it.
+            self.scratch[..len].copy_from_slice(&dir.slots[slot][..len]);
+        }
+        let id = dir.order;
         // With a rate, the packet leaves after those ahead of it, and takes its length's time.
         let departs = match link.rate {
             Some(rate) => {
@@ -519,6 +652,7 @@ impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> 
         dir.meta[slot] = Some((due, dir.order, len));
         dir.order += 1;
 
+        let mut copied = None;
         if duplicate && let Some(copy) = dir.free() {
             let (a, b) = if slot < copy {
                 let (lo, hi) = dir.slots.split_at_mut(copy);
@@ -528,9 +662,20 @@ impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> 
                 (&hi[0], &mut lo[copy])
             };
             b[..len].copy_from_slice(&a[..len]);
-            dir.meta[copy] = Some((due + Duration::from_micros(1), dir.order, len));
+            let arrives = due + Duration::from_micros(1);
+            dir.meta[copy] = Some((arrives, dir.order, len));
+            copied = Some((dir.order, arrives));
             dir.order += 1;
             dir.stats.duplicated += 1;
+        }
+        if let Some(watch) = self.watch {
+            let fate = Fate::Queued {
+                id,
+                at: due,
+                corrupted: corrupt && len > 0,
+                copy: copied,
+            };
+            watch.sent(self.now, self.from, &self.scratch[..len], fate);
         }
         result
     }
@@ -672,6 +817,58 @@ impl<'a, 's, const MTU: usize, const CAP: usize> Network<'a, 's, MTU, CAP> {
             &mut self.wire.host(Side::Client),
             &mut self.client_sockets,
         );
+    }
+
+    /// As [`poll`](Network::poll), one packet at a time so that `watch` sees the states of
+    /// the sockets `server` and `client` after each. smoltcp's `Interface::poll` takes the same
+    /// steps (every packet that has arrived, then everything to send), so the run is the same.
+    fn poll_watched(
+        &mut self,
+        watch: &mut dyn Watch,
+        (server, client): (smoltcp::iface::SocketHandle, smoltcp::iface::SocketHandle),
+    ) {
+        use smoltcp::iface::PollResult;
+        use smoltcp::socket::tcp;
+        // More segments than any window of the wire's MTUs holds: the bound is never reached.
+        const MAX_EGRESS: usize = 1 << 16;
+        let now = self.wire.now;
+        for side in [Side::Server, Side::Client] {
+            match side {
+                Side::Server => self.server.poll_maintenance(now),
+                Side::Client => self.client.poll_maintenance(now),
+            }
+            // Each packet that has arrived is taken in once, and what the host sends meanwhile
+            // goes the other way: at most CAP packets.
+            for _ in 0..CAP {
+                let Some(id) = self.wire.next_due(side) else {
+                    break;
+                };
+                let mut host = self.wire.watched_host(side, Some(&mut *watch));
+                match side {
+                    Side::Server => {
+                        self.server
+                            .poll_ingress_single(now, &mut host, &mut self.server_sockets)
+                    }
+                    Side::Client => {
+                        self.client
+                            .poll_ingress_single(now, &mut host, &mut self.client_sockets)
+                    }
+                };
+                let server = self.server_sockets.get::<tcp::Socket>(server).state();
+                let client = self.client_sockets.get::<tcp::Socket>(client).state();
+                watch.received(now, side, id, server, client);
+            }
+            let (iface, sockets) = match side {
+                Side::Server => (&mut self.server, &mut self.server_sockets),
+                Side::Client => (&mut self.client, &mut self.client_sockets),
+            };
+            let mut host = self.wire.watched_host(side, Some(&mut *watch));
+            for _ in 0..MAX_EGRESS {
+                if iface.poll_egress(now, &mut host, sockets) == PollResult::None {
+                    break;
+                }
+            }
+        }
     }
 
     /// As [`poll`](Network::poll), with `backlog` in front of the server host's device (see
@@ -837,6 +1034,19 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
     buffers: &mut [u8],
     setup: Setup,
 ) -> Outcome {
+    transfer_watched(wire, file, sink, buffers, setup, &mut ())
+}
+
+/// As [`transfer`], telling `watch` of every packet: the same run, packet for packet (the
+/// wire's [`digest`](Wire::digest) is the same), seen as it happens.
+pub fn transfer_watched<const MTU: usize, const CAP: usize>(
+    wire: &mut Wire<MTU, CAP>,
+    file: &[u8],
+    sink: &mut [u8],
+    buffers: &mut [u8],
+    setup: Setup,
+    watch: &mut dyn Watch,
+) -> Outcome {
     let Setup {
         v6,
         timeouts,
@@ -913,7 +1123,7 @@ pub fn transfer<const MTU: usize, const CAP: usize>(
         if cut_at.is_some_and(|t| net.now() >= t) {
             net.wire.cut(true);
         }
-        net.poll();
+        net.poll_watched(watch, (s, c));
         let now = net.now();
         // The server is polled to the end: a lingering slot has its last ACK to send.
         let ended = server.poll(now, &mut net.server_sockets).into_iter().next();
@@ -966,6 +1176,100 @@ mod tests {
         let left = wire.in_flight(Side::Server).map(|p| p[0]);
         assert!(left.eq([3, 2]));
         assert_eq!(wire.stats(Side::Server).lost, 1);
+    }
+
+    /// Counts what a watcher is told, and checks each received packet was queued before.
+    #[derive(Default)]
+    struct Tally {
+        sent: [u64; 2],
+        dropped: [u64; 2],
+        copies: [u64; 2],
+        received: [u64; 2],
+        queued: std::collections::BTreeSet<(u8, u64)>,
+        fins: u64,
+        last_states: Option<(smoltcp::socket::tcp::State, smoltcp::socket::tcp::State)>,
+    }
+
+    impl Watch for Tally {
+        fn sent(&mut self, _: Instant, from: Side, packet: &[u8], fate: Fate) {
+            let i = from as usize;
+            self.sent[i] += 1;
+            let segment = crate::segment::Segment::parse(Medium::Ip, packet);
+            self.fins += u64::from(segment.is_some_and(|s| s.fin));
+            // Packets are numbered in the direction they travel: by the side they go to.
+            let towards = 1 - i as u8;
+            match fate {
+                Fate::Queued { id, copy, .. } => {
+                    self.queued.insert((towards, id));
+                    if let Some((copy, _)) = copy {
+                        self.copies[i] += 1;
+                        self.queued.insert((towards, copy));
+                    }
+                }
+                Fate::Lost | Fate::Overflowed | Fate::Cut => self.dropped[i] += 1,
+            }
+        }
+
+        fn received(
+            &mut self,
+            _: Instant,
+            by: Side,
+            id: u64,
+            server: smoltcp::socket::tcp::State,
+            client: smoltcp::socket::tcp::State,
+        ) {
+            assert!(self.queued.remove(&(by as u8, id)), "{by:?} got {id} twice");
+            self.received[by as usize] += 1;
+            self.last_states = Some((server, client));
+        }
+    }
+
+    #[test]
+    fn a_watched_transfer_is_the_same_run_and_the_watcher_sees_every_packet() {
+        let link = Link {
+            loss_ppm: percent(5),
+            duplicate_ppm: percent(5),
+            corrupt_ppm: percent(2),
+            ..Link::clean(1500)
+        };
+        let file: std::vec::Vec<u8> = (0..64 * 1024).map(|i| i as u8).collect();
+        let run = |watch: &mut dyn Watch| {
+            let mut wire = std::boxed::Box::new(Wire::<1500, 32>::new(3, link, link));
+            let mut sink = std::vec![0u8; file.len()];
+            let mut buffers = std::vec![0u8; 4 * 8192];
+            let setup = Setup::new(crate::Timeouts::DEFAULT);
+            let outcome = transfer_watched(&mut wire, &file, &mut sink, &mut buffers, setup, watch);
+            assert!(outcome.delivered(), "{outcome:?}");
+            (
+                wire.digest(),
+                wire.stats(Side::Server),
+                wire.stats(Side::Client),
+            )
+        };
+        let (digest, to_server, to_client) = run(&mut ());
+        let mut tally = Tally::default();
+        assert_eq!(run(&mut tally), (digest, to_server, to_client));
+
+        let (server, client) = (Side::Server as usize, Side::Client as usize);
+        assert_eq!(tally.sent[client], to_server.sent);
+        assert_eq!(tally.sent[server], to_client.sent);
+        assert_eq!(
+            tally.dropped[client],
+            to_server.lost + to_server.overflowed + to_server.cut
+        );
+        assert_eq!(tally.copies[client], to_server.duplicated);
+        assert_eq!(tally.received[server], to_server.delivered);
+        assert_eq!(tally.received[client], to_client.delivered);
+        assert!(to_client.lost + to_server.lost > 0, "the faults happened");
+        assert!(tally.fins >= 2, "both FINs seen");
+        // The server's last ACK took the client to CLOSED; the server lingers in TIME-WAIT.
+        assert_eq!(
+            tally.last_states,
+            Some((
+                smoltcp::socket::tcp::State::TimeWait,
+                smoltcp::socket::tcp::State::Closed
+            ))
+        );
     }
 
     #[test]
