@@ -825,6 +825,18 @@ impl<'a, 's, const MTU: usize, const CAP: usize> Network<'a, 's, MTU, CAP> {
     fn poll_watched(
         &mut self,
         watch: &mut dyn Watch,
+        sockets: (smoltcp::iface::SocketHandle, smoltcp::iface::SocketHandle),
+    ) {
+        for side in [Side::Server, Side::Client] {
+            self.poll_side_watched(side, watch, sockets);
+        }
+    }
+
+    /// One host's part of [`poll_watched`](Network::poll_watched).
+    fn poll_side_watched(
+        &mut self,
+        side: Side,
+        watch: &mut dyn Watch,
         (server, client): (smoltcp::iface::SocketHandle, smoltcp::iface::SocketHandle),
     ) {
         use smoltcp::iface::PollResult;
@@ -832,41 +844,43 @@ impl<'a, 's, const MTU: usize, const CAP: usize> Network<'a, 's, MTU, CAP> {
         // More segments than any window of the wire's MTUs holds: the bound is never reached.
         const MAX_EGRESS: usize = 1 << 16;
         let now = self.wire.now;
-        for side in [Side::Server, Side::Client] {
-            match side {
-                Side::Server => self.server.poll_maintenance(now),
-                Side::Client => self.client.poll_maintenance(now),
-            }
-            // Each packet that has arrived is taken in once, and what the host sends meanwhile
-            // goes the other way: at most CAP packets.
-            for _ in 0..CAP {
-                let Some(id) = self.wire.next_due(side) else {
-                    break;
-                };
-                let mut host = self.wire.watched_host(side, Some(&mut *watch));
-                match side {
-                    Side::Server => {
-                        self.server
-                            .poll_ingress_single(now, &mut host, &mut self.server_sockets)
-                    }
-                    Side::Client => {
-                        self.client
-                            .poll_ingress_single(now, &mut host, &mut self.client_sockets)
-                    }
-                };
-                let server = self.server_sockets.get::<tcp::Socket>(server).state();
-                let client = self.client_sockets.get::<tcp::Socket>(client).state();
-                watch.received(now, side, id, server, client);
-            }
-            let (iface, sockets) = match side {
-                Side::Server => (&mut self.server, &mut self.server_sockets),
-                Side::Client => (&mut self.client, &mut self.client_sockets),
+        let (iface, sockets, peer_sockets, ours, theirs) = match side {
+            Side::Server => (
+                &mut self.server,
+                &mut self.server_sockets,
+                &self.client_sockets,
+                server,
+                client,
+            ),
+            Side::Client => (
+                &mut self.client,
+                &mut self.client_sockets,
+                &self.server_sockets,
+                client,
+                server,
+            ),
+        };
+        iface.poll_maintenance(now);
+        // Each packet that has arrived is taken in once, and what the host sends meanwhile goes
+        // the other way: at most CAP packets.
+        for _ in 0..CAP {
+            let Some(id) = self.wire.next_due(side) else {
+                break;
             };
             let mut host = self.wire.watched_host(side, Some(&mut *watch));
-            for _ in 0..MAX_EGRESS {
-                if iface.poll_egress(now, &mut host, sockets) == PollResult::None {
-                    break;
-                }
+            iface.poll_ingress_single(now, &mut host, sockets);
+            let own = sockets.get::<tcp::Socket>(ours).state();
+            let peer = peer_sockets.get::<tcp::Socket>(theirs).state();
+            let (server, client) = match side {
+                Side::Server => (own, peer),
+                Side::Client => (peer, own),
+            };
+            watch.received(now, side, id, server, client);
+        }
+        let mut host = self.wire.watched_host(side, Some(&mut *watch));
+        for _ in 0..MAX_EGRESS {
+            if iface.poll_egress(now, &mut host, sockets) == PollResult::None {
+                break;
             }
         }
     }
@@ -1198,16 +1212,14 @@ mod tests {
             self.fins += u64::from(segment.is_some_and(|s| s.fin));
             // Packets are numbered in the direction they travel: by the side they go to.
             let towards = 1 - i as u8;
-            match fate {
-                Fate::Queued { id, copy, .. } => {
-                    self.queued.insert((towards, id));
-                    if let Some((copy, _)) = copy {
-                        self.copies[i] += 1;
-                        self.queued.insert((towards, copy));
-                    }
-                }
-                Fate::Lost | Fate::Overflowed | Fate::Cut => self.dropped[i] += 1,
-            }
+            let (id, copy) = match fate {
+                Fate::Queued { id, copy, .. } => (Some(id), copy.map(|(copy, _)| copy)),
+                Fate::Lost | Fate::Overflowed | Fate::Cut => (None, None),
+            };
+            self.dropped[i] += u64::from(id.is_none());
+            self.copies[i] += u64::from(copy.is_some());
+            self.queued
+                .extend(id.into_iter().chain(copy).map(|id| (towards, id)));
         }
 
         fn received(
