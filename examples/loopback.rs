@@ -4,6 +4,7 @@
 //! cargo run --release --example loopback                 # sends this very source file
 //! cargo run --release --example loopback -- FILE         # sends FILE
 //! cargo run --release --example loopback -- --trace      # shows every segment
+//! cargo run --release --example loopback -- --svg ladder.svg --graph graph.svg   # draws them
 //! ```
 //!
 //! The copy is written to `receive.dat` (or `-o PATH`). Time inside the network is simulated
@@ -19,6 +20,7 @@ use std::task::Poll;
 
 use clap::Parser;
 use common::files::{self, Input, Output, SharedOutput};
+use common::picture;
 use common::trace::Trace;
 use halfclose::Timeouts;
 use halfclose::client::{self, Client, Connect};
@@ -56,6 +58,12 @@ struct Args {
     /// Print every segment: server | client, and both TCP states after it
     #[arg(long)]
     trace: bool,
+    /// Draw the exchange as a ladder diagram (SVG) to PATH
+    #[arg(long, value_name = "PATH")]
+    svg: Option<PathBuf>,
+    /// Draw the time-sequence graph (SVG) to PATH
+    #[arg(long, value_name = "PATH")]
+    graph: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -65,7 +73,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let (source, _) = Input::new(&args.file)?;
+    let (source, len) = Input::new(&args.file)?;
     let read_errors = source.errors();
     // The files are read and written on threads of their own, overlapping the protocol's work.
     let source = ThreadedSource::new(source);
@@ -86,9 +94,19 @@ fn run(args: &Args) -> Result<(), String> {
     let server_socket = sockets.add(new_socket(server_buffers, BUFFER));
     // The client accepts no receive buffer that would scale its window.
     let client_socket = sockets.add(new_socket(client_buffers, client::MAX_RECEIVE_BUFFER));
-    let mut trace = args
-        .trace
-        .then(|| Trace::new(server_socket, client_socket, (SERVER, PORT), CLIENT_PORT));
+    let drawn = args.svg.is_some() || args.graph.is_some();
+    let mut trace = (args.trace || drawn).then(|| {
+        let title = format!("loopback: {len} bytes, server and client in memory");
+        let ends = ((SERVER, PORT), CLIENT_PORT);
+        Trace::new(
+            server_socket,
+            client_socket,
+            ends.0,
+            ends.1,
+            args.trace,
+            title,
+        )
+    });
 
     let timeouts = Timeouts::DEFAULT;
     let mut server = Server::listen(&mut sockets, [server_socket], PORT, source, timeouts)
@@ -125,6 +143,10 @@ fn run(args: &Args) -> Result<(), String> {
         }
     };
     let wall = started.elapsed();
+    // Drawn whatever the outcome: a failed run is the one worth looking at.
+    if let Some(trace) = &trace {
+        picture::draw(trace.exchange(), args.svg.as_deref(), args.graph.as_deref())?;
+    }
     // Dropping the client ends its writing thread, which lets the output go.
     drop(client);
     let (served, fetched) =

@@ -436,6 +436,18 @@ pub trait Watch {
         server: smoltcp::socket::tcp::State,
         client: smoltcp::socket::tcp::State,
     );
+    /// The host on `from` has just sent what it had (at most one segment since the last call):
+    /// the two sockets' states now, so a state a host enters by sending (FIN-WAIT-1 after its
+    /// FIN) is seen when it happens.
+    fn sent_states(
+        &mut self,
+        now: Instant,
+        from: Side,
+        server: smoltcp::socket::tcp::State,
+        client: smoltcp::socket::tcp::State,
+    ) {
+        let _ = (now, from, server, client);
+    }
 }
 
 /// Watches nothing: [`transfer`].
@@ -877,11 +889,18 @@ impl<'a, 's, const MTU: usize, const CAP: usize> Network<'a, 's, MTU, CAP> {
             };
             watch.received(now, side, id, server, client);
         }
-        let mut host = self.wire.watched_host(side, Some(&mut *watch));
         for _ in 0..MAX_EGRESS {
+            let mut host = self.wire.watched_host(side, Some(&mut *watch));
             if iface.poll_egress(now, &mut host, sockets) == PollResult::None {
                 break;
             }
+            let own = sockets.get::<tcp::Socket>(ours).state();
+            let peer = peer_sockets.get::<tcp::Socket>(theirs).state();
+            let (server, client) = match side {
+                Side::Server => (own, peer),
+                Side::Client => (peer, own),
+            };
+            watch.sent_states(now, side, server, client);
         }
     }
 

@@ -598,6 +598,48 @@ fn the_readme_shows_the_trace_loopback_prints() {
     );
 }
 
+/// The README's picture is the loopback example's `--svg` (and its graph, `--graph`), as the
+/// program draws it now. After a change meant to change them, write them with
+/// `PICTURES_BLESS=1 cargo test --test programs the_readme_picture` and review the diff;
+/// `cargo test -p halfclose-tools --test pictures` checks that they render.
+#[test]
+fn the_readme_picture_is_the_one_loopback_draws() {
+    let dir = fixture();
+    let args = ["--svg", "ladder.svg", "--graph", "graph.svg", "-o", "copy"];
+    let out = run("loopback", &args, dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pictures = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/pictures");
+    for (drawn, golden) in [
+        ("ladder.svg", "loopback.svg"),
+        ("graph.svg", "loopback-graph.svg"),
+    ] {
+        let drawn = std::fs::read_to_string(dir.path().join(drawn)).unwrap();
+        let golden = Path::new(pictures).join(golden);
+        if std::env::var_os("PICTURES_BLESS").is_some() {
+            std::fs::write(&golden, &drawn).unwrap();
+        }
+        assert!(
+            std::fs::read_to_string(&golden).is_ok_and(|g| g == drawn),
+            "{} differs from what loopback draws now (PICTURES_BLESS=1 writes it)",
+            golden.display()
+        );
+    }
+    let ladder = std::fs::read_to_string(Path::new(pictures).join("loopback.svg")).unwrap();
+    for words in [
+        "SYN-SENT",
+        "FIN-WAIT-2",
+        "TIME-WAIT",
+        "half-close",
+        "the reply",
+    ] {
+        assert!(ladder.contains(words), "the picture shows {words}");
+    }
+}
+
 #[test]
 fn the_readme_lists_every_option_the_programs_help_shows() {
     // The programs' options are listed in the README and the chapters on TAP and async.

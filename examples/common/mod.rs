@@ -1,5 +1,6 @@
 //! What the example programs share: command-line types, all-or-nothing output files, the event
-//! loop, logging and progress, (on Linux) the TAP device, and the loopback's segment trace.
+//! loop, logging and progress, (on Linux) the TAP device, and the loopback's segment trace and
+//! its pictures.
 #![allow(dead_code)]
 
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod drive;
 pub mod faults;
 pub mod files;
 pub mod pcap;
+pub mod picture;
 // A status line on SIGUSR1, for the TAP server.
 #[cfg(target_os = "linux")]
 pub mod status;

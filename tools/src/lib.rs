@@ -6,19 +6,29 @@
 //! - [`wire`]: forged packets next to a legitimate transfer, the `cargo fuzz` target's harness
 //!   (`fuzz/`) and, replayed from its committed corpus, `tools/tests/fuzz_wire.rs`;
 //! - [`files`]: the `lesson` programs' input and all-or-nothing output files;
+//! - [`picture`]: the ladder diagram and time-sequence graph of a run (the loopback example's
+//!   `examples/common/picture.rs`, included by path), [`recorder`] for a simulated run and
+//!   [`capture`] for a pcap file's connections;
 //! - [`xorshift64star`] and [`random_bytes`]: the tests' seeded pseudo-random inputs.
 //! - `flood`: forged SYNs for `load --flood` (Linux, a raw socket).
 //!
 //! The programs: `bench` (throughput against smoltcp's own loopback and memcpy), `soak` (the
 //! fault matrix over many seeds), `attacks`, `lesson` (the kernel-TCP peers the TAP tests
 //! and the firmware scripts talk to) and `load` (many kernel-TCP clients at once or in a row,
-//! timed: `scripts/load.sh`, `tests/tap_load.rs`). Run one with `cargo run --release -p halfclose-tools --bin
+//! timed: `scripts/load.sh`, `tests/tap_load.rs`) and `draw` (the pictures of a connection in a
+//! pcap capture). Run one with `cargo run --release -p halfclose-tools --bin
 //! NAME`.
 
 pub mod attacks;
+pub mod capture;
 pub mod files;
 #[cfg(target_os = "linux")]
 pub mod flood;
+// The pictures' drawing is the loopback example's (`examples/common/picture.rs`): one copy, in
+// the published crate where that example needs it.
+#[path = "../../examples/common/picture.rs"]
+pub mod picture;
+pub mod recorder;
 pub mod wire;
 
 /// One step of xorshift64*: seeded inputs are replayed from their seed.

@@ -4,14 +4,18 @@
 //! ```text
 //! cargo run --release -p halfclose-tools --bin soak -- --seeds 10000 [--congestion none|reno|cubic]
 //! cargo run --release -p halfclose-tools --bin soak -- --seed 58 --deadline 36000   # replay one run
+//! cargo run --release -p halfclose-tools --bin soak -- --seed 58 --svg ladder.svg --graph graph.svg
 //! ```
 //!
 //! Each seed runs one scenario (seed modulo the number of scenarios) with sizes, latency and
 //! fault rates drawn from the seed. A run that is still going at its simulated deadline is a
 //! hang; bytes in the client's sink that differ from the file are wrong bytes. Either makes the
-//! program print the seed that reproduces it and exit 1.
+//! program print the seed that reproduces it and exit 1. A replayed seed can be drawn: its
+//! ladder diagram (`--svg`) and time-sequence graph (`--graph`), what the wire did with every
+//! packet included.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant as WallClock;
 
@@ -20,6 +24,8 @@ use clap::{Parser, ValueEnum, value_parser};
 use halfclose::Timeouts;
 use halfclose::sim::{self, Link, Rng, Setup, Wire, percent};
 use halfclose_tools::attacks;
+use halfclose_tools::picture;
+use halfclose_tools::recorder::Recorder;
 use smoltcp::socket::tcp::CongestionControl;
 use smoltcp::time::{Duration, Instant};
 
@@ -202,6 +208,12 @@ struct Args {
     /// Congestion control for every socket (default: what the features chose)
     #[arg(long, value_enum)]
     congestion: Option<Congestion>,
+    /// Draw the replayed seed's exchange as a ladder diagram (SVG) to PATH
+    #[arg(long, value_name = "PATH", requires = "seed")]
+    svg: Option<PathBuf>,
+    /// Draw the replayed seed's time-sequence graph (SVG) to PATH
+    #[arg(long, value_name = "PATH", requires = "seed")]
+    graph: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -262,7 +274,33 @@ fn main() -> ExitCode {
         }
 
         let t = WallClock::now();
-        let outcome = sim::transfer(&mut wire, &file, &mut sink, &mut buffers, setup);
+        let outcome = if args.svg.is_some() || args.graph.is_some() {
+            let title = format!(
+                "soak seed {seed} ({}): {len} B file, {buffer} B buffers",
+                SCENARIOS[index].name
+            );
+            let mut recorder = Recorder::new(title);
+            let outcome = sim::transfer_watched(
+                &mut wire,
+                &file,
+                &mut sink,
+                &mut buffers,
+                setup,
+                &mut recorder,
+            );
+            let drawn = picture::draw(
+                recorder.exchange(),
+                args.svg.as_deref(),
+                args.graph.as_deref(),
+            );
+            if let Err(e) = drawn {
+                eprintln!("soak: {e}");
+                return ExitCode::FAILURE;
+            }
+            outcome
+        } else {
+            sim::transfer(&mut wire, &file, &mut sink, &mut buffers, setup)
+        };
         if only.is_some() {
             println!(
                 "seed {seed} ({}): {link:?}, {buffer} B buffers, {len} B file",
