@@ -97,12 +97,12 @@ fn run(args: &Args) -> Result<(), String> {
     let drawn = args.svg.is_some() || args.graph.is_some();
     let mut trace = (args.trace || drawn).then(|| {
         let title = format!("loopback: {len} bytes, server and client in memory");
-        let ends = ((SERVER, PORT), CLIENT_PORT);
+        let (server, client) = (server_socket, client_socket);
         Trace::new(
-            server_socket,
-            client_socket,
-            ends.0,
-            ends.1,
+            server,
+            client,
+            (SERVER, PORT),
+            CLIENT_PORT,
             args.trace,
             title,
         )

@@ -11,6 +11,12 @@
 //!    | <--------------- FIN -------------    |  close()
 //! ```
 //!
+//! The same exchange segment by segment, with each socket's states, drawn from a run of the
+//! loopback example (`cargo run --example loopback -- --svg PATH`):
+//!
+//! ![The exchange segment by segment, drawn from a run of the loopback
+//! example](https://raw.githubusercontent.com/halfclose/halfclose/main/docs/pictures/loopback.svg?sanitize=true)
+//!
 //! The protocol is two sans-IO state machines that never touch a clock, a device or a file by
 //! themselves: [`server::Server`] (a pool of [`server::Sender`]s) and [`client::Client`]. After
 //! each `Interface::poll` the caller passes the time and the sockets in; each machine says when
