@@ -16,7 +16,7 @@ use std::path::Path;
 use halfclose::segment::Segment;
 use smoltcp::socket::tcp::State;
 use smoltcp::time::Instant;
-use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv6Packet, TcpOption, TcpPacket};
+use smoltcp::wire::{IpProtocol, Ipv4Packet, TcpOption, TcpPacket};
 
 /// One end of the connection: the server (left in the ladder) or the client (right).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -263,13 +263,12 @@ pub fn window_scale(ip: &[u8]) -> Option<u8> {
     let tcp = match ip.first()? >> 4 {
         4 => {
             let packet = Ipv4Packet::new_checked(ip).ok()?;
-            (packet.next_header() == IpProtocol::Tcp)
-                .then(|| &ip[usize::from(packet.header_len())..])?
+            let header = usize::from(packet.header_len());
+            (packet.next_header() == IpProtocol::Tcp).then(|| ip.get(header..))??
         }
-        6 => {
-            let packet = Ipv6Packet::new_checked(ip).ok()?;
-            (packet.next_header() == IpProtocol::Tcp).then(|| &ip[packet.header_len()..])?
-        }
+        // The fixed 40-byte header, by hand: smoltcp's `Ipv6Packet` exists only with its
+        // `proto-ipv6` feature, which the loopback example does without.
+        6 => (ip.get(6) == Some(&u8::from(IpProtocol::Tcp))).then(|| ip.get(40..))??,
         _ => return None,
     };
     let tcp = TcpPacket::new_checked(tcp).ok()?;

@@ -149,10 +149,11 @@ impl Connection {
         out
     }
 
-    /// The connection as an exchange titled `title`, times from its first segment.
-    pub fn exchange(&self, title: &str) -> Exchange {
+    /// The connection as an exchange, titled with the capture's `name` and the
+    /// [`summary`](Connection::summary), times from its first segment.
+    pub fn exchange(&self, name: &str) -> Exchange {
         let mut exchange = Exchange::new(
-            title,
+            format!("{name}: {}", self.summary()),
             format!("server {}", self.server),
             format!("client {}", self.client),
         );

@@ -70,7 +70,7 @@ fn run(args: &Args) -> Result<(), String> {
         .file_name()
         .unwrap_or_default()
         .to_string_lossy();
-    let exchange = connection.exchange(&format!("{name}: {}", connection.summary()));
+    let exchange = connection.exchange(&name);
     picture::draw(&exchange, args.svg.as_deref(), args.graph.as_deref())?;
     println!("{}", connection.summary());
     Ok(())
