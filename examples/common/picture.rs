@@ -63,7 +63,7 @@ pub struct Packet {
     pub segment: Segment,
     /// The window scale option, on a SYN that carries one.
     pub window_scale: Option<u8>,
-    /// When it left, if the source knows (a capture or a loopback sees only one instant).
+    /// When it left (for a capture or the loopback: the one instant it was seen).
     pub sent: Instant,
     /// When it arrived; `None` if it never did.
     pub arrived: Option<Instant>,
@@ -93,7 +93,8 @@ pub struct Exchange {
     pub title: String,
     /// The two ends' names (server, client), e.g. `server 127.0.0.1:7891`.
     pub ends: (String, String),
-    /// Every segment, numbered in the order it was sent.
+    /// Every segment, numbered in the order it was sent (a copy the network made right after
+    /// its original).
     pub packets: Vec<Packet>,
     /// Sends and arrivals, in the order they happened.
     pub steps: Vec<Step>,
@@ -157,7 +158,7 @@ impl Exchange {
         }
     }
 
-    /// A second copy of packet `n`, made by the network; returns its number.
+    /// A second copy of packet `n`, made by the network as it was sent; returns its number.
     pub fn copied(&mut self, n: usize) -> Option<usize> {
         let mut copy = self.packets.get(n)?.clone();
         copy.copy = true;
@@ -167,7 +168,9 @@ impl Exchange {
             copy.fate = Fate::Pending;
         }
         self.packets.push(copy);
-        Some(self.packets.len() - 1)
+        let copy = self.packets.len() - 1;
+        self.steps.push(Step::Sent(copy));
+        Some(copy)
     }
 
     /// Packet `n` arrived at `at`; `states` are both sockets' states right after it.
@@ -653,7 +656,8 @@ fn sender_view(exchange: &Exchange, sender: End) -> Vec<(f64, usize, bool)> {
         };
         let p = &exchange.packets[n];
         match (from_sender, p.from == sender) {
-            (true, true) => events.push((x(p.sent), n, true)),
+            // A copy the network made is not the sender's doing.
+            (true, true) if !p.copy => events.push((x(p.sent), n, true)),
             (false, false) if p.fate == Fate::Arrived => {
                 events.push((x(p.arrived.unwrap_or(p.sent)), n, false));
             }
@@ -862,4 +866,176 @@ pub fn graph(exchange: &Exchange) -> String {
         x += 28.0 + 7.3 * what.len() as f64 + 24.0;
     }
     svg.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{
+        IpEndpoint, IpRepr, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber,
+    };
+
+    const SERVER: IpEndpoint = IpEndpoint::new(smoltcp::wire::IpAddress::v4(10, 0, 0, 1), 7891);
+    const CLIENT: IpEndpoint = IpEndpoint::new(smoltcp::wire::IpAddress::v4(10, 0, 0, 2), 49152);
+
+    /// An IPv4 packet holding a TCP segment from `from`, with `payload` bytes.
+    fn packet(
+        from: End,
+        control: TcpControl,
+        seq: u32,
+        ack: Option<u32>,
+        payload: usize,
+    ) -> Vec<u8> {
+        let (src, dst) = match from {
+            End::Server => (SERVER, CLIENT),
+            End::Client => (CLIENT, SERVER),
+        };
+        let data = vec![b'x'; payload];
+        let tcp = TcpRepr {
+            src_port: src.port,
+            dst_port: dst.port,
+            control,
+            seq_number: TcpSeqNumber(seq as i32),
+            ack_number: ack.map(|a| TcpSeqNumber(a as i32)),
+            window_len: 1000,
+            window_scale: (control == TcpControl::Syn).then_some(7),
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &data,
+        };
+        let v4 = |a| match a {
+            smoltcp::wire::IpAddress::Ipv4(a) => a,
+            #[allow(unreachable_patterns)]
+            _ => Ipv4Address::UNSPECIFIED,
+        };
+        let ip = IpRepr::Ipv4(Ipv4Repr {
+            src_addr: v4(src.addr),
+            dst_addr: v4(dst.addr),
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        });
+        let mut buf = vec![0u8; ip.header_len() + tcp.buffer_len()];
+        let caps = ChecksumCapabilities::default();
+        ip.emit(&mut buf[..], &caps);
+        let mut segment = TcpPacket::new_unchecked(&mut buf[ip.header_len()..]);
+        tcp.emit(&mut segment, &src.addr, &dst.addr, &caps);
+        buf
+    }
+
+    /// Record `packet` as sent by `from` at `ms` milliseconds.
+    fn send(exchange: &mut Exchange, ms: i64, from: End, packet: &[u8]) -> usize {
+        let segment = Segment::parse(smoltcp::phy::Medium::Ip, packet).expect("a TCP segment");
+        exchange.sent(
+            Instant::from_millis(ms),
+            from,
+            segment,
+            window_scale(packet),
+        )
+    }
+
+    /// A handshake, a first data segment that is lost and sent again, a copy of the
+    /// retransmission, and the ACK.
+    fn lossy() -> Exchange {
+        let mut e = Exchange::new("t", "server", "client");
+        let syn = send(
+            &mut e,
+            0,
+            End::Client,
+            &packet(End::Client, TcpControl::Syn, 100, None, 0),
+        );
+        e.arrived(syn, Instant::from_millis(10), None);
+        let syn_ack = send(
+            &mut e,
+            10,
+            End::Server,
+            &packet(End::Server, TcpControl::Syn, 500, Some(101), 0),
+        );
+        e.arrived(syn_ack, Instant::from_millis(20), None);
+        let lost = send(
+            &mut e,
+            20,
+            End::Server,
+            &packet(End::Server, TcpControl::None, 501, Some(101), 1000),
+        );
+        e.dropped(lost, Fate::Lost);
+        let again = send(
+            &mut e,
+            1020,
+            End::Server,
+            &packet(End::Server, TcpControl::None, 501, Some(101), 1000),
+        );
+        let copy = e.copied(again).expect("a copy");
+        e.arrived(again, Instant::from_millis(1030), None);
+        e.arrived(copy, Instant::from_millis(1031), None);
+        let ack = send(
+            &mut e,
+            1031,
+            End::Client,
+            &packet(End::Client, TcpControl::None, 101, Some(1501), 0),
+        );
+        e.arrived(ack, Instant::from_millis(1041), None);
+        e
+    }
+
+    #[test]
+    fn window_scale_is_read_from_a_syn_and_nothing_else() {
+        let syn = packet(End::Client, TcpControl::Syn, 1, None, 0);
+        assert_eq!(window_scale(&syn), Some(7));
+        assert_eq!(
+            window_scale(&packet(End::Client, TcpControl::None, 1, Some(1), 3)),
+            None
+        );
+        assert_eq!(window_scale(&syn[..30]), None, "cut short");
+        assert_eq!(window_scale(&[0x60; 10]), None, "an IPv6 header cut short");
+    }
+
+    #[test]
+    fn a_lost_segment_ends_in_a_cross_and_its_retransmission_and_copy_are_marked() {
+        let e = lossy();
+        assert_eq!(
+            e.relative(&e.packets[2]),
+            (1, Some(1)),
+            "sequence numbers from each SYN"
+        );
+        let ladder = ladder(&e);
+        assert_eq!(ladder.matches(">lost<").count(), 1);
+        assert_eq!(ladder.matches(">a copy<").count(), 1);
+        // The copy's arrow starts on its own row, not at the top of the picture.
+        let rows: Vec<&str> = ladder
+            .lines()
+            .filter(|l| l.contains("class=\"data\""))
+            .collect();
+        assert!(rows.iter().all(|l| !l.contains("y1=\"89.0\"")), "{rows:#?}");
+        let graph = graph(&e);
+        assert_eq!(
+            graph.matches(">R<").count(),
+            1,
+            "the retransmission, not the copy"
+        );
+        assert_eq!(
+            graph.matches("class=\"drop\"").count(),
+            3 + 1,
+            "the lost bar and the legend"
+        );
+        assert!(graph.contains(">time (ms)<"));
+        // The same run draws the same bytes.
+        assert_eq!(ladder, super::ladder(&lossy()));
+    }
+
+    #[test]
+    fn axis_ticks_are_round_numbers_with_the_decimals_they_need() {
+        let (ticks_of_bytes, decimals) = ticks(7574.0, 8.0);
+        assert_eq!(
+            ticks_of_bytes,
+            [0.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 7000.0]
+        );
+        assert_eq!(decimals, 0);
+        let (ms, decimals) = ticks(0.02, 10.0);
+        assert_eq!((ms.len(), decimals), (11, 3));
+        assert_eq!(ticks(0.0, 10.0), (vec![0.0], 0));
+    }
 }
