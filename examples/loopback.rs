@@ -143,14 +143,15 @@ fn run(args: &Args) -> Result<(), String> {
         }
     };
     let wall = started.elapsed();
-    // Drawn whatever the outcome: a failed run is the one worth looking at.
-    if let Some(trace) = &trace {
-        picture::draw(trace.exchange(), args.svg.as_deref(), args.graph.as_deref())?;
-    }
     // Dropping the client ends its writing thread, which lets the output go.
     drop(client);
-    let (served, fetched) =
-        files::settle(ended, served, fetched, (&args.file, &read_errors), output)?;
+    let settled = files::settle(ended, served, fetched, (&args.file, &read_errors), output);
+    // Drawn whatever the outcome (a failed run is the one worth looking at), after the copy
+    // is settled, so that a picture that cannot be written costs no file.
+    let (svg, graph) = (args.svg.as_deref(), args.graph.as_deref());
+    let drawn = trace.map_or(Ok(()), |trace| picture::draw(trace.exchange(), svg, graph));
+    let (served, fetched) = settled?;
+    drawn?;
 
     let reply = served.reply.kept();
     let reply = std::str::from_utf8(reply.strip_suffix(b"\0").unwrap_or(reply)).unwrap_or("?");

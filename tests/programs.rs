@@ -640,6 +640,27 @@ fn the_readme_picture_is_the_one_loopback_draws() {
     }
 }
 
+/// A picture that cannot be written fails the run in words, and costs no file: the copy is
+/// whole and in place, and no partial picture is left behind.
+#[test]
+fn loopback_keeps_the_copy_when_a_picture_cannot_be_written() {
+    let dir = fixture();
+    let out = run(
+        "loopback",
+        &["in.md", "-o", "copy.md", "--svg", "nodir/x.svg"],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write nodir/x.svg: No such file"),
+        "{stderr}"
+    );
+    let copy = std::fs::read(dir.path().join("copy.md")).unwrap();
+    assert_eq!(copy, std::fs::read(dir.path().join("in.md")).unwrap());
+    assert!(!dir.path().join("nodir").exists());
+}
+
 #[test]
 fn the_readme_lists_every_option_the_programs_help_shows() {
     // The programs' options are listed in the README and the chapters on TAP and async.
