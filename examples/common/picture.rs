@@ -101,6 +101,9 @@ pub struct Exchange {
     /// Whether the times mean anything: in memory, where a simulated clock moves by a
     /// microsecond at a time, only the order does, and the pictures show that.
     pub timed: bool,
+    /// Whether the states were inferred from the segments ([`infer_states`](Exchange::infer_states))
+    /// rather than read from the sockets.
+    pub inferred: bool,
 }
 
 impl Exchange {
@@ -116,6 +119,7 @@ impl Exchange {
             packets: Vec::new(),
             steps: Vec::new(),
             timed: true,
+            inferred: false,
         }
     }
 
@@ -239,6 +243,64 @@ impl Exchange {
             let p = &self.packets[n];
             p.from == End::Client && !p.segment.is_empty() && !p.copy
         })
+    }
+
+    /// Each end's states as RFC 9293's state diagram (section 3.3.2) has them go through the
+    /// segments seen, for a source that cannot read the sockets (a capture): the states after
+    /// each segment is sent and after it arrives. A capture taken at one end or on a loopback
+    /// sees what both ends see; segments it missed leave the states where they were.
+    pub fn infer_states(&mut self) {
+        use State::*;
+        let mut state = [Listen, Closed];
+        // Where each end's FIN is in its sequence space, once sent: an ACK past it
+        // acknowledges it.
+        let mut fin_end: [Option<u32>; 2] = [None, None];
+        let at = |end: End| if end == End::Server { 0 } else { 1 };
+        for i in 0..self.steps.len() {
+            let (n, arrival) = match self.steps[i] {
+                Step::Sent(n) => (n, false),
+                Step::Arrived(n) => (n, true),
+            };
+            let p = &self.packets[n];
+            let s = p.segment;
+            // The end this step changes: the sender's when sent, the receiver's on arrival.
+            let me = at(if arrival { p.from.other() } else { p.from });
+            let fin_acked = s
+                .ack
+                .is_some_and(|a| fin_end[me].is_some_and(|f| a.wrapping_sub(f) as i32 > 0));
+            state[me] = match (arrival, state[me]) {
+                _ if s.rst => Closed,
+                // What an end's own segment does to it.
+                (false, _) if s.syn && s.ack.is_none() => SynSent,
+                (false, Established | SynReceived) if s.fin => FinWait1,
+                (false, CloseWait) if s.fin => LastAck,
+                (false, now) => now,
+                // What an arriving segment does to its receiver: its ACK first, then its FIN.
+                (true, Listen) if s.syn && s.ack.is_none() => SynReceived,
+                (true, SynSent) if s.syn && s.ack.is_some() => Established,
+                (true, SynReceived) if s.ack.is_some() && !s.syn && s.fin => CloseWait,
+                (true, SynReceived) if s.ack.is_some() && !s.syn => Established,
+                (true, Established) if s.fin => CloseWait,
+                (true, FinWait1) if fin_acked && s.fin => TimeWait,
+                (true, FinWait1) if fin_acked => FinWait2,
+                (true, FinWait1) if s.fin => Closing,
+                (true, FinWait2) if s.fin => TimeWait,
+                (true, Closing) if fin_acked => TimeWait,
+                (true, LastAck) if fin_acked => Closed,
+                (true, now) => now,
+            };
+            if !arrival && s.fin {
+                fin_end[me] = Some(s.seq.wrapping_add(s.len() as u32));
+            }
+            let states = Some((state[0], state[1]));
+            let p = &mut self.packets[n];
+            if arrival {
+                p.states = states;
+            } else {
+                p.sent_states = states;
+            }
+        }
+        self.inferred = true;
     }
 
     /// Each socket's states in the order it went through them (from what the source knows).
@@ -591,12 +653,12 @@ pub fn ladder(exchange: &Exchange) -> String {
         };
         svg.text((x, y(row) + 4.0), anchor, "state", &state.to_string());
     }
-    svg.text(
-        (WIDTH / 2.0, height - 14.0),
-        "middle",
-        "dim",
-        "sequence numbers relative to each end's SYN; each state where it begins",
-    );
+    let footnote = if exchange.inferred {
+        "sequence numbers relative to each end's SYN; states inferred from the segments"
+    } else {
+        "sequence numbers relative to each end's SYN; each state where it begins"
+    };
+    svg.text((WIDTH / 2.0, height - 14.0), "middle", "dim", footnote);
     svg.finish()
 }
 

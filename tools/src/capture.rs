@@ -167,6 +167,8 @@ impl Connection {
             let at = Instant::from_micros(micros - start);
             exchange.seen(at, from, segment, scale, None);
         }
+        // A capture holds no socket's state: what the segments say they must be.
+        exchange.infer_states();
         exchange
     }
 }

@@ -193,8 +193,34 @@ fn a_kernel_capture_is_drawn_as_tcpdump_took_it() {
             .iter()
             .all(|p| p.window_scale.is_some())
     );
-    // A capture has no socket states.
-    assert!(states(&exchange, End::Server).is_empty());
+    // A capture holds no socket's state: these are what the segments imply (RFC 9293).
+    assert!(exchange.inferred);
+    assert_eq!(
+        states(&exchange, End::Server),
+        [
+            State::Listen,
+            State::SynReceived,
+            State::Established,
+            State::FinWait1,
+            State::FinWait2,
+            State::TimeWait
+        ]
+    );
+    assert_eq!(
+        states(&exchange, End::Client),
+        [
+            State::SynSent,
+            State::Established,
+            State::CloseWait,
+            State::LastAck,
+            State::Closed
+        ]
+    );
+    // The reply arrives while the server is in FIN-WAIT-2, its output closed.
+    assert_eq!(
+        exchange.packets[reply].states.map(|s| s.0),
+        Some(State::FinWait2)
+    );
     check("kernel.svg", &picture::ladder(&exchange));
     check("kernel-graph.svg", &picture::graph(&exchange));
 }

@@ -6,8 +6,8 @@
 //! ```
 //!
 //! The capture is ours (`tap_server --pcap`, `tap_client --pcap`) or one `tcpdump -w` took of
-//! any two programs. Without `--port`, the first connection that opens in the capture is drawn;
-//! the kernel's states are not in a capture, so its ladder shows none.
+//! any two programs. Without `--port`, the first connection that opens in the capture is drawn.
+//! A capture holds no socket's state: the ladder shows the states the segments imply.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
