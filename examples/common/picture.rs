@@ -838,6 +838,7 @@ pub fn graph(exchange: &Exchange) -> String {
     let mut highest = 0u32;
     let mut last_ack: Option<(u32, u16)> = None;
     let mut marks = Vec::new();
+    let mut last_mark = None;
     for &(x, n, from_sender) in &events {
         let p = &exchange.packets[n];
         let (seq, ack) = exchange.relative(p);
@@ -863,7 +864,20 @@ pub fn graph(exchange: &Exchange) -> String {
                 (false, true) => "R",
                 (false, false) => "",
             };
-            svg.text((x + 4.0, hi - 3.0), "start", "note", mark);
+            // A mark where the last one still stands would only blot it out; one that would
+            // leave the picture on the right goes left of its bar.
+            let width = 7.3 * mark.len() as f64;
+            let room =
+                last_mark.is_none_or(|(end, y): (f64, f64)| x > end || (hi - y).abs() > 12.0);
+            let (tx, anchor) = if x + 4.0 + width > WIDTH - 2.0 {
+                (x - 4.0, "end")
+            } else {
+                (x + 4.0, "start")
+            };
+            if room && !mark.is_empty() {
+                svg.text((tx, hi - 3.0), anchor, "note", mark);
+                last_mark = Some((x + 4.0 + width, hi));
+            }
             continue;
         }
         let (Some(ack), Some(edge)) = (ack, window_edge(p)) else {
