@@ -73,6 +73,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    let (svg, graph) = (args.svg.as_deref(), args.graph.as_deref());
+    picture::check_paths(&[svg, graph], &[&args.file, &args.output])?;
     let (source, len) = Input::new(&args.file)?;
     let read_errors = source.errors();
     // The files are read and written on threads of their own, overlapping the protocol's work.
@@ -148,7 +150,6 @@ fn run(args: &Args) -> Result<(), String> {
     let settled = files::settle(ended, served, fetched, (&args.file, &read_errors), output);
     // Drawn whatever the outcome (a failed run is the one worth looking at), after the copy
     // is settled, so that a picture that cannot be written costs no file.
-    let (svg, graph) = (args.svg.as_deref(), args.graph.as_deref());
     let drawn = trace.map_or(Ok(()), |trace| picture::draw(trace.exchange(), svg, graph));
     let (served, fetched) = settled?;
     drawn?;

@@ -92,6 +92,18 @@ const CASES: &[Case] = &[
     case("loopback", &["in.md", "-o", "in.md"], 1, "it is the input"),
     case(
         "loopback",
+        &["in.md", "--svg", "in.md"],
+        1,
+        "in.md is in.md: a picture would replace it",
+    ),
+    case(
+        "loopback",
+        &["in.md", "-o", "keep.dat", "--graph", "keep.dat"],
+        1,
+        "a picture would replace it",
+    ),
+    case(
+        "loopback",
         &["in.md", "-o", "link.md"],
         1,
         "it is the input",

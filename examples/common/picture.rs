@@ -369,6 +369,25 @@ pub fn draw(
     Ok(())
 }
 
+/// Refuses a picture's path that names one of `files` (the program's input or output): a
+/// picture never replaces the file it was drawn from. Paths that do not exist yet are new files.
+pub fn check_paths(pictures: &[Option<&Path>], files: &[&Path]) -> Result<(), String> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    for picture in pictures.iter().flatten() {
+        if let Some(file) = files.iter().find(|file| same(picture, file)) {
+            return Err(format!(
+                "{} is {}: a picture would replace it",
+                picture.display(),
+                file.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Write `svg` to `path` whole or not at all: into `PATH.partial`, renamed over `path` once
 /// written.
 pub fn save(path: &Path, svg: &str) -> Result<(), String> {

@@ -130,6 +130,11 @@ impl Connection {
         self.client.port == port || self.server.port == port
     }
 
+    /// Whether the capture holds its opening SYN.
+    pub fn opens(&self) -> bool {
+        self.segments.iter().any(|s| s.1.syn && s.1.ack.is_none())
+    }
+
     /// Segments, and payload bytes each way (to the client, to the server).
     pub fn summary(&self) -> String {
         let mut out = String::new();

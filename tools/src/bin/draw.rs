@@ -47,6 +47,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    let (svg, graph) = (args.svg.as_deref(), args.graph.as_deref());
+    picture::check_paths(&[svg, graph], &[&args.capture])?;
     let path = args.capture.display();
     let bytes = std::fs::read(&args.capture).map_err(|e| format!("cannot read {path}: {e}"))?;
     let connections = capture::connections(&bytes).map_err(|e| format!("{path}: {e}"))?;
@@ -58,7 +60,11 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let connection = match args.port {
         Some(port) => connections.iter().find(|c| c.has_port(port)),
-        None => connections.first(),
+        // The first that opens in the capture, or else the first seen.
+        None => connections
+            .iter()
+            .find(|c| c.opens())
+            .or(connections.first()),
     }
     .ok_or_else(|| match args.port {
         Some(port) => format!("{path}: no TCP connection with port {port} (--list shows them)"),
@@ -71,7 +77,7 @@ fn run(args: &Args) -> Result<(), String> {
         .unwrap_or_default()
         .to_string_lossy();
     let exchange = connection.exchange(&name);
-    picture::draw(&exchange, args.svg.as_deref(), args.graph.as_deref())?;
+    picture::draw(&exchange, svg, graph)?;
     println!("{}", connection.summary());
     Ok(())
 }
