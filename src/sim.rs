@@ -422,7 +422,7 @@ pub enum Fate {
 /// each one a host takes in, with both TCP states once it is processed. A trace of the run is
 /// built from these (the maintainers' `soak --seed N --svg PATH` draws one); watching does not
 /// change the run, which stays the one its seed gives.
-pub trait Watch {
+pub trait Watch: core::fmt::Debug {
     /// The host on `from` sent `packet` (an IP packet, as written before any corruption) at
     /// `now`, and the wire did `fate` with it.
     fn sent(&mut self, now: Instant, from: Side, packet: &[u8], fate: Fate);
@@ -441,12 +441,11 @@ pub trait Watch {
     /// FIN) is seen when it happens.
     fn sent_states(
         &mut self,
-        now: Instant,
-        from: Side,
-        server: smoltcp::socket::tcp::State,
-        client: smoltcp::socket::tcp::State,
+        _now: Instant,
+        _from: Side,
+        _server: smoltcp::socket::tcp::State,
+        _client: smoltcp::socket::tcp::State,
     ) {
-        let _ = (now, from, server, client);
     }
 }
 
@@ -474,6 +473,7 @@ impl<const MTU: usize, const CAP: usize> crate::clock::Pending for Wire<MTU, CAP
 }
 
 /// One host's network device on the wire (`Medium::Ip`).
+#[derive(Debug)]
 pub struct Host<'w, const MTU: usize, const CAP: usize> {
     rx: &'w mut Direction<MTU, CAP>,
     tx: &'w mut Direction<MTU, CAP>,
@@ -484,17 +484,6 @@ pub struct Host<'w, const MTU: usize, const CAP: usize> {
     scratch: &'w mut [u8; MTU],
     digest: &'w mut u64,
     watch: Option<&'w mut dyn Watch>,
-}
-
-impl<const MTU: usize, const CAP: usize> core::fmt::Debug for Host<'_, MTU, CAP> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Host")
-            .field("side", &self.side)
-            .field("now", &self.now)
-            .field("cut", &self.cut)
-            .field("watched", &self.watch.is_some())
-            .finish_non_exhaustive()
-    }
 }
 
 impl<const MTU: usize, const CAP: usize> Device for Host<'_, MTU, CAP> {
@@ -559,6 +548,7 @@ fn reborrow<'a>(watch: &'a mut Option<&mut dyn Watch>) -> Option<&'a mut dyn Wat
 }
 
 /// Room for a packet leaving a host; the wire decides its fate when it is written.
+#[derive(Debug)]
 pub struct TxToken<'a, const MTU: usize, const CAP: usize> {
     tx: &'a mut Direction<MTU, CAP>,
     from: Side,
@@ -568,17 +558,6 @@ pub struct TxToken<'a, const MTU: usize, const CAP: usize> {
     scratch: &'a mut [u8; MTU],
     digest: &'a mut u64,
     watch: Option<&'a mut dyn Watch>,
-}
-
-impl<const MTU: usize, const CAP: usize> core::fmt::Debug for TxToken<'_, MTU, CAP> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("TxToken")
-            .field("from", &self.from)
-            .field("now", &self.now)
-            .field("cut", &self.cut)
-            .field("watched", &self.watch.is_some())
-            .finish_non_exhaustive()
-    }
 }
 
 impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> {
@@ -605,21 +584,18 @@ impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> 
         };
         let Some(slot) = slot else {
             let result = f(&mut self.scratch[..len]);
-            let fate = match () {
-                _ if self.cut => {
-                    dir.stats.cut += 1;
-                    Fate::Cut
-                }
-                _ if lost || len > link.mtu => {
-                    dir.stats.lost += 1;
-                    Fate::Lost
-                }
-                _ => {
-                    dir.stats.overflowed += 1;
-                    Fate::Overflowed
-                }
-            };
+            let before = dir.stats;
+            match () {
+                _ if self.cut => dir.stats.cut += 1,
+                _ if lost || len > link.mtu => dir.stats.lost += 1,
+                _ => dir.stats.overflowed += 1,
+            }
             if let Some(watch) = self.watch {
+                let fate = match () {
+                    _ if dir.stats.cut != before.cut => Fate::Cut,
+                    _ if dir.stats.lost != before.lost => Fate::Lost,
+                    _ => Fate::Overflowed,
+                };
                 watch.sent(self.now, self.from, &self.scratch[..len], fate);
             }
             return result;
@@ -646,9 +622,11 @@ impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> 
             due += Duration::from_micros(extra);
             dir.stats.reordered += 1;
         }
+        let mut flipped = false;
         if corrupt && len > 0 {
             dir.slots[slot][bit / 8] ^= 1 << (bit % 8);
             dir.stats.corrupted += 1;
+            flipped = true;
         }
         // FNV-1a over the arrival time and the bytes as they will arrive.
         let mut h = *self.digest;
@@ -674,9 +652,8 @@ impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> 
                 (&hi[0], &mut lo[copy])
             };
             b[..len].copy_from_slice(&a[..len]);
-            let arrives = due + Duration::from_micros(1);
-            dir.meta[copy] = Some((arrives, dir.order, len));
-            copied = Some((dir.order, arrives));
+            dir.meta[copy] = Some((due + Duration::from_micros(1), dir.order, len));
+            copied = dir.meta[copy].map(|(arrives, id, _)| (id, arrives));
             dir.order += 1;
             dir.stats.duplicated += 1;
         }
@@ -684,7 +661,7 @@ impl<const MTU: usize, const CAP: usize> phy::TxToken for TxToken<'_, MTU, CAP> 
             let fate = Fate::Queued {
                 id,
                 at: due,
-                corrupted: corrupt && len > 0,
+                corrupted: flipped,
                 copy: copied,
             };
             watch.sent(self.now, self.from, &self.scratch[..len], fate);
@@ -1212,10 +1189,11 @@ mod tests {
     }
 
     /// Counts what a watcher is told, and checks each received packet was queued before.
-    #[derive(Default)]
+    #[derive(Debug, Default)]
     struct Tally {
         sent: [u64; 2],
-        dropped: [u64; 2],
+        /// Lost, overflowed, cut, corrupted.
+        fates: [[u64; 4]; 2],
         copies: [u64; 2],
         received: [u64; 2],
         queued: std::collections::BTreeSet<(u8, u64)>,
@@ -1235,7 +1213,15 @@ mod tests {
                 Fate::Queued { id, copy, .. } => (Some(id), copy.map(|(copy, _)| copy)),
                 Fate::Lost | Fate::Overflowed | Fate::Cut => (None, None),
             };
-            self.dropped[i] += u64::from(id.is_none());
+            let kind = match fate {
+                Fate::Lost => Some(0),
+                Fate::Overflowed => Some(1),
+                Fate::Cut => Some(2),
+                Fate::Queued { corrupted, .. } => corrupted.then_some(3),
+            };
+            if let Some(kind) = kind {
+                self.fates[i][kind] += 1;
+            }
             self.copies[i] += u64::from(copy.is_some());
             self.queued
                 .extend(id.into_iter().chain(copy).map(|id| (towards, id)));
@@ -1255,43 +1241,65 @@ mod tests {
         }
     }
 
+    /// Runs `file` over `link` both ways from seed 3, watched by `watch`; returns the outcome,
+    /// the wire's digest and its statistics towards the server and towards the client.
+    fn watched_run(
+        link: Link,
+        cut_at: Option<Instant>,
+        watch: &mut dyn Watch,
+    ) -> (Outcome, u64, Stats, Stats) {
+        let file: std::vec::Vec<u8> = (0..64 * 1024).map(|i| i as u8).collect();
+        let mut wire = std::boxed::Box::new(Wire::<1500, 32>::new(3, link, link));
+        let mut sink = std::vec![0u8; file.len()];
+        let mut buffers = std::vec![0u8; 4 * 8192];
+        let setup = Setup {
+            cut_at,
+            ..Setup::new(crate::Timeouts::DEFAULT)
+        };
+        let outcome = transfer_watched(&mut wire, &file, &mut sink, &mut buffers, setup, watch);
+        let (to_server, to_client) = (wire.stats(Side::Server), wire.stats(Side::Client));
+        (outcome, wire.digest(), to_server, to_client)
+    }
+
+    /// What `tally` was told matches the wire's statistics, direction by direction.
+    fn assert_tally_matches(tally: &Tally, to_server: Stats, to_client: Stats) {
+        for (from, stats) in [(Side::Client, to_server), (Side::Server, to_client)] {
+            let i = from as usize;
+            assert_eq!(tally.sent[i], stats.sent, "{from:?}");
+            let fates = [stats.lost, stats.overflowed, stats.cut, stats.corrupted];
+            assert_eq!(
+                tally.fates[i], fates,
+                "{from:?}: lost, overflowed, cut, corrupted"
+            );
+            assert_eq!(tally.copies[i], stats.duplicated, "{from:?}");
+            assert_eq!(tally.received[1 - i], stats.delivered, "{from:?}");
+        }
+    }
+
     #[test]
     fn a_watched_transfer_is_the_same_run_and_the_watcher_sees_every_packet() {
         let link = Link {
             loss_ppm: percent(5),
             duplicate_ppm: percent(5),
             corrupt_ppm: percent(2),
+            queue: 3,
             ..Link::clean(1500)
         };
-        let file: std::vec::Vec<u8> = (0..64 * 1024).map(|i| i as u8).collect();
-        let run = |watch: &mut dyn Watch| {
-            let mut wire = std::boxed::Box::new(Wire::<1500, 32>::new(3, link, link));
-            let mut sink = std::vec![0u8; file.len()];
-            let mut buffers = std::vec![0u8; 4 * 8192];
-            let setup = Setup::new(crate::Timeouts::DEFAULT);
-            let outcome = transfer_watched(&mut wire, &file, &mut sink, &mut buffers, setup, watch);
-            assert!(outcome.delivered(), "{outcome:?}");
-            (
-                wire.digest(),
-                wire.stats(Side::Server),
-                wire.stats(Side::Client),
-            )
-        };
-        let (digest, to_server, to_client) = run(&mut ());
+        let (outcome, digest, to_server, to_client) = watched_run(link, None, &mut ());
+        assert!(outcome.delivered(), "{outcome:?}");
+        // What this run gave when `transfer` let smoltcp's `Interface::poll` take in every
+        // packet at once: one packet at a time is the same run.
+        assert_eq!(digest, 0xc3fe_cef6_fc89_0d6f);
+        assert_eq!(outcome.end, Instant::from_micros(5_082_005));
         let mut tally = Tally::default();
-        assert_eq!(run(&mut tally), (digest, to_server, to_client));
-
-        let (server, client) = (Side::Server as usize, Side::Client as usize);
-        assert_eq!(tally.sent[client], to_server.sent);
-        assert_eq!(tally.sent[server], to_client.sent);
-        assert_eq!(
-            tally.dropped[client],
-            to_server.lost + to_server.overflowed + to_server.cut
-        );
-        assert_eq!(tally.copies[client], to_server.duplicated);
-        assert_eq!(tally.received[server], to_server.delivered);
-        assert_eq!(tally.received[client], to_client.delivered);
-        assert!(to_client.lost + to_server.lost > 0, "the faults happened");
+        let (_, watched, ..) = watched_run(link, None, &mut tally);
+        assert_eq!(watched, digest, "the same packets at the same times");
+        assert_tally_matches(&tally, to_server, to_client);
+        let faults = to_server.lost + to_client.lost;
+        let full = to_server.overflowed + to_client.overflowed;
+        let flipped = to_server.corrupted + to_client.corrupted;
+        let copies = to_server.duplicated + to_client.duplicated;
+        assert!(faults * full * flipped * copies > 0, "every fault happened");
         assert!(tally.fins >= 2, "both FINs seen");
         // The server's last ACK took the client to CLOSED; the server lingers in TIME-WAIT.
         assert_eq!(
@@ -1301,6 +1309,14 @@ mod tests {
                 smoltcp::socket::tcp::State::Closed
             ))
         );
+
+        // A link cut mid-transfer: every packet from then on is dropped, and said to be.
+        let mut tally = Tally::default();
+        let cut_at = Some(Instant::from_millis(5));
+        let (outcome, _, to_server, to_client) = watched_run(Link::clean(1500), cut_at, &mut tally);
+        assert!(!outcome.delivered());
+        assert!(to_server.cut + to_client.cut > 0);
+        assert_tally_matches(&tally, to_server, to_client);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use smoltcp::time::Instant;
 use crate::picture::{self, End, Exchange};
 
 /// Records a [`sim::transfer_watched`] run as an [`Exchange`].
+#[derive(Debug)]
 pub struct Recorder {
     exchange: Exchange,
     /// The packet number of each packet on the wire, by the side it travels to and the wire's
