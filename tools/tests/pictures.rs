@@ -9,7 +9,8 @@
 //! PICTURES_BLESS=1 cargo test -p halfclose-tools --test pictures
 //! ```
 //!
-//! `PICTURES_PNG=DIR` also writes each rendering to `DIR/NAME.png`, to look at.
+//! `PICTURES_PNG=DIR` also writes each rendering to `DIR/NAME.png` (lines and arrows: the text
+//! is not rendered here; a browser shows the SVG whole).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,11 +27,10 @@ const PICTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/pictures");
 /// TCP on both ends) sending 3000 bytes, as `tcpdump -i lo -w lesson.pcap tcp port 7901` took it.
 const CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/lesson.pcap");
 
-/// Parse and render `svg` (text included, with the fonts the system has); returns how many
-/// pixels are not white.
+/// Parse and render `svg` (its shapes: resvg's text is left out, see tools/Cargo.toml); returns
+/// how many pixels are not white.
 fn render(name: &str, svg: &str) -> usize {
-    let mut options = resvg::usvg::Options::default();
-    options.fontdb_mut().load_system_fonts();
+    let options = resvg::usvg::Options::default();
     let tree = resvg::usvg::Tree::from_str(svg, &options)
         .unwrap_or_else(|e| panic!("{name} is not an SVG resvg reads: {e}"));
     let size = tree.size().to_int_size();
