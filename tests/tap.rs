@@ -170,6 +170,18 @@ fn at_each_mtu_with_offloads_on_and_off_both_ways_are_byte_exact_with_the_reply(
     }
 }
 
+/// `--mtu` sets the TAP device's MTU before our client connects: without offloads, the kernel's
+/// segments then fill frames of the new size.
+#[test]
+fn the_mtu_option_sets_the_links_mtu_before_the_transfer() {
+    require_tap!("the TAP tests need");
+    let tmp = Scratch::new();
+    let options = ["--mtu", "9000", "--no-offload"];
+    let pcap = kernel_server_to_our_client(1 << 20, &tmp, 1500, &options);
+    let (_, received) = longest_frames(&pcap);
+    assert_eq!(received, 14 + 9000, "the kernel's longest frame to us");
+}
+
 /// The classic pcap format: a 24-byte file header, then a 16-byte header before each frame.
 fn pcap_frames(bytes: &[u8]) -> Vec<&[u8]> {
     assert!(bytes.len() >= 24, "pcap too short");
@@ -638,4 +650,22 @@ fn bad_arguments_are_clear_errors_without_privileges() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/file"));
+
+    let out = Command::new(example("tap_client"))
+        .args(["--mtu", "100"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("100 is not in 576..=65521"));
+
+    let out = Command::new(example("tap_client"))
+        .args(["--device", "smoltcp", "--drop", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--device smoltcp takes no faults"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -9,7 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::num::NonZeroUsize;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,9 @@ pub struct TapArgs {
     /// Log every state change of smoltcp and halfclose on stderr (RUST_LOG works too)
     #[arg(short, long)]
     pub verbose: bool,
+    /// Set the TAP device's MTU first (its kernel side's too), 576 to 65521
+    #[arg(long, value_name = "BYTES", value_parser = value_parser!(u32).range(576..=65521))]
+    pub mtu: Option<u32>,
     /// Leave TCP checksums and segmentation to smoltcp, not to the kernel
     #[arg(long)]
     pub no_offload: bool,
@@ -160,6 +163,12 @@ impl Tap {
     /// Attach to the existing TAP device `name`. smoltcp would create a missing one (down, so
     /// the first frame would fail): insist on one that exists and is up.
     pub fn open(args: &TapArgs) -> Result<Tap, String> {
+        let faults = &args.faults;
+        if args.device == DeviceKind::Smoltcp && (faults.any() || args.pcap.is_some()) {
+            return Err(
+                "--device smoltcp takes no faults and no --pcap: those are our device's".into(),
+            );
+        }
         let name = super::cli::interface_name(&args.tap)?;
         let name = name.as_str();
         let sys = Path::new("/sys/class/net").join(name);
@@ -180,20 +189,16 @@ impl Tap {
                 "TAP device {name} is down (`ip link set {name} up`)"
             ));
         }
+        if let Some(mtu) = args.mtu {
+            set_mtu(name, mtu)?;
+        }
         let mtu: usize = std::fs::read_to_string(sys.join("mtu"))
             .ok()
             .and_then(|m| m.trim().parse().ok())
             .unwrap_or(1500);
-        let faults = &args.faults;
         let stock = match args.device {
             DeviceKind::Ours => None,
             DeviceKind::Smoltcp => {
-                if faults.any() || args.pcap.is_some() {
-                    return Err(
-                        "--device smoltcp takes no faults and no --pcap: those are our device's"
-                            .into(),
-                    );
-                }
                 let stock = phy::TunTapInterface::new(name, Medium::Ethernet)
                     .map_err(|e| format!("cannot open TAP device {name}: {e}"))?;
                 wait_for_carrier(name);
@@ -431,6 +436,37 @@ enum Got {
     Faulted(Vec<u8>),
     /// Nothing to hand on (dropped, held back, interrupted): read again.
     Again,
+}
+
+/// Set the MTU of the device `name`, as `ip link set NAME mtu MTU` does.
+fn set_mtu(name: &str, mtu: u32) -> Result<(), String> {
+    /// `struct ifreq` as `SIOCSIFMTU` reads it: the name and `ifr_mtu`.
+    #[repr(C)]
+    struct IfMtu {
+        name: [u8; 16],
+        mtu: libc::c_int,
+        _rest: [u8; 20],
+    }
+    let failed = |e: io::Error| format!("cannot set the MTU of {name} to {mtu}: {e}");
+    // SAFETY: `socket` takes no pointers; a descriptor it returns is ours to own.
+    let socket = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if socket < 0 {
+        return Err(failed(io::Error::last_os_error()));
+    }
+    // SAFETY: a new descriptor, owned by nothing else.
+    let socket = unsafe { OwnedFd::from_raw_fd(socket) };
+    let mut request = IfMtu {
+        name: [0; 16],
+        mtu: mtu as libc::c_int,
+        _rest: [0; 20],
+    };
+    // `interface_name` allowed at most 15 bytes: the NUL fits.
+    request.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: SIOCSIFMTU reads one `struct ifreq` (40 bytes, C layout), valid for the call.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFMTU as _, &mut request) } < 0 {
+        return Err(failed(io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Whether a frame's TCP checksum, if it has one, is right.
