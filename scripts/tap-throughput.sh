@@ -18,6 +18,8 @@
 # differs or a program fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/netns.sh
+source scripts/lib/netns.sh
 
 size=128 runs=3 stock=1 mtus=()
 while (($#)); do
@@ -49,31 +51,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns add "$tap_ns"
-ip -n "$tap_ns" link set lo up
-ip -n "$tap_ns" tuntap add dev tap0 mode tap
-ip -n "$tap_ns" link set tap0 up
-ip -n "$tap_ns" addr add 192.168.69.100/24 dev tap0
-ip netns add "$a_ns"
-ip netns add "$b_ns"
-ip link add hct-a$$ netns "$a_ns" type veth peer name hct-b$$ netns "$b_ns"
-ip -n "$a_ns" addr add 192.168.70.1/24 dev hct-a$$
-ip -n "$b_ns" addr add 192.168.70.2/24 dev hct-b$$
-ip -n "$a_ns" link set hct-a$$ up
-ip -n "$b_ns" link set hct-b$$ up
+ns_tap "$tap_ns"
+ns_veth "$a_ns" "$b_ns" hct-a$$ hct-b$$
 
 file=$dir/file
 head -c $((size << 20)) /dev/urandom > "$file"
-
-# Wait (at most 5 s) until `$1` (a command) succeeds.
-await() {
-  for _ in $(seq 500); do
-    if eval "$1" > /dev/null 2>&1; then return 0; fi
-    sleep 0.01
-  done
-  echo "tap-throughput.sh: gave up waiting for: $1" >&2
-  return 1
-}
 
 # Run the rest of the line, then print its wall time in seconds.
 timed() {
