@@ -13,6 +13,8 @@
 # on tmpfs (/dev/shm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/netns.sh
+source scripts/lib/netns.sh
 runs=${1:-3}
 port=7891
 
@@ -32,35 +34,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Ours: a TAP device whose kernel side (and the clients) is 192.168.69.100, our stack .1.
-ip netns add "$tap_ns"
-ip -n "$tap_ns" link set lo up
-ip -n "$tap_ns" tuntap add dev tap0 mode tap
-ip -n "$tap_ns" link set tap0 up
-ip -n "$tap_ns" addr add 192.168.69.100/24 dev tap0
-# The kernel's: the server in one namespace, the clients in another, a veth pair between them.
-ip netns add "$srv_ns"
-ip netns add "$cli_ns"
-ip -n "$srv_ns" link set lo up
-ip -n "$cli_ns" link set lo up
-ip link add hcl-s$$ netns "$srv_ns" type veth peer name hcl-c$$ netns "$cli_ns"
-ip -n "$srv_ns" addr add 192.168.70.1/24 dev hcl-s$$
-ip -n "$cli_ns" addr add 192.168.70.2/24 dev hcl-c$$
-ip -n "$srv_ns" link set hcl-s$$ up
-ip -n "$cli_ns" link set hcl-c$$ up
+# Ours: a TAP device whose kernel side (and the clients) is 192.168.69.100, our stack .1. The
+# kernel's: the server in one namespace, the clients in another, a veth pair between them.
+ns_tap "$tap_ns"
+ns_veth "$srv_ns" "$cli_ns" hcl-s$$ hcl-c$$
 
 head -c $((1 << 20)) /dev/urandom > "$dir/1m"
 head -c $((10 << 10)) /dev/urandom > "$dir/10k"
-
-# Wait (at most 5 s) until `$1` (a command) succeeds.
-await() {
-  for _ in $(seq 500); do
-    if eval "$1" > /dev/null 2>&1; then return 0; fi
-    sleep 0.01
-  done
-  echo "load.sh: gave up waiting for: $1" >&2
-  return 1
-}
 
 # One run: $1 ours|kernel, $2 the load mode (--at-once or --sequential), $3 clients, $4 file,
 # then the load tool's other options. Prints the load tool's summary.

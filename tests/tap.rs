@@ -23,19 +23,27 @@ const OURS: &str = "192.168.69.1";
 const KERNEL: &str = "192.168.69.100";
 const PORT: u16 = halfclose::DEFAULT_PORT;
 
-/// Our server sends `len` bytes to the kernel's lesson client; returns the pcap's path.
-fn our_server_to_kernel_client(len: usize, tmp: &Scratch) -> String {
+/// A namespace whose TAP device has the MTU `mtu`.
+fn namespace(mtu: u32) -> Namespace {
     let ns = Namespace::new("halfclose", KERNEL);
+    let mtu = mtu.to_string();
+    ns.ip(&["-n", &ns.name, "link", "set", "tap0", "mtu", &mtu]);
+    ns
+}
+
+/// Our server sends `len` bytes to the kernel's lesson client over a link of MTU `mtu`, with
+/// `options` of ours; returns the pcap's path.
+fn our_server_to_kernel_client(len: usize, tmp: &Scratch, mtu: u32, options: &[&str]) -> String {
+    let ns = namespace(mtu);
     let file = tmp.path("file");
     let copy = tmp.path("copy");
     let pcap = tmp.path("server.pcap");
     let payload = random_bytes(len, len as u64 + 7);
     std::fs::write(&file, &payload).unwrap();
 
-    let server = ns.spawn(
-        "tap_server",
-        &["--clients", "1", "--wait", "30", "--pcap", &pcap, &file],
-    );
+    let mut args = vec!["--clients", "1", "--wait", "30", "--pcap", &pcap, &file];
+    args.extend(options);
+    let server = ns.spawn("tap_server", &args);
     // The client retries its connection until the server's interface answers ARP and SYN.
     let client = retry_while_refused("connect:", || {
         let args = ["client", OURS, &PORT.to_string(), &copy];
@@ -57,18 +65,21 @@ fn kernel_server(ns: &Namespace, file: &str) -> std::process::Child {
     )
 }
 
-/// The kernel's lesson server sends `len` bytes (1024-byte writes) to our client.
-fn kernel_server_to_our_client(len: usize, tmp: &Scratch) {
-    let ns = Namespace::new("halfclose", KERNEL);
+/// The kernel's lesson server sends `len` bytes (1024-byte writes) to our client over a link of
+/// MTU `mtu`, with `options` of ours; returns the pcap's path.
+fn kernel_server_to_our_client(len: usize, tmp: &Scratch, mtu: u32, options: &[&str]) -> String {
+    let ns = namespace(mtu);
     let file = tmp.path("file");
     let copy = tmp.path("copy");
+    let pcap = tmp.path("client.pcap");
     let payload = random_bytes(len, len as u64 + 11);
     std::fs::write(&file, &payload).unwrap();
 
     let server = kernel_server(&ns, &file);
     // Refused only if the kernel server has not bound yet.
     let client = retry_while_refused("refused", || {
-        let args = ["--peer", KERNEL, "-o", &copy];
+        let mut args = vec!["--peer", KERNEL, "-o", &copy, "--pcap", &pcap];
+        args.extend(options);
         finish(ns.spawn("tap_client", &args), Duration::from_secs(60))
     });
     let server = finish(server, Duration::from_secs(60));
@@ -82,6 +93,7 @@ fn kernel_server_to_our_client(len: usize, tmp: &Scratch) {
     let got = std::fs::read(&copy).unwrap();
     assert_eq!(got.len(), len);
     assert!(got == payload, "our client's copy differs");
+    pcap
 }
 
 const SIZES: [usize; 4] = [0, 1, 100 * 1024, 32 << 20];
@@ -91,7 +103,7 @@ fn our_server_serves_the_kernels_client_byte_exact_and_gets_thank_you() {
     require_tap!("the TAP tests need");
     for len in SIZES {
         let tmp = Scratch::new();
-        our_server_to_kernel_client(len, &tmp);
+        our_server_to_kernel_client(len, &tmp, 1500, &[]);
     }
 }
 
@@ -100,8 +112,74 @@ fn our_client_fetches_from_the_kernels_half_closing_server_and_thanks_it() {
     require_tap!("the TAP tests need");
     for len in SIZES {
         let tmp = Scratch::new();
-        kernel_server_to_our_client(len, &tmp);
+        kernel_server_to_our_client(len, &tmp, 1500, &[]);
     }
+}
+
+/// The longest frames in a capture of ours: those we sent, and those we received.
+fn longest_frames(pcap: &str) -> (usize, usize) {
+    let bytes = std::fs::read(pcap).unwrap();
+    let frames = pcap_frames(&bytes);
+    // Our interface's MAC (`examples/common/tap.rs`): the frames to us.
+    let to_us = |f: &&[u8]| f[0..6] == [2, 0, 0, 0, 0, 1];
+    let longest = |to: bool| {
+        frames
+            .iter()
+            .filter(|f| to_us(f) == to)
+            .map(|f| f.len())
+            .max()
+            .unwrap_or(0)
+    };
+    (longest(false), longest(true))
+}
+
+/// At each MTU, with the kernel's offloads and without, both ways: byte-exact with the reply.
+/// With them, frames longer than the link's carry the data (the kernel's 64 KiB segments to us,
+/// ours for the kernel to cut) where the link leaves room for them; without them, none does.
+#[test]
+fn at_each_mtu_with_offloads_on_and_off_both_ways_are_byte_exact_with_the_reply() {
+    require_tap!("the TAP tests need");
+    const LEN: usize = 4 << 20;
+    for (mtu, offload) in [1500, 9000, 65521]
+        .into_iter()
+        .flat_map(|m| [(m, true), (m, false)])
+    {
+        let options: &[&str] = if offload { &[] } else { &["--no-offload"] };
+        let tmp = Scratch::new();
+        let link = mtu as usize + 14;
+        let ours = our_server_to_kernel_client(LEN, &tmp, mtu, options);
+        let theirs = kernel_server_to_our_client(LEN, &tmp, mtu, options);
+        for (direction, pcap, data_sent) in [
+            ("ours -> kernel", ours, true),
+            ("kernel -> ours", theirs, false),
+        ] {
+            let (sent, received) = longest_frames(&pcap);
+            let what = format!(
+                "MTU {mtu}, offload {offload}, {direction}: longest frames sent {sent}, received {received}"
+            );
+            eprintln!("{what}");
+            assert!(sent <= 14 + 65535 && received <= 14 + 65535, "{what}");
+            let data = if data_sent { sent } else { received };
+            match (offload, mtu < 65000) {
+                (false, _) => assert!(sent <= link && received <= link, "{what}"),
+                (true, true) => assert!(data > link, "{what}"),
+                // A 64 KiB frame is no longer than the link's.
+                (true, false) => {}
+            }
+        }
+    }
+}
+
+/// `--mtu` sets the TAP device's MTU before our client connects: without offloads, the kernel's
+/// segments then fill frames of the new size.
+#[test]
+fn the_mtu_option_sets_the_links_mtu_before_the_transfer() {
+    require_tap!("the TAP tests need");
+    let tmp = Scratch::new();
+    let options = ["--mtu", "9000", "--no-offload"];
+    let pcap = kernel_server_to_our_client(1 << 20, &tmp, 1500, &options);
+    let (_, received) = longest_frames(&pcap);
+    assert_eq!(received, 14 + 9000, "the kernel's longest frame to us");
 }
 
 /// The classic pcap format: a 24-byte file header, then a 16-byte header before each frame.
@@ -126,14 +204,19 @@ fn pcap_frames(bytes: &[u8]) -> Vec<&[u8]> {
 fn the_pcap_shows_our_fin_before_the_thank_you_which_we_acknowledge() {
     require_tap!("the TAP tests need");
     let tmp = Scratch::new();
-    let pcap = our_server_to_kernel_client(100 * 1024, &tmp);
+    let pcap = our_server_to_kernel_client(100 * 1024, &tmp, 1500, &[]);
     let bytes = std::fs::read(pcap).unwrap();
     let frames = pcap_frames(&bytes);
     let segments: Vec<_> = frames
         .iter()
         .filter_map(|f| Segment::parse(Medium::Ethernet, f).map(|s| (s, *f)))
         .collect();
-    assert!(segments.len() > 70, "the capture has the transfer in it");
+    let sent: usize = segments
+        .iter()
+        .filter(|(s, _)| s.src.port == PORT)
+        .map(|(s, _)| s.payload().len())
+        .sum();
+    assert!(sent >= 100 * 1024, "the capture has the transfer in it");
 
     let fin = segments
         .iter()
@@ -247,6 +330,9 @@ fn assert_partial(line: &str, tmp: &Scratch, payload: &[u8]) {
 }
 
 const BIG: usize = 64 << 20;
+/// Bytes a second our program passes in the tests that cut a transfer short: at full speed
+/// `BIG` can be over before the test has acted.
+const SLOW: &str = "50000000";
 
 #[test]
 fn deleting_the_tap_device_mid_transfer_ends_our_client_in_one_line_keeping_a_partial() {
@@ -259,7 +345,10 @@ fn deleting_the_tap_device_mid_transfer_ends_our_client_in_one_line_keeping_a_pa
 
     let server = kernel_server(&ns, &tmp.path("file"));
     std::thread::sleep(Duration::from_millis(300));
-    let client = ns.spawn("tap_client", &["--peer", KERNEL, "-o", &tmp.path("copy")]);
+    let client = ns.spawn(
+        "tap_client",
+        &["--peer", KERNEL, "-o", &tmp.path("copy"), "--rate", SLOW],
+    );
     tmp.wait_for_temp(1 << 20);
     ns.ip(&["-n", &ns.name, "link", "del", "tap0"]);
     let out = finish(client, Duration::from_secs(30));
@@ -283,7 +372,10 @@ fn a_tap_device_set_down_mid_transfer_ends_our_server_in_one_line() {
     let ns = Namespace::new("halfclose", KERNEL);
     let tmp = Scratch::new();
     std::fs::write(tmp.path("file"), random_bytes(BIG, 6)).unwrap();
-    let server = ns.spawn("tap_server", &["--wait", "30", &tmp.path("file")]);
+    let server = ns.spawn(
+        "tap_server",
+        &["--wait", "30", "--rate", SLOW, &tmp.path("file")],
+    );
     let client = ns.spawn(
         "lesson",
         &["client", OURS, &PORT.to_string(), &tmp.path("copy")],
@@ -360,7 +452,10 @@ fn a_server_killed_mid_file_is_eof_without_acknowledgement_never_a_complete_file
 
     let mut server = kernel_server(&ns, &tmp.path("file"));
     std::thread::sleep(Duration::from_millis(300));
-    let client = ns.spawn("tap_client", &["--peer", KERNEL, "-o", &tmp.path("copy")]);
+    let client = ns.spawn(
+        "tap_client",
+        &["--peer", KERNEL, "-o", &tmp.path("copy"), "--rate", SLOW],
+    );
     tmp.wait_for_temp(1 << 20);
     // `ip netns exec` execs the program: this is the lesson server itself.
     server.kill().unwrap();
@@ -382,8 +477,14 @@ fn a_server_killed_mid_file_is_eof_without_acknowledgement_never_a_complete_file
 
 /// One run under faults, with its outcome checked: byte-exact with the reply, or a typed
 /// error that leaves no file under the target's name and only right bytes in the partial one.
-fn faulty_run(ours_serve: bool, len: usize, faults: &[&str], limit: Duration) -> &'static str {
-    let ns = Namespace::new("halfclose", KERNEL);
+fn faulty_run(
+    ours_serve: bool,
+    len: usize,
+    mtu: u32,
+    faults: &[&str],
+    limit: Duration,
+) -> &'static str {
+    let ns = namespace(mtu);
     let tmp = Scratch::new();
     let payload = random_bytes(len, len as u64 + 3);
     let (file, copy) = (tmp.path("file"), tmp.path("copy"));
@@ -416,7 +517,7 @@ fn faulty_run(ours_serve: bool, len: usize, faults: &[&str], limit: Duration) ->
         (ours, finish(theirs, limit))
     };
     let what = format!(
-        "{} {len} bytes with {faults:?}\nours: {}\nkernel: {}",
+        "{} {len} bytes at MTU {mtu} with {faults:?}\nours: {}\nkernel: {}",
         if ours_serve {
             "our server sends"
         } else {
@@ -457,7 +558,8 @@ fn faulty_run(ours_serve: bool, len: usize, faults: &[&str], limit: Duration) ->
 
 /// Drop, corruption, duplication and reordering at our device, both ways, against the kernel's
 /// TCP, in both directions: heavy faults on small files, lighter ones on a large file (32 MiB;
-/// `TAP_FAULTS_MIB` sets another size, as CI does), and a rate limit.
+/// `TAP_FAULTS_MIB` sets another size, as CI does), and a rate limit; and on links of 9000 and
+/// 65521 bytes, whose frames the faults drop, corrupt and reorder whole.
 #[test]
 fn under_faults_every_run_is_byte_exact_with_the_reply_or_a_typed_error() {
     require_tap!("the TAP tests need");
@@ -484,30 +586,35 @@ fn under_faults_every_run_is_byte_exact_with_the_reply_or_a_typed_error() {
     const RATE: &[&str] = &["--rate", "4000000", "--drop", "0.5"];
     let large_mib: usize = std::env::var("TAP_FAULTS_MIB").map_or(32, |s| s.parse().unwrap());
     assert!(large_mib > 0, "TAP_FAULTS_MIB must be at least 1");
-    let runs: &[(usize, &[&str], &str)] = &[
-        (1, HEAVY, "11"),
-        (100 * 1024, HEAVY, "12"),
-        (1 << 20, HEAVY, "13"),
-        (2 << 20, RATE, "14"),
-        (large_mib << 20, LIGHT, "15"),
+    let runs: &[(usize, &[&str], &str, u32)] = &[
+        (1, HEAVY, "11", 1500),
+        (100 * 1024, HEAVY, "12", 1500),
+        (1 << 20, HEAVY, "13", 1500),
+        (2 << 20, RATE, "14", 1500),
+        (large_mib << 20, LIGHT, "15", 1500),
+        (1 << 20, HEAVY, "16", 9000),
+        (4 << 20, LIGHT, "17", 65521),
     ];
     // Every run at once, each in a namespace of its own: a run waits on timers (the kernel's
     // retransmission backoff, our retransmissions), not on the CPU, so the test takes as long as
-    // its longest run instead of the sum of all ten. A run's failed assertion fails the test.
+    // its longest run instead of the sum of all fourteen. A run's failed assertion fails the test.
     let outcomes: Vec<String> = std::thread::scope(|scope| {
         let runs: Vec<_> = runs
             .iter()
-            .flat_map(|&(len, faults, seed)| {
-                [(len, faults, seed, false), (len, faults, seed, true)]
+            .flat_map(|&(len, faults, seed, mtu)| {
+                [
+                    (len, faults, seed, mtu, false),
+                    (len, faults, seed, mtu, true),
+                ]
             })
-            .map(|(len, faults, seed, ours_serve)| {
+            .map(|(len, faults, seed, mtu, ours_serve)| {
                 scope.spawn(move || {
                     let mut args = faults.to_vec();
                     args.extend(["--seed", seed]);
                     let started = Instant::now();
-                    let outcome = faulty_run(ours_serve, len, &args, Duration::from_secs(600));
+                    let outcome = faulty_run(ours_serve, len, mtu, &args, Duration::from_secs(600));
                     format!(
-                        "{} {len} B {faults:?}: {outcome} in {:.1} s",
+                        "{} {len} B MTU {mtu} {faults:?}: {outcome} in {:.1} s",
                         if ours_serve {
                             "ours->kernel"
                         } else {
@@ -543,4 +650,22 @@ fn bad_arguments_are_clear_errors_without_privileges() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/file"));
+
+    let out = Command::new(example("tap_client"))
+        .args(["--mtu", "100"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("100 is not in 576..=65521"));
+
+    let out = Command::new(example("tap_client"))
+        .args(["--device", "smoltcp", "--drop", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--device smoltcp takes no faults"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -10,6 +10,13 @@ pub mod drive;
 #[cfg(feature = "sim")]
 pub mod faults;
 pub mod files;
+#[cfg(all(
+    target_os = "linux",
+    feature = "sim",
+    feature = "medium-ethernet",
+    feature = "proto-ipv6"
+))]
+pub mod offload;
 pub mod pcap;
 pub mod picture;
 // A status line on SIGUSR1, for the TAP server.

@@ -21,7 +21,8 @@ impl Pcap {
         header.extend(4u16.to_le_bytes());
         header.extend(0i32.to_le_bytes());
         header.extend(0u32.to_le_bytes());
-        header.extend(65535u32.to_le_bytes());
+        // The snapshot length: whole frames, 64 KiB ones from segmentation offload too.
+        header.extend(262_144u32.to_le_bytes());
         header.extend(1u32.to_le_bytes());
         out.write_all(&header)?;
         // Now, so that an unwritable path fails before the transfer rather than at its end.
