@@ -153,6 +153,20 @@ run "patched: smoltcp with socket-tcp-cubic and without std builds" pass \
   env CARGO_TARGET_DIR="$target/smoltcp-fixes-cubic-patched" cargo build --offline --quiet \
   --manifest-path "$tmp/cubic/Cargo.toml" --config "patch.crates-io.smoltcp.path=\"$tmp/smoltcp\""
 
+echo "== segmentation offload with one IP version"
+mkdir -p "$tmp/segmentation/src"
+printf '%s\n' '[package]' 'name = "segmentation-with-ipv4-only"' 'version = "0.1.0"' 'edition = "2021"' '' \
+  '[dependencies]' \
+  "smoltcp = { version = \"=$version\", default-features = false, features = [\"medium-ethernet\", \"proto-ipv4\", \"socket-tcp\", \"segmentation-offload\"] }" \
+  >"$tmp/segmentation/Cargo.toml"
+printf '#![no_std]\npub use smoltcp;\n' >"$tmp/segmentation/src/lib.rs"
+run "stock:   smoltcp with segmentation-offload and IPv4 alone builds" fail \
+  env CARGO_TARGET_DIR="$target/smoltcp-fixes-segmentation-stock" cargo build --offline --quiet \
+  --manifest-path "$tmp/segmentation/Cargo.toml" --config "patch.crates-io.smoltcp.path=\"$tmp/stock\""
+run "patched: smoltcp with segmentation-offload and IPv4 alone builds" pass \
+  env CARGO_TARGET_DIR="$target/smoltcp-fixes-segmentation-patched" cargo build --offline --quiet \
+  --manifest-path "$tmp/segmentation/Cargo.toml" --config "patch.crates-io.smoltcp.path=\"$tmp/smoltcp\""
+
 if [ "$failures" -ne 0 ]; then
   echo "smoltcp-fixes: $failures unexpected outcome(s)"
   exit 1
