@@ -28,7 +28,6 @@ mod linux {
     use clap::Parser;
     use halfclose::Error;
     use halfclose::backlog::Backlog;
-    use halfclose::io::ThreadedSource;
     use halfclose::server::{Report, Server, State};
     use indicatif::ProgressBar;
     use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
@@ -94,7 +93,7 @@ mod linux {
     /// The server and what the event loop keeps between passes.
     struct Serving<'a, const N: usize> {
         args: &'a Args,
-        server: Server<ThreadedSource<Input>, N>,
+        server: Server<Input, N>,
         read_errors: ErrorSlot,
         tally: Tally,
         idle_since: Instant,
@@ -104,8 +103,6 @@ mod linux {
     fn serve<const N: usize>(args: &Args) -> Result<(), String> {
         let (source, len) = Input::new(&args.file)?;
         let read_errors = source.errors();
-        // Each client's copy of the file is read on a thread of its own, ahead of the socket.
-        let source = ThreadedSource::new(source);
         let (mut device, mut iface) = tap::open(&args.tap)?;
         status::listen()?;
 
