@@ -31,14 +31,14 @@ mod linux {
 
     use clap::{Parser, value_parser};
     use halfclose::client::Client;
-    use halfclose::io::ThreadedSink;
+    use halfclose::io::FromStd;
     use halfclose::{Error, Phase};
     use smoltcp::iface::{SocketSet, SocketStorage};
     use smoltcp::socket::tcp;
     use smoltcp::time::Instant;
     use smoltcp::wire::IpAddress;
 
-    use crate::common::files::{Output, SharedOutput};
+    use crate::common::files::Output;
     use crate::common::{cli, drive, progress, tap};
 
     /// Connects to the server, writes what it sends until its FIN, replies "Thank you\0" and
@@ -61,11 +61,8 @@ mod linux {
 
     pub fn run(args: &Args) -> Result<(), String> {
         let (mut device, mut iface) = tap::open(&args.tap)?;
-        let output = SharedOutput::new(Output::create(&args.output, &[])?);
-        let fetched = fetch(args, &mut device, &mut iface, &output);
-        // `fetch` has dropped the client, whose writing thread has let the output go.
-        let output = output.into_inner()?;
-        match fetched {
+        let mut output = Output::create(&args.output, &[])?;
+        match fetch(args, &mut device, &mut iface, &mut output) {
             Ok(report) => {
                 let pcap = device.finish();
                 let bytes = output.commit()?;
@@ -88,7 +85,7 @@ mod linux {
         args: &Args,
         device: &mut tap::Tap,
         iface: &mut smoltcp::iface::Interface,
-        output: &SharedOutput,
+        output: &mut Output,
     ) -> Result<halfclose::client::Report, String> {
         let mut storage: [SocketStorage; 1] = Default::default();
         let mut sockets = SocketSet::new(&mut storage[..]);
@@ -110,8 +107,7 @@ mod linux {
             halfclose::client::Connect::to((args.peer, args.tap.port))
                 .from((args.tap.addr.address(), local_port))
                 .timeouts(args.tap.timeouts()),
-            // The file is written on a thread of its own, overlapping the protocol's work.
-            ThreadedSink::new(output.clone()),
+            FromStd(&mut *output),
             Instant::now(),
         )
         .map_err(|e| e.to_string())?;
@@ -128,7 +124,6 @@ mod linux {
         });
         bar.finish_and_clear();
         let received = client.received();
-        drop(client);
         match result {
             Ok(Ok(report)) => Ok(report),
             Ok(Err(e)) => Err(explain(&e, output)),
@@ -138,7 +133,7 @@ mod linux {
 
     /// The error line's cause: the OS's words for a failed write, and no claim that a file whose
     /// end was never confirmed is complete.
-    fn explain(e: &Error, output: &SharedOutput) -> String {
+    fn explain(e: &Error, output: &Output) -> String {
         match e {
             Error::Sink { bytes, .. } => match output.error() {
                 Some(os) => format!("{os} after {bytes} bytes"),
