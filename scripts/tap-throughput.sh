@@ -99,6 +99,8 @@ run() {
   esac
   wait "$server" || { cat "$dir/server.out" >&2; echo "tap-throughput.sh: $what: the server failed" >&2; exit 1; }
   check "$what $extra"
+  # Each run on stderr, the table alone on stdout.
+  echo "tap-throughput.sh: MTU $mtu $what $extra: $secs s" >&2
   echo "$secs"
 }
 
