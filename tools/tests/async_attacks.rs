@@ -1,0 +1,290 @@
+//! The hostile peers of `tools/tests/attacks.rs` ([`Attack`]) against the async server,
+//! `halfclose::asynch::serve` behind `asynch::embassy::accept` on one embassy-net socket, in
+//! memory (`halfclose_tools::attacks::embassy`): each defence of the async path, seen from the
+//! wire. The runs take real time (embassy-net reads embassy-time's clock), so the limits are
+//! tenths of a second and the bounds leave room for a loaded machine.
+
+use std::time::Duration;
+
+use halfclose::sim::Side;
+use halfclose::{Error, Phase, Timeouts};
+use halfclose_tools::attacks::Attack;
+use halfclose_tools::attacks::embassy::{Fault, Run, Scenario, file, run};
+use smoltcp::time::Duration as SmolDuration;
+
+fn ms(ms: u64) -> SmolDuration {
+    SmolDuration::from_millis(ms)
+}
+
+/// The defaults, with the TAP example's linger: 100 ms lets the ACK of the client's FIN leave
+/// (smoltcp may delay it by 10 ms) before the socket listens again.
+const QUICK: Timeouts = Timeouts {
+    linger: SmolDuration::from_millis(100),
+    ..Timeouts::DEFAULT
+};
+
+fn show(name: &str, run: &Run) {
+    eprintln!(
+        "{name}: client {:?} after {} attempts, done at {:?}; server: {:?}",
+        run.client, run.attempts, run.client_done, run.served
+    );
+}
+
+/// The legitimate client got the whole file and replied, and the server took its reply.
+fn assert_served(run: &Run, len: usize) {
+    let client = run.client.as_ref().expect("the client finished");
+    let fetched = client.as_ref().unwrap_or_else(|e| panic!("client: {e}"));
+    assert_eq!(fetched.bytes, len as u64);
+    assert!(fetched.acknowledged, "embassy-net tells acknowledgements");
+    assert!(run.received == file(len), "the copy differs");
+    let served = run
+        .legit()
+        .expect("the server took the client's connection");
+    let report = served
+        .result
+        .as_ref()
+        .unwrap_or_else(|e| panic!("server: {e}"));
+    assert!(report.reply.is_thank_you());
+    assert!(report.fin_acked_at.is_some());
+}
+
+#[test]
+fn an_embassy_server_serves_a_file_and_takes_the_reply() {
+    let run = run(Scenario::new(QUICK));
+    show("clean", &run);
+    assert_served(&run, halfclose_tools::attacks::FILE_LEN);
+    assert_eq!(run.attempts, 1);
+    assert!(run.trace.iter().all(|t| !t.segment.rst), "no reset");
+}
+
+/// One forged SYN holds the server's only socket in SYN-RECEIVED; `accept` aborts it after the
+/// handshake limit (at most 1.5 limits: it looks in slices of half the limit) and listens
+/// again, and the client that was refused meanwhile gets in.
+#[test]
+fn an_embassy_server_drops_a_forged_syn_after_the_handshake_limit_and_serves_the_next_client() {
+    let handshake = 400;
+    let run = run(Scenario {
+        // One SYN in the run: the next would come 60 s later.
+        attack: Attack::ForgedSyns(1),
+        second: Duration::from_secs(60),
+        client_from: Duration::from_millis(50),
+        ..Scenario::new(QUICK.with_handshake(Duration::from_millis(handshake)))
+    });
+    show("forged SYN", &run);
+    assert_served(&run, halfclose_tools::attacks::FILE_LEN);
+    assert!(run.attempts > 1, "refused while the SYN held the socket");
+    let syn = run
+        .trace
+        .iter()
+        .find(|t| t.towards == Side::Server && t.segment.syn && t.segment.src.port == 1024)
+        .expect("the forged SYN");
+    let rst = run
+        .trace
+        .iter()
+        .find(|t| t.towards == Side::Client && t.segment.rst && t.segment.dst.port == 1024)
+        .expect("the server's abort of the half-open connection");
+    let held = rst.at - syn.at;
+    assert!(
+        held >= Duration::from_millis(handshake),
+        "aborted after {held:?}, before the limit"
+    );
+    assert!(
+        held <= Duration::from_millis(handshake * 3 / 2 + 250),
+        "aborted only after {held:?}"
+    );
+}
+
+/// A reader that takes a byte every 100 ms completes each write well inside the idle limit
+/// (500 ms); the rate floor (5000 bytes per window) cuts it at the end of its second window
+/// (the first is all buffer filling), and the client it kept out is served next. Without the
+/// floor it keeps the socket, and the client is refused for as long as it tries.
+#[test]
+fn an_embassy_server_cuts_a_reader_under_the_rate_floor() {
+    let floor = Timeouts {
+        idle: ms(500),
+        min_rate: 10_000,
+        ..QUICK
+    };
+    let slow_reader = Scenario {
+        attack: Attack::SlowReaders {
+            clients: 1,
+            every: 1,
+        },
+        second: Duration::from_millis(100),
+        file_len: 200_000,
+        client_from: Duration::from_millis(50),
+        ..Scenario::new(floor)
+    };
+    let cut = run(slow_reader);
+    show("slow reader", &cut);
+    assert_served(&cut, 200_000);
+    let reader = cut.attackers().next().expect("the reader's connection");
+    match reader.result {
+        Err(Error::TimedOut {
+            phase: Phase::Transfer,
+            bytes,
+        }) => assert!(bytes < 20_000, "{bytes} bytes"),
+        ref other => panic!("{other:?}"),
+    }
+    let held = reader.ended - reader.accepted;
+    assert!(held >= Duration::from_millis(900), "cut after {held:?}");
+    assert!(
+        held <= Duration::from_millis(2000),
+        "cut only after {held:?}"
+    );
+
+    let no_floor = run(Scenario {
+        timeouts: Timeouts {
+            min_rate: 0,
+            ..floor
+        },
+        client_until: Duration::from_secs(3),
+        ..slow_reader
+    });
+    show("slow reader, no floor", &no_floor);
+    assert!(matches!(no_floor.client, Some(Err(Error::Refused))));
+    assert_eq!(no_floor.served.len(), 0, "{:?}", no_floor.served);
+}
+
+/// Clients that connect and never read: each write of the one that holds the socket waits for
+/// room that never comes, and the idle limit cuts it; the legitimate client gets in between the
+/// attackers' reconnections.
+#[test]
+fn an_embassy_server_cuts_a_client_that_never_reads_at_the_idle_limit() {
+    let idle = 300;
+    let run = run(Scenario {
+        attack: Attack::NeverRead,
+        second: Duration::from_millis(100),
+        file_len: 100_000,
+        client_from: Duration::from_millis(50),
+        ..Scenario::new(QUICK.with_idle(Duration::from_millis(idle)))
+    });
+    show("never read", &run);
+    assert_served(&run, 100_000);
+    let first = run.attackers().next().expect("an attacker's connection");
+    assert!(
+        matches!(
+            first.result,
+            Err(Error::TimedOut {
+                phase: Phase::Transfer,
+                ..
+            })
+        ),
+        "{:?}",
+        first.result
+    );
+    let held = first.ended - first.accepted;
+    assert!(held >= Duration::from_millis(idle), "cut after {held:?}");
+    assert!(
+        held <= Duration::from_millis(idle + 500),
+        "cut only after {held:?}"
+    );
+}
+
+/// A reply wrong from its first byte, one byte per 100 (scaled) seconds: the server ends at
+/// that byte.
+#[test]
+fn an_embassy_server_ends_a_trickled_wrong_reply_at_its_first_byte() {
+    let run = run(Scenario {
+        attack: Attack::TrickledReply {
+            clients: 1,
+            wrong: true,
+        },
+        second: Duration::from_millis(20),
+        client_from: Duration::from_millis(50),
+        ..Scenario::new(QUICK)
+    });
+    show("wrong reply", &run);
+    assert_served(&run, halfclose_tools::attacks::FILE_LEN);
+    let trickler = run.attackers().next().expect("the attacker's connection");
+    match &trickler.result {
+        Err(Error::WrongReply { reply, bytes }) => {
+            assert_eq!(reply.kept(), b"X");
+            assert_eq!(*bytes, halfclose_tools::attacks::FILE_LEN as u64);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Its second byte would have come 2 s after the first.
+    assert!(trickler.ended - trickler.accepted < Duration::from_millis(1500));
+}
+
+/// The server's ACK of the client's FIN is lost; the client retransmits its FIN (after
+/// smoltcp's 1 s RTO). A server that lingers (2 s here) still holds its socket in TIME-WAIT
+/// and acknowledges it again; one that does not has listened again, and its stack answers the
+/// FIN with a reset after a complete transfer.
+#[test]
+fn an_embassy_server_lingers_to_reacknowledge_a_retransmitted_fin() {
+    let lingering = Scenario {
+        fault: Fault::LoseLastAck,
+        ..Scenario::new(QUICK.with_linger(Duration::from_secs(2)))
+    };
+    let run_lingering = run(lingering);
+    show("lost last ACK", &run_lingering);
+    assert_served(&run_lingering, halfclose_tools::attacks::FILE_LEN);
+    let port = run_lingering.client_port;
+    let fins: Vec<_> = run_lingering
+        .trace
+        .iter()
+        .filter(|t| t.towards == Side::Server && t.segment.fin && Some(t.segment.src.port) == port)
+        .collect();
+    assert_eq!(fins.len(), 2, "the FIN and its retransmission");
+    let dropped: Vec<_> = run_lingering.trace.iter().filter(|t| t.dropped).collect();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert!(
+        run_lingering.trace.iter().any(|t| t.at > fins[1].at
+            && t.towards == Side::Client
+            && !t.dropped
+            && t.segment.ack == dropped[0].segment.ack),
+        "the retransmitted FIN is acknowledged again"
+    );
+    assert!(
+        run_lingering.trace.iter().all(|t| !t.segment.rst),
+        "no reset"
+    );
+    let served = run_lingering.legit().unwrap();
+    let report = served.result.as_ref().unwrap();
+    assert!(
+        served.ended - served.accepted >= Duration::from_secs(2),
+        "serve returned {:?} after the client's FIN",
+        served.ended - served.accepted
+    );
+    assert!(report.finished_at > report.started_at);
+
+    let no_linger = run(Scenario {
+        timeouts: QUICK.with_linger(Duration::ZERO),
+        ..lingering
+    });
+    show("lost last ACK, no linger", &no_linger);
+    assert!(
+        no_linger
+            .trace
+            .iter()
+            .any(|t| t.towards == Side::Client && t.segment.rst),
+        "the retransmitted FIN is answered with a reset"
+    );
+}
+
+/// The client resets the connection when the file ends, and the server never sees its FIN
+/// acknowledged: `close_write` (FIN-WAIT-1, then CLOSED) is a reset in the transfer phase,
+/// never a half-close that went well.
+#[test]
+fn an_embassy_server_whose_fin_is_answered_by_a_reset_fails_in_the_transfer_phase() {
+    let run = run(Scenario {
+        fault: Fault::LoseAcksOfTheServersFin,
+        client_resets_at_eof: true,
+        ..Scenario::new(QUICK)
+    });
+    show("reset for our FIN", &run);
+    let len = halfclose_tools::attacks::FILE_LEN;
+    assert_eq!(run.received.len(), len);
+    let served = run
+        .legit()
+        .expect("the server took the client's connection");
+    assert_eq!(
+        served.result,
+        Err(Error::Reset {
+            phase: Phase::Transfer,
+            bytes: len as u64
+        })
+    );
+}
