@@ -300,10 +300,9 @@ fn drive(
     let started = Instant::now();
     loop {
         while unpark.woken.swap(false, Ordering::SeqCst) {
-            for (task, finished) in tasks.iter_mut().zip(&mut finished) {
-                if !*finished {
-                    *finished = task.as_mut().poll(&mut cx).is_ready();
-                }
+            let unfinished = tasks.iter_mut().zip(&mut finished).filter(|(_, f)| !**f);
+            for (task, finished) in unfinished {
+                *finished = task.as_mut().poll(&mut cx).is_ready();
             }
             if done() {
                 return;
@@ -506,18 +505,20 @@ pub fn run(scenario: Scenario) -> Run {
             }
         }
         client_connected.set(Some(started.elapsed()));
+        let mut got = Vec::new();
         link.legit_port.set(socket.local_endpoint().map(|e| e.port));
         let result = if scenario.client_resets_at_eof {
-            read_to_end_then_reset(&mut socket, &mut received.borrow_mut()).await
+            read_to_end_then_reset(&mut socket, &mut got).await
         } else {
             fetch(
                 &mut socket,
-                halfclose::io::FromStd(&mut *received.borrow_mut()),
+                halfclose::io::FromStd(&mut got),
                 &clock,
                 timeouts,
             )
             .await
         };
+        *received.borrow_mut() = got;
         *client_result.borrow_mut() = Some(result);
         client_done.set(Some(started.elapsed()));
     });
@@ -544,7 +545,6 @@ pub fn run(scenario: Scenario) -> Run {
         },
         scenario.limit,
     );
-    drop(tasks);
     Run {
         served: served.take(),
         client: client_result.take(),
@@ -623,11 +623,8 @@ async fn attack(link: &Link, stack: embassy_net::Stack<'_>, attack: Attack, seco
                     let mut buf = [0u8; 1024];
                     while let Ok(1..) = socket.read(&mut buf).await {}
                     let reply: &[u8] = if wrong { b"Xhank you\0" } else { &REPLY[..] };
-                    for byte in reply.chunks(1) {
-                        if socket.write(byte).await.is_err() {
-                            return;
-                        }
-                        embassy_time::Timer::after(scaled(100)).await;
+                    if trickle(socket, reply, scaled(100)).await.is_err() {
+                        return;
                     }
                     socket.close();
                     let _ = socket.flush().await;
@@ -636,6 +633,19 @@ async fn attack(link: &Link, stack: embassy_net::Stack<'_>, attack: Attack, seco
             .await
         }
     }
+}
+
+/// Write `bytes` one at a time, `gap` apart.
+async fn trickle(
+    socket: &mut TcpSocket<'_>,
+    bytes: &[u8],
+    gap: embassy_time::Duration,
+) -> Result<(), embassy_net::tcp::Error> {
+    for byte in bytes.chunks(1) {
+        socket.write(byte).await?;
+        embassy_time::Timer::after(gap).await;
+    }
+    Ok(())
 }
 
 /// `count` attackers on `stack`, each connecting to the server, doing `behaviour` until it
