@@ -3,6 +3,7 @@
 //! and the `attacks` program (which prints the README's table).
 
 pub mod embassy;
+pub mod tokio;
 
 use std::task::Poll;
 use std::vec::Vec;

@@ -1,8 +1,10 @@
 //! The hostile peers of `tools/tests/attacks.rs` ([`Attack`]) against the async server,
-//! `halfclose::asynch::serve` behind `asynch::embassy::accept` on one embassy-net socket, in
-//! memory (`halfclose_tools::attacks::embassy`): each defence of the async path, seen from the
-//! wire. The runs take real time (embassy-net reads embassy-time's clock), so the limits are
-//! tenths of a second and the bounds leave room for a loaded machine.
+//! `halfclose::asynch::serve`: behind `asynch::embassy::accept` on one embassy-net socket, in
+//! memory (`halfclose_tools::attacks::embassy`), each defence of the async path seen from the
+//! wire; and on tokio over the kernel's loopback where they apply
+//! (`halfclose_tools::attacks::tokio`). The runs take real time (embassy-net reads
+//! embassy-time's clock), so the limits are tenths of a second and the bounds leave room for a
+//! loaded machine.
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use halfclose::sim::Side;
 use halfclose::{Error, Phase, Timeouts};
 use halfclose_tools::attacks::Attack;
 use halfclose_tools::attacks::embassy::{Fault, Run, Scenario, file, run};
+use halfclose_tools::attacks::tokio;
 use smoltcp::time::Duration as SmolDuration;
 
 fn ms(ms: u64) -> SmolDuration {
@@ -30,12 +33,19 @@ fn show(name: &str, run: &Run) {
     );
 }
 
-/// The legitimate client got the whole file and replied, and the server took its reply.
+/// The legitimate client got the whole file and replied, and the server took its reply; both
+/// ends on embassy-net tell acknowledgements.
 fn assert_served(run: &Run, len: usize) {
+    let report = assert_served_by(run, len);
+    assert!(report.fin_acked_at.is_some());
+    assert!(run.client.as_ref().unwrap().as_ref().unwrap().acknowledged);
+}
+
+/// The same on any transport; returns the server's report.
+fn assert_served_by(run: &Run, len: usize) -> &halfclose::asynch::ServeReport {
     let client = run.client.as_ref().expect("the client finished");
     let fetched = client.as_ref().unwrap_or_else(|e| panic!("client: {e}"));
     assert_eq!(fetched.bytes, len as u64);
-    assert!(fetched.acknowledged, "embassy-net tells acknowledgements");
     assert!(run.received == file(len), "the copy differs");
     let served = run
         .legit()
@@ -45,7 +55,8 @@ fn assert_served(run: &Run, len: usize) {
         .as_ref()
         .unwrap_or_else(|e| panic!("server: {e}"));
     assert!(report.reply.is_thank_you());
-    assert!(report.fin_acked_at.is_some());
+    assert_eq!(report.bytes, len as u64);
+    report
 }
 
 #[test]
@@ -286,5 +297,86 @@ fn an_embassy_server_whose_fin_is_answered_by_a_reset_fails_in_the_transfer_phas
             phase: Phase::Transfer,
             bytes: len as u64
         })
+    );
+}
+
+// --- On tokio, over the kernel's loopback ------------------------------------------------------
+
+#[test]
+fn a_tokio_server_serves_a_file_and_takes_the_reply() {
+    let run = tokio::run(Scenario {
+        file_len: 300_000,
+        ..Scenario::new(QUICK)
+    });
+    show("tokio, clean", &run);
+    let report = assert_served_by(&run, 300_000);
+    assert_eq!(report.fin_acked_at, None, "the kernel cannot tell");
+    assert!(!run.client.unwrap().unwrap().acknowledged);
+}
+
+/// Clients that connect and never read: once the kernel's buffers are full, a write waits, and
+/// the idle limit (300 ms, counted on a clock that started 500 ms before the attack) cuts it.
+#[test]
+fn a_tokio_server_cuts_a_client_that_never_reads_at_the_idle_limit() {
+    let idle = 300;
+    let len = 16 << 20;
+    let run = tokio::run(Scenario {
+        attack: Attack::NeverRead,
+        attack_from: Duration::from_millis(500),
+        client: false,
+        file_len: len,
+        ..Scenario::new(Timeouts {
+            min_rate: 0,
+            ..QUICK.with_idle(Duration::from_millis(idle))
+        })
+    });
+    show("tokio, never read", &run);
+    let first = &run.served[0];
+    match first.result {
+        Err(Error::TimedOut {
+            phase: Phase::Transfer,
+            bytes,
+        }) => assert!(bytes < len as u64, "{bytes} bytes"),
+        ref other => panic!("{other:?}"),
+    }
+    let held = first.ended - first.accepted;
+    assert!(held >= Duration::from_millis(idle), "cut after {held:?}");
+    assert!(
+        held <= Duration::from_millis(idle + 700),
+        "cut only after {held:?}"
+    );
+}
+
+/// The right reply, a byte a (scaled) 100 s: each byte comes inside the idle limit, and the
+/// reply phase as a whole (1.5 s) ends it.
+#[test]
+fn a_tokio_server_bounds_a_right_reply_trickled_a_byte_at_a_time_by_the_reply_limit() {
+    let reply = 1500;
+    let run = tokio::run(Scenario {
+        attack: Attack::TrickledReply {
+            clients: 1,
+            wrong: false,
+        },
+        second: Duration::from_millis(10),
+        client: false,
+        ..Scenario::new(Timeouts {
+            reply: ms(reply),
+            ..QUICK
+        })
+    });
+    show("tokio, trickled reply", &run);
+    let first = &run.served[0];
+    assert_eq!(
+        first.result,
+        Err(Error::TimedOut {
+            phase: Phase::Reply,
+            bytes: halfclose_tools::attacks::FILE_LEN as u64
+        })
+    );
+    let held = first.ended - first.accepted;
+    assert!(held >= Duration::from_millis(reply), "cut after {held:?}");
+    assert!(
+        held <= Duration::from_millis(reply + 700),
+        "cut only after {held:?}"
     );
 }

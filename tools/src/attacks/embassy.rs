@@ -329,6 +329,11 @@ pub struct Scenario {
     pub timeouts: Timeouts,
     /// The file's length.
     pub file_len: usize,
+    /// When the attackers start.
+    pub attack_from: Duration,
+    /// Whether the legitimate client takes part; without it the run ends with the server's
+    /// first connection, or at `client_until`.
+    pub client: bool,
     /// When the legitimate client makes its first attempt; it retries every 20 ms while
     /// refused, until `client_until` (then its result is `Refused`).
     pub client_from: Duration,
@@ -349,6 +354,8 @@ impl Scenario {
             second: Duration::from_millis(100),
             timeouts,
             file_len: super::FILE_LEN,
+            attack_from: Duration::ZERO,
+            client: true,
             client_from: Duration::ZERO,
             client_until: Duration::from_secs(10),
             fault: Fault::None,
@@ -487,6 +494,9 @@ pub fn run(scenario: Scenario) -> Run {
         let (mut rx, mut tx) = (vec![0u8; 65536], [0u8; 1024]);
         let mut socket = client_socket(client_stack, &mut rx, &mut tx);
         let clock = EmbassyClock;
+        if !scenario.client {
+            return;
+        }
         embassy_time::Timer::after(embassy_duration(scenario.client_from)).await;
         loop {
             attempts.set(attempts.get() + 1);
@@ -522,18 +532,19 @@ pub fn run(scenario: Scenario) -> Run {
         *client_result.borrow_mut() = Some(result);
         client_done.set(Some(started.elapsed()));
     });
-    let attackers = pin!(attack(
-        &link,
-        client_stack,
-        scenario.attack,
-        scenario.second
-    ));
+    let attackers = pin!(async {
+        embassy_time::Timer::after(embassy_duration(scenario.attack_from)).await;
+        attack(&link, client_stack, scenario.attack, scenario.second).await
+    });
 
     let mut tasks: [Pin<&mut dyn Future<Output = ()>>; 5] =
         [server_runner, client_runner, server, legit, attackers];
     drive(
         &mut tasks,
         || {
+            if !scenario.client {
+                return !served.borrow().is_empty() || started.elapsed() >= scenario.client_until;
+            }
             let port = link.legit_port.get();
             // Done, and if it got in, the server is done with its connection too.
             client_done.get().is_some()
