@@ -284,7 +284,8 @@ impl Wake for Unpark {
     }
 }
 
-/// Poll `tasks` on this thread until `done()` holds; panics after `limit` of wall time.
+/// Poll `tasks` on this thread until `done()` holds; panics after `limit` of wall time (also
+/// when a task keeps waking itself and the thread never sleeps).
 fn drive(
     tasks: &mut [Pin<&mut dyn Future<Output = ()>>],
     done: impl Fn() -> bool,
@@ -299,7 +300,7 @@ fn drive(
     let mut finished = vec![false; tasks.len()];
     let started = Instant::now();
     loop {
-        while unpark.woken.swap(false, Ordering::SeqCst) {
+        if unpark.woken.swap(false, Ordering::SeqCst) {
             let unfinished = tasks.iter_mut().zip(&mut finished).filter(|(_, f)| !**f);
             for (task, finished) in unfinished {
                 *finished = task.as_mut().poll(&mut cx).is_ready();
@@ -311,9 +312,11 @@ fn drive(
         let left = limit
             .checked_sub(started.elapsed())
             .unwrap_or_else(|| panic!("the run did not end within {limit:?} of wall time"));
-        std::thread::park_timeout(left.min(Duration::from_millis(50)));
-        // A spurious wake-up or the timeout: look again.
-        unpark.woken.store(true, Ordering::SeqCst);
+        if !unpark.woken.load(Ordering::SeqCst) {
+            std::thread::park_timeout(left.min(Duration::from_millis(50)));
+            // Woken, a spurious wake-up or the timeout: look again.
+            unpark.woken.store(true, Ordering::SeqCst);
+        }
     }
 }
 
