@@ -11,7 +11,7 @@ use std::time::Duration;
 use halfclose::sim::Side;
 use halfclose::{Error, Phase, Timeouts};
 use halfclose_tools::attacks::Attack;
-use halfclose_tools::attacks::embassy::{Fault, Run, Scenario, file, run};
+use halfclose_tools::attacks::embassy::{Fault, Run, Scenario, connect_alone, file, run};
 use halfclose_tools::attacks::tokio;
 use smoltcp::time::Duration as SmolDuration;
 
@@ -379,4 +379,30 @@ fn a_tokio_server_bounds_a_right_reply_trickled_a_byte_at_a_time_by_the_reply_li
         held <= Duration::from_millis(reply + 700),
         "cut only after {held:?}"
     );
+}
+
+/// `connect` refuses a socket whose receive buffer would scale the window before anything is
+/// sent, and takes one of exactly the largest unscaled size (its SYN leaves; nobody answers
+/// here, so the connect limit ends it).
+#[test]
+fn an_embassy_client_refuses_a_receive_buffer_that_would_scale_the_window_before_its_syn() {
+    let limit = QUICK.with_connect(Duration::from_millis(200));
+    let (result, trace) = connect_alone(256 * 1024, limit);
+    assert_eq!(
+        result,
+        Err(Error::ReceiveBufferTooLarge {
+            capacity: 256 * 1024
+        })
+    );
+    assert!(trace.is_empty(), "{trace:?}");
+    let largest = halfclose::asynch::embassy::MAX_UNSCALED_RX;
+    let (result, trace) = connect_alone(largest, limit);
+    assert_eq!(
+        result,
+        Err(Error::TimedOut {
+            phase: Phase::Connect,
+            bytes: 0
+        })
+    );
+    assert!(trace.iter().any(|t| t.segment.syn), "{trace:?}");
 }

@@ -708,3 +708,34 @@ async fn until_cut_off(socket: &TcpSocket<'_>) {
         embassy_time::Timer::after_millis(5).await;
     }
 }
+
+/// A client alone on the link (nobody answers): `asynch::embassy::connect` on a socket with
+/// `rx` bytes of receive buffer, made by `TcpSocket::new` (so not clamped), bounded by
+/// `timeouts.connect`. Returns its result and what went on the wire.
+pub fn connect_alone(rx: usize, timeouts: Timeouts) -> (Result<(), Error>, Vec<Traced>) {
+    let link = Link::new(Fault::None);
+    let mut resources = StackResources::<1>::new();
+    let config = Config::ipv4_static(StaticConfigV4 {
+        address: Ipv4Cidr::new(CLIENT, 24),
+        gateway: None,
+        dns_servers: Default::default(),
+    });
+    let (stack, mut runner) = embassy_net::new(link.port(Side::Client), config, &mut resources, 3);
+    let result = RefCell::new(None);
+    let runner = pin!(async {
+        runner.run().await;
+    });
+    let client = pin!(async {
+        let (mut rx, mut tx) = (vec![0u8; rx], [0u8; 1024]);
+        let mut socket = TcpSocket::new(stack, &mut rx, &mut tx);
+        let r = connect(&mut socket, (SERVER, PORT), &EmbassyClock, timeouts).await;
+        *result.borrow_mut() = Some(r);
+    });
+    let mut tasks: [Pin<&mut dyn Future<Output = ()>>; 2] = [runner, client];
+    drive(
+        &mut tasks,
+        || result.borrow().is_some(),
+        Duration::from_secs(20),
+    );
+    (result.take().unwrap(), link.trace())
+}
