@@ -71,6 +71,14 @@ mod tests {
     }
 
     #[test]
+    fn a_duration_debugs_as_it_displays() {
+        assert_eq!(
+            format!("{:?}", Time(Duration::from_micros(18_001))),
+            "18.0 ms"
+        );
+    }
+
+    #[test]
     fn sizes_read_in_binary_units_never_rounded_up() {
         let b = |n| format!("{}", Bytes(n));
         assert_eq!(b(44), "44 bytes");
