@@ -68,6 +68,22 @@ fn an_embassy_server_serves_a_file_and_takes_the_reply() {
     assert!(run.trace.iter().all(|t| !t.segment.rst), "no reset");
 }
 
+/// Listening has no limit, but `accept` looks at the socket in slices of half the handshake
+/// limit: a server that waits a second for its first client sleeps a handful of times, it does
+/// not spin.
+#[test]
+fn an_embassy_server_waiting_for_its_first_client_sleeps_rather_than_spins() {
+    let run = run(Scenario {
+        client_from: Duration::from_secs(1),
+        ..Scenario::new(QUICK.with_handshake(Duration::from_millis(400)))
+    });
+    show("a second of waiting", &run);
+    assert_served(&run, halfclose_tools::attacks::FILE_LEN);
+    // 1 s in slices of 200 ms: 5 sleeps, and one more around the client's handshake.
+    assert!(run.accept_sleeps >= 5, "{} sleeps", run.accept_sleeps);
+    assert!(run.accept_sleeps <= 10, "{} sleeps", run.accept_sleeps);
+}
+
 /// One forged SYN holds the server's only socket in SYN-RECEIVED; `accept` aborts it after the
 /// handshake limit (at most 1.5 limits: it looks in slices of half the limit) and listens
 /// again, and the client that was refused meanwhile gets in.

@@ -25,7 +25,7 @@ use embassy_net::tcp::TcpSocket;
 use embassy_net::{Config, Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_net_driver::{Capabilities, HardwareAddress, LinkState};
 use halfclose::asynch::embassy::{EmbassyClock, accept, client_socket, connect};
-use halfclose::asynch::{FetchReport, ServeReport, fetch, serve};
+use halfclose::asynch::{Clock, FetchReport, ServeReport, fetch, serve};
 use halfclose::segment::Segment;
 use halfclose::sim::{self, Side};
 use halfclose::{Error, REPLY, Timeouts};
@@ -396,6 +396,8 @@ pub struct Run {
     pub received: Vec<u8>,
     /// Every segment on the link.
     pub trace: Vec<Traced>,
+    /// How many times the server's `accept` slept on its clock.
+    pub accept_sleeps: u32,
 }
 
 impl Run {
@@ -457,6 +459,7 @@ pub fn run(scenario: Scenario) -> Run {
     let client_connected = Cell::new(None);
     let client_done = Cell::new(None);
     let attempts = Cell::new(0u32);
+    let accept_sleeps = Cell::new(0u32);
     let received = RefCell::new(Vec::new());
     let started = link.started;
 
@@ -470,8 +473,12 @@ pub fn run(scenario: Scenario) -> Run {
         let (mut rx, mut tx) = ([0u8; 8192], [0u8; 8192]);
         let mut socket = TcpSocket::new(server_stack, &mut rx, &mut tx);
         let clock = EmbassyClock;
+        let counting = Counting {
+            clock,
+            sleeps: &accept_sleeps,
+        };
         loop {
-            let accepted = accept(&mut socket, PORT, &clock, timeouts).await;
+            let accepted = accept(&mut socket, PORT, &counting, timeouts).await;
             let at = started.elapsed();
             let remote_port = socket.remote_endpoint().map(|e| e.port);
             let result = match accepted {
@@ -568,6 +575,24 @@ pub fn run(scenario: Scenario) -> Run {
         client_port: link.legit_port.get(),
         received: received.take(),
         trace: link.trace(),
+        accept_sleeps: accept_sleeps.get(),
+    }
+}
+
+/// A clock that counts its sleeps.
+struct Counting<'a, C> {
+    clock: C,
+    sleeps: &'a Cell<u32>,
+}
+
+impl<C: Clock> Clock for Counting<'_, C> {
+    fn now(&self) -> smoltcp::time::Instant {
+        self.clock.now()
+    }
+
+    fn sleep_until(&self, deadline: smoltcp::time::Instant) -> impl Future<Output = ()> {
+        self.sleeps.set(self.sleeps.get() + 1);
+        self.clock.sleep_until(deadline)
     }
 }
 

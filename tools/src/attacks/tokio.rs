@@ -116,6 +116,7 @@ async fn run_in(scenario: Scenario) -> Run {
         client_port: client_port.get(),
         received: received.take(),
         trace: Vec::new(),
+        accept_sleeps: 0,
     }
 }
 
