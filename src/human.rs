@@ -84,6 +84,7 @@ mod tests {
         assert_eq!(b(44), "44 bytes");
         assert_eq!(b(1023), "1023 bytes");
         assert_eq!(b(1024), "1.00 KiB");
+        assert_eq!(b(1536), "1.50 KiB");
         assert_eq!(b(1024 * 1024 - 1), "1023.99 KiB");
         assert_eq!(b(1024 * 1024), "1.00 MiB");
         assert_eq!(b(3 << 30), "3.00 GiB");
