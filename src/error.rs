@@ -173,3 +173,41 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use std::format;
+
+    use super::*;
+
+    #[test]
+    fn an_error_reads_as_what_failed_in_which_phase_after_how_many_bytes() {
+        let reset = Error::Reset {
+            phase: Phase::Reply,
+            bytes: 4096,
+        };
+        assert_eq!(
+            format!("{reset}"),
+            "connection reset by the peer in the reply phase after 4096 bytes"
+        );
+        let timed_out = Error::TimedOut {
+            phase: Phase::Transfer,
+            bytes: 12,
+        };
+        assert_eq!(
+            format!("{timed_out}"),
+            "timed out in the transfer phase after 12 bytes"
+        );
+        assert_eq!(format!("{}", Phase::Connect), "connect");
+    }
+
+    #[test]
+    fn an_errors_bytes_are_those_that_moved_before_it() {
+        let reset = Error::Reset {
+            phase: Phase::Transfer,
+            bytes: 7,
+        };
+        assert_eq!(reset.bytes(), 7);
+        assert_eq!(Error::Refused.bytes(), 0);
+    }
+}

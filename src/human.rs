@@ -71,11 +71,20 @@ mod tests {
     }
 
     #[test]
+    fn a_duration_debugs_as_it_displays() {
+        assert_eq!(
+            format!("{:?}", Time(Duration::from_micros(18_001))),
+            "18.0 ms"
+        );
+    }
+
+    #[test]
     fn sizes_read_in_binary_units_never_rounded_up() {
         let b = |n| format!("{}", Bytes(n));
         assert_eq!(b(44), "44 bytes");
         assert_eq!(b(1023), "1023 bytes");
         assert_eq!(b(1024), "1.00 KiB");
+        assert_eq!(b(1536), "1.50 KiB");
         assert_eq!(b(1024 * 1024 - 1), "1023.99 KiB");
         assert_eq!(b(1024 * 1024), "1.00 MiB");
         assert_eq!(b(3 << 30), "3.00 GiB");

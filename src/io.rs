@@ -490,3 +490,139 @@ impl Drop for ThreadedSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::string::ToString;
+
+    use embedded_io::{Error as _, Read, Write};
+
+    use super::*;
+
+    /// A `std::io` stream interrupted (`EINTR`) on every other call, that moves at most three
+    /// bytes a call and fails with `fail` once `limit` bytes have moved (its flush too). It
+    /// panics when called again and again after failing: a caller that retries any error
+    /// would never stop.
+    struct Flaky {
+        interrupt: bool,
+        moved: usize,
+        limit: usize,
+        fail: io::ErrorKind,
+        calls_after_failing: u32,
+    }
+
+    impl Flaky {
+        fn new(limit: usize, fail: io::ErrorKind) -> Flaky {
+            Flaky {
+                interrupt: false,
+                moved: 0,
+                limit,
+                fail,
+                calls_after_failing: 0,
+            }
+        }
+
+        fn call(&mut self, len: usize) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if self.moved == self.limit {
+                self.calls_after_failing += 1;
+                assert!(self.calls_after_failing < 100, "a failure retried for ever");
+                return Err(self.fail.into());
+            }
+            let n = len.min(self.limit - self.moved).min(3);
+            self.moved += n;
+            Ok(n)
+        }
+    }
+
+    impl io::Read for Flaky {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.call(buf.len())?;
+            buf[..n].fill(7);
+            Ok(n)
+        }
+    }
+
+    impl io::Write for Flaky {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.call(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            if self.moved == self.limit {
+                return Err(self.fail.into());
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_std_reader_interrupted_is_read_again_and_its_failure_is_passed_on_with_its_kind() {
+        let mut reader = FromStd(Flaky::new(5, io::ErrorKind::BrokenPipe));
+        let mut buf = [0u8; 8];
+        assert_eq!(reader.read(&mut buf).unwrap(), 3);
+        assert_eq!(reader.read(&mut buf).unwrap(), 2);
+        let e = reader.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), embedded_io::ErrorKind::BrokenPipe);
+        assert_eq!(
+            e.to_string(),
+            io::Error::from(io::ErrorKind::BrokenPipe).to_string()
+        );
+    }
+
+    #[test]
+    fn a_std_writer_interrupted_is_written_again_and_its_failures_are_passed_on_with_their_kind() {
+        let mut writer = FromStd(Flaky::new(4, io::ErrorKind::StorageFull));
+        writer.flush().unwrap();
+        assert_eq!(writer.write(&[1; 8]).unwrap(), 3);
+        assert_eq!(writer.write(&[1; 8]).unwrap(), 1);
+        let e = writer.write(&[1; 8]).unwrap_err();
+        assert_eq!(e.0.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(
+            writer.flush().unwrap_err().0.kind(),
+            io::ErrorKind::StorageFull
+        );
+    }
+
+    /// A `std::io` writer whose bytes the test can still see after the sink has taken it.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<std::vec::Vec<u8>>>);
+
+    impl io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_threaded_sink_dropped_unflushed_still_writes_what_it_took() {
+        let written = Shared::default();
+        let mut sink = ThreadedSink::with_hand_off(written.clone(), HandOff { chunk: 4, depth: 2 });
+        let mut taken = 0;
+        while taken < 10 {
+            taken += sink.write(&b"0123456789"[taken..]).unwrap();
+        }
+        drop(sink);
+        assert_eq!(&written.0.lock().unwrap()[..], b"0123456789");
+    }
+
+    #[test]
+    fn the_default_hand_off_is_four_chunks_of_256_kib() {
+        assert_eq!(
+            HandOff::default(),
+            HandOff {
+                chunk: 256 * 1024,
+                depth: 4
+            }
+        );
+    }
+}

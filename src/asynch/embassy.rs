@@ -94,7 +94,9 @@ impl HalfClose for TcpSocket<'_> {
 /// [`Timeouts::handshake`] (at most 1.5 times that; a forged SYN, a client that vanished) is
 /// aborted and the socket listens again, as a sync server's slot does, so one SYN cannot hold
 /// the socket (`embassy_server_drops_a_half_open_handshake_and_serves_the_next_client` in
-/// `tests/embassy_tap.rs`).
+/// `tests/embassy_tap.rs` over TAP, and in memory, with both bounds,
+/// `an_embassy_server_drops_a_forged_syn_after_the_handshake_limit_and_serves_the_next_client` in
+/// `tools/tests/async_attacks.rs`).
 ///
 /// ```no_run
 /// # async fn serve_one(stack: embassy_net::Stack<'_>) -> Result<(), halfclose::Error> {

@@ -744,15 +744,244 @@ mod tests {
         };
         let file = [1u8; 10_000];
         let result = block_on(serve(&mut stream, &file[..], &clock, Timeouts::DEFAULT));
-        // 64 B/s over the 120 s idle window: the first window's 12 bytes end it.
+        // 64 B/s over the 120 s idle window: the first window's 12 bytes end it, when it ends.
         assert_eq!(
             result,
             Err(Error::TimedOut {
                 phase: Phase::Transfer,
-                bytes: stream.taken
+                bytes: 12
             })
         );
-        assert!(stream.taken <= 13, "{} bytes", stream.taken);
-        assert!(clock.now() <= Instant::ZERO + Duration::from_secs(130));
+        assert_eq!(stream.taken, 12);
+        assert_eq!(clock.now(), Instant::ZERO + Duration::from_secs(120));
+    }
+
+    /// A client that takes `pace(taken)` bytes per write, each write taking that long on the
+    /// clock; whose `incoming` bytes arrive `read_chunk` per read, `read_every` apart, then EOF.
+    struct Paced<'a, const ACKNOWLEDGED: bool> {
+        clock: &'a SimClock,
+        pace: fn(u64) -> (usize, Duration),
+        taken: u64,
+        incoming: Vec<u8>,
+        read_chunk: usize,
+        read_every: Duration,
+    }
+
+    impl<'a, const ACKNOWLEDGED: bool> Paced<'a, ACKNOWLEDGED> {
+        /// A client of `pace` that replies "Thank you\0" at once.
+        fn replying(clock: &'a SimClock, pace: fn(u64) -> (usize, Duration)) -> Self {
+            Paced {
+                clock,
+                pace,
+                taken: 0,
+                incoming: REPLY.to_vec(),
+                read_chunk: REPLY.len(),
+                read_every: Duration::ZERO,
+            }
+        }
+    }
+
+    impl<const ACKNOWLEDGED: bool> embedded_io_async::ErrorType for Paced<'_, ACKNOWLEDGED> {
+        type Error = Infallible;
+    }
+
+    impl<const ACKNOWLEDGED: bool> Read for Paced<'_, ACKNOWLEDGED> {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+            if self.incoming.is_empty() {
+                return Ok(0);
+            }
+            let n = buf.len().min(self.read_chunk).min(self.incoming.len());
+            let at = self.clock.now() + self.read_every;
+            self.clock.sleep_until(at).await;
+            buf[..n].copy_from_slice(&self.incoming[..n]);
+            self.incoming.drain(..n);
+            Ok(n)
+        }
+    }
+
+    impl<const ACKNOWLEDGED: bool> Write for Paced<'_, ACKNOWLEDGED> {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+            let (n, takes) = (self.pace)(self.taken);
+            let at = self.clock.now() + takes;
+            self.clock.sleep_until(at).await;
+            let n = buf.len().min(n);
+            self.taken += n as u64;
+            Ok(n)
+        }
+
+        async fn flush(&mut self) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    impl<const ACKNOWLEDGED: bool> HalfClose for Paced<'_, ACKNOWLEDGED> {
+        const ACKNOWLEDGED: bool = ACKNOWLEDGED;
+
+        async fn close_write(&mut self) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    /// A floor of 1280 bytes per 10 s window (128 B/s: a write of 128 bytes a second, which
+    /// divides the server's chunks, is exactly at it).
+    const FLOOR_128: Timeouts = Timeouts {
+        idle: Duration::from_secs(10),
+        min_rate: 128,
+        linger: Duration::ZERO,
+        ..Timeouts::DEFAULT
+    };
+
+    #[test]
+    fn a_client_exactly_at_the_rate_floor_in_every_window_is_served_to_the_end() {
+        let clock = SimClock(Cell::new(Instant::ZERO));
+        // 128 bytes a second: 1280 in each window, exactly the floor.
+        let mut stream = Paced::<true>::replying(&clock, |_| (128, Duration::from_secs(1)));
+        let file = [2u8; 3 * CHUNK];
+        let report = block_on(serve(&mut stream, &file[..], &clock, FLOOR_128)).unwrap();
+        assert_eq!(report.bytes, 3 * CHUNK as u64);
+        assert_eq!(
+            report.fin_queued_at,
+            Instant::ZERO + Duration::from_secs(24)
+        );
+    }
+
+    #[test]
+    fn a_client_that_slows_down_after_a_fast_first_window_is_cut_at_the_end_of_the_second() {
+        let clock = SimClock(Cell::new(Instant::ZERO));
+        // 256 bytes a second for 2560 bytes (twice the floor), then a byte a second.
+        let mut stream = Paced::<true>::replying(&clock, |taken| {
+            (if taken < 2560 { 256 } else { 1 }, Duration::from_secs(1))
+        });
+        let file = [3u8; 10_000];
+        let result = block_on(serve(&mut stream, &file[..], &clock, FLOOR_128));
+        // The second window (10 s to 20 s) moved 10 bytes of its 1280.
+        assert_eq!(
+            result,
+            Err(Error::TimedOut {
+                phase: Phase::Transfer,
+                bytes: 2570
+            })
+        );
+        assert_eq!(clock.now(), Instant::ZERO + Duration::from_secs(20));
+    }
+
+    #[test]
+    fn an_acknowledging_server_keeps_its_stream_for_the_linger_after_the_clients_fin() {
+        let clock = SimClock(Cell::new(Instant::ZERO));
+        let mut stream = Paced::<true>::replying(&clock, |_| (CHUNK, Duration::from_secs(1)));
+        let timeouts = Timeouts {
+            linger: Duration::from_secs(7),
+            ..Timeouts::DEFAULT
+        };
+        let report = block_on(serve(&mut stream, &[4u8; 2 * CHUNK][..], &clock, timeouts)).unwrap();
+        assert_eq!(report.finished_at, Instant::ZERO + Duration::from_secs(2));
+        assert_eq!(clock.now(), report.finished_at + Duration::from_secs(7));
+    }
+
+    #[test]
+    fn a_server_on_a_transport_that_cannot_tell_acknowledgements_returns_at_the_clients_fin() {
+        let clock = SimClock(Cell::new(Instant::ZERO));
+        let mut stream = Paced::<false>::replying(&clock, |_| (CHUNK, Duration::from_secs(1)));
+        let timeouts = Timeouts {
+            linger: Duration::from_secs(7),
+            ..Timeouts::DEFAULT
+        };
+        let report = block_on(serve(&mut stream, &[4u8; 2 * CHUNK][..], &clock, timeouts)).unwrap();
+        assert_eq!(report.fin_acked_at, None);
+        assert_eq!(clock.now(), report.finished_at);
+        assert_eq!(report.finished_at, Instant::ZERO + Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_reports_durations_run_from_the_call_to_the_clients_fin_and_to_the_servers() {
+        let start = Instant::from_secs(100);
+        let clock = SimClock(Cell::new(start));
+        // Three chunks, one a second; the reply comes 2 s after our FIN.
+        let mut stream = Paced::<true>::replying(&clock, |_| (CHUNK, Duration::from_secs(1)));
+        stream.read_every = Duration::from_secs(2);
+        let report =
+            block_on(serve(&mut stream, &[5u8; 3 * CHUNK][..], &clock, FLOOR_128)).unwrap();
+        assert_eq!(report.started_at, start);
+        assert_eq!(report.duration(), Duration::from_secs(5));
+
+        let clock = SimClock(Cell::new(start));
+        // 5000 bytes, 1000 a second, then EOF.
+        let mut stream = Paced::<true> {
+            incoming: [6u8; 5000].to_vec(),
+            read_chunk: 1000,
+            read_every: Duration::from_secs(1),
+            ..Paced::replying(&clock, |_| (CHUNK, Duration::from_secs(3)))
+        };
+        let mut sink = [0u8; 5000];
+        let report = block_on(fetch(&mut stream, &mut sink[..], &clock, FLOOR_128)).unwrap();
+        assert_eq!(report.started_at, start);
+        assert_eq!(report.transfer_time(), Duration::from_secs(5));
+        // The reply's write took its 3 s after the end of the file.
+        assert_eq!(report.finished_at, start + Duration::from_secs(8));
+    }
+
+    /// A stream whose reads fail with `kind` (after taking the whole file).
+    struct Failing(ErrorKind);
+
+    impl embedded_io_async::ErrorType for Failing {
+        type Error = ErrorKind;
+    }
+
+    impl Read for Failing {
+        async fn read(&mut self, _buf: &mut [u8]) -> Result<usize, ErrorKind> {
+            Err(self.0)
+        }
+    }
+
+    impl Write for Failing {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+            Ok(buf.len())
+        }
+
+        async fn flush(&mut self) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+    }
+
+    impl HalfClose for Failing {
+        const ACKNOWLEDGED: bool = false;
+
+        async fn close_write(&mut self) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_transports_own_timeout_is_a_timeout_and_any_other_failure_a_reset() {
+        let clock = SimClock(Cell::new(Instant::ZERO));
+        let serve_into = |kind| {
+            block_on(serve(
+                &mut Failing(kind),
+                &b"file"[..],
+                &clock,
+                Timeouts::DEFAULT,
+            ))
+        };
+        assert_eq!(
+            serve_into(ErrorKind::TimedOut),
+            Err(Error::TimedOut {
+                phase: Phase::Reply,
+                bytes: 4
+            })
+        );
+        for kind in [
+            ErrorKind::ConnectionReset,
+            ErrorKind::BrokenPipe,
+            ErrorKind::Other,
+        ] {
+            assert_eq!(
+                serve_into(kind),
+                Err(Error::Reset {
+                    phase: Phase::Reply,
+                    bytes: 4
+                }),
+                "{kind:?}"
+            );
+        }
     }
 }

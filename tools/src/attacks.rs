@@ -2,6 +2,9 @@
 //! tries to fetch a file every second. Shared by `tools/tests/attacks.rs` (which asserts the targets)
 //! and the `attacks` program (which prints the README's table).
 
+pub mod embassy;
+pub mod tokio;
+
 use std::task::Poll;
 use std::vec::Vec;
 
