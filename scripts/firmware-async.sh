@@ -22,6 +22,8 @@ say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware-async.sh: error: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=scripts/lib/firmware.sh
 source "$ROOT/scripts/lib/firmware.sh"
+# shellcheck source=scripts/lib/netns.sh
+source "$ROOT/scripts/lib/netns.sh"
 
 # --- 1. Toolchain --------------------------------------------------------------------------------
 fw_install_packages
@@ -84,7 +86,7 @@ trap cleanup EXIT
 against_linux() {
     local image=$1 log=$2 clients=${3:-1} fetched=0 status=0
     NS="halfclose-async-$$"
-    fw_netns_with_tap "$NS"
+    ns_tap "$NS"  # tap0 at 192.168.69.100/24 (Linux); the firmware is .1
     ip netns exec "$NS" timeout "$QEMU_TIMEOUT" qemu-system-arm -machine lm3s6965evb -nographic \
         -monitor none -serial none -semihosting-config enable=on,target=native \
         -nic tap,ifname=tap0,script=no,downscript=no -kernel "$image" >"$log" 2>&1 </dev/null &

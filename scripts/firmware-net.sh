@@ -18,6 +18,8 @@ say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware-net.sh: error: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=scripts/lib/firmware.sh
 source "$ROOT/scripts/lib/firmware.sh"
+# shellcheck source=scripts/lib/netns.sh
+source "$ROOT/scripts/lib/netns.sh"
 
 why=$(fw_why_no_tap)
 if [[ -n $why ]]; then
@@ -41,7 +43,7 @@ trap cleanup EXIT
 fw_write_payload "$DIR/payload"
 
 say "namespace $NS: tap0 at 192.168.69.100/24 (Linux); the firmware is 192.168.69.1"
-fw_netns_with_tap "$NS"
+ns_tap "$NS"  # tap0 at 192.168.69.100/24 (Linux); the firmware is .1
 
 ip netns exec "$NS" timeout 120 qemu-system-arm -machine lm3s6965evb -nographic \
     -semihosting-config enable=on,target=native \

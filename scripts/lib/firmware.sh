@@ -65,16 +65,6 @@ open(sys.argv[1], "wb").write(out)
 PY
 }
 
-# Create network namespace $1 with tap0 up at 192.168.69.100/24 (Linux's side; the firmware is
-# 192.168.69.1).
-fw_netns_with_tap() {
-    ip netns add "$1"
-    ip -n "$1" link set lo up
-    ip -n "$1" tuntap add dev tap0 mode tap
-    ip -n "$1" link set tap0 up
-    ip -n "$1" addr add 192.168.69.100/24 dev tap0
-}
-
 # The kernel's peers of the firmware running in namespace $1 (its QEMU is QEMU_PID), with the
 # file in $2/payload: start the kernel's server for the firmware's fetch (SERVER_PID, port 7892,
 # output in $2/server.log), then fetch from the firmware into $2/copy with the kernel's client,
