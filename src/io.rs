@@ -94,8 +94,9 @@ type Chunk = Result<Vec<u8>, embedded_io::ErrorKind>;
 /// How big each chunk handed between threads is, and how many may wait between them.
 ///
 /// The default, 4 chunks of 256 KiB, lets the other thread run up to a megabyte ahead (or
-/// behind): large reads and writes for the kernel, and a bounded amount of memory (at most
-/// `depth + 2` chunks exist: those waiting, and one in each thread's hands).
+/// behind): large reads and writes for the kernel, and a bounded amount of memory (a reader's
+/// thread holds at most `depth` chunks; a sink has at most `depth + 1`: those queued or being
+/// written, and the one it fills).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandOff {
     /// Bytes per chunk (at least 1).
@@ -351,15 +352,6 @@ pub struct ThreadedSink {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl core::fmt::Debug for Job {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Job::Write(chunk) => write!(f, "Write({} bytes)", chunk.len()),
-            Job::Flush(_) => f.write_str("Flush"),
-        }
-    }
-}
-
 impl ThreadedSink {
     /// Write to `writer` on a new thread, with [`HandOff::DEFAULT`].
     pub fn new<W: std::io::Write + Send + 'static>(writer: W) -> Self {
@@ -371,7 +363,8 @@ impl ThreadedSink {
         let depth = hand_off.depth.max(1);
         let chunk = hand_off.chunk.max(1);
         let (jobs, jobs_rx) = sync_channel::<Job>(depth);
-        let (free_tx, free) = sync_channel::<Vec<u8>>(depth + 1);
+        // `depth + 1` chunks exist and the sink always holds one: `depth` can come back at once.
+        let (free_tx, free) = sync_channel::<Vec<u8>>(depth);
         let (errors_tx, errors) = sync_channel::<embedded_io::ErrorKind>(1);
         let thread =
             std::thread::spawn(move || write_behind(writer, &jobs_rx, &free_tx, &errors_tx));

@@ -4,7 +4,8 @@
 mod common;
 
 use std::io::Cursor;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use common::pair::{Loop, Pair};
 use common::{CLIENT_V4, PORT, SERVER_V4};
@@ -178,4 +179,177 @@ fn a_threaded_transfer_arrives_byte_exact() {
     assert_eq!(fetched.bytes, file.len() as u64);
     // The client flushed the sink when the file ended: every byte is written already.
     assert!(*out.0.lock().unwrap() == file, "bytes differ from the file");
+}
+
+/// How long a thread is given to show it would run further ahead than it should: it is already
+/// running, so a bound it does not keep is broken within microseconds.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Wait (up to five seconds) until `count` reaches `want`, then give the other thread time to
+/// go past it, and return where it stopped.
+fn settled(count: &AtomicUsize, want: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while count.load(Ordering::SeqCst) < want && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::thread::sleep(SETTLE);
+    count.load(Ordering::SeqCst)
+}
+
+/// A reader of `len` bytes that counts what it has handed out and notes any call that asks it
+/// for nothing (which some readers answer as the end of the file).
+struct Counted {
+    file: Vec<u8>,
+    at: usize,
+    handed: Arc<AtomicUsize>,
+    asked_for_nothing: Arc<AtomicBool>,
+}
+
+impl embedded_io::ErrorType for Counted {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, embedded_io::ErrorKind> {
+        if buf.is_empty() {
+            self.asked_for_nothing.store(true, Ordering::SeqCst);
+            return Ok(0);
+        }
+        let n = buf.len().min(self.file.len() - self.at);
+        buf[..n].copy_from_slice(&self.file[self.at..self.at + n]);
+        self.at += n;
+        self.handed.fetch_add(n, Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+/// The reading thread holds `depth` chunks and no more: it reads a chunk further only when the
+/// reader gives one back, so memory stays bounded however slow the connection is.
+#[test]
+fn a_reader_runs_ahead_by_its_depth_of_chunks_and_reuses_each_one_given_back() {
+    let file = bytes(200);
+    let handed = Arc::new(AtomicUsize::new(0));
+    let asked_for_nothing = Arc::new(AtomicBool::new(false));
+    let counted = Counted {
+        file: file.clone(),
+        at: 0,
+        handed: handed.clone(),
+        asked_for_nothing: asked_for_nothing.clone(),
+    };
+    let (chunk, depth) = (SMALL.chunk, SMALL.depth);
+    let mut reader = ThreadedReader::spawn(counted, SMALL);
+    assert_eq!(
+        settled(&handed, depth * chunk),
+        depth * chunk,
+        "read ahead before anything is read"
+    );
+
+    let mut got = vec![0u8; file.len()];
+    // One byte: the first chunk is in the reader's hands, none is given back yet.
+    assert_eq!(reader.read(&mut got[..1]).unwrap(), 1);
+    assert_eq!(
+        settled(&handed, depth * chunk),
+        depth * chunk,
+        "read ahead while the first chunk is being read"
+    );
+    // The rest of the first chunk and a byte of the second: the first goes back, and is filled.
+    let mut at = 1;
+    while at < chunk + 1 {
+        at += reader.read(&mut got[at..chunk + 1]).unwrap();
+    }
+    assert_eq!(
+        settled(&handed, (depth + 1) * chunk),
+        (depth + 1) * chunk,
+        "read ahead once the first chunk is given back"
+    );
+
+    loop {
+        match reader.read(&mut got[at..]).unwrap() {
+            0 => break,
+            n => at += n,
+        }
+    }
+    assert_eq!(at, file.len());
+    assert!(got == file, "bytes differ from the file");
+    assert!(
+        !asked_for_nothing.load(Ordering::SeqCst),
+        "the thread asked its reader for zero bytes"
+    );
+}
+
+/// A writer that holds every write until the test opens its gate, and notes each write's size.
+#[derive(Clone, Default)]
+struct Gated {
+    open: Arc<(Mutex<bool>, Condvar)>,
+    written: Arc<Mutex<Vec<u8>>>,
+    sizes: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Gated {
+    fn open(&self) {
+        *self.open.0.lock().unwrap() = true;
+        self.open.1.notify_all();
+    }
+}
+
+impl std::io::Write for Gated {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (open, changed) = &*self.open;
+        let mut is_open = open.lock().unwrap();
+        while !*is_open {
+            is_open = changed.wait(is_open).unwrap();
+        }
+        self.written.lock().unwrap().extend_from_slice(buf);
+        self.sizes.lock().unwrap().push(buf.len());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Behind a writer that does not move (a stalled disk), the sink takes `depth + 1` chunks (the
+/// queue and the one being filled) and then blocks: it does not buffer the file in memory.
+/// Each chunk reaches the writer whole and no larger than a chunk.
+#[test]
+fn a_sink_behind_a_stalled_writer_takes_its_depth_of_chunks_and_then_waits() {
+    let file = bytes(200);
+    let writer = Gated::default();
+    let taken = Arc::new(AtomicUsize::new(0));
+    let (chunk, depth) = (SMALL.chunk, SMALL.depth);
+    let writing = {
+        let (file, writer, taken) = (file.clone(), writer.clone(), taken.clone());
+        std::thread::spawn(move || {
+            let mut sink = ThreadedSink::with_hand_off(writer, SMALL);
+            // Writes of 3 bytes, so that chunks fill across writes.
+            for piece in file.chunks(3) {
+                let mut rest = piece;
+                while !rest.is_empty() {
+                    let n = sink.write(rest)?;
+                    taken.fetch_add(n, Ordering::SeqCst);
+                    rest = &rest[n..];
+                }
+            }
+            sink.flush()
+        })
+    };
+    // One chunk in the stalled write, `depth - 1` queued behind it and a full one in the sink's
+    // hands: the `depth + 1` chunks that exist. The next write waits for one to come back.
+    let bound = (depth + 1) * chunk;
+    let held = settled(&taken, bound);
+    writer.open();
+    let flushed = writing.join().expect("the writing thread");
+    assert_eq!(held, bound, "bytes taken while the writer was stalled");
+    assert_eq!(flushed, Ok(()));
+    assert!(
+        *writer.written.lock().unwrap() == file,
+        "bytes differ from the file"
+    );
+    let sizes = writer.sizes.lock().unwrap();
+    assert!(
+        sizes.iter().all(|&n| n <= chunk),
+        "a write larger than a chunk: {sizes:?}"
+    );
+    assert_eq!(sizes.iter().filter(|&&n| n < chunk).count(), 1, "{sizes:?}");
 }
