@@ -309,6 +309,20 @@ impl std::io::Write for Gated {
     }
 }
 
+/// Write all of `piece`, counting each byte the sink takes.
+fn write_counted(
+    sink: &mut ThreadedSink,
+    mut piece: &[u8],
+    taken: &AtomicUsize,
+) -> Result<(), embedded_io::ErrorKind> {
+    while !piece.is_empty() {
+        let n = sink.write(piece)?;
+        taken.fetch_add(n, Ordering::SeqCst);
+        piece = &piece[n..];
+    }
+    Ok(())
+}
+
 /// Behind a writer that does not move (a stalled disk), the sink takes `depth + 1` chunks (the
 /// queue and the one being filled) and then blocks: it does not buffer the file in memory.
 /// Each chunk reaches the writer whole and no larger than a chunk.
@@ -324,12 +338,7 @@ fn a_sink_behind_a_stalled_writer_takes_its_depth_of_chunks_and_then_waits() {
             let mut sink = ThreadedSink::with_hand_off(writer, SMALL);
             // Writes of 3 bytes, so that chunks fill across writes.
             for piece in file.chunks(3) {
-                let mut rest = piece;
-                while !rest.is_empty() {
-                    let n = sink.write(rest)?;
-                    taken.fetch_add(n, Ordering::SeqCst);
-                    rest = &rest[n..];
-                }
+                write_counted(&mut sink, piece, &taken)?;
             }
             sink.flush()
         })
