@@ -181,6 +181,187 @@ mod tests {
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{IpRepr, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber};
     use std::string::ToString;
+    use std::vec::Vec;
+
+    const SRC: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+    const DST: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+
+    fn repr<'a>(control: TcpControl, ack: Option<u32>, payload: &'a [u8]) -> TcpRepr<'a> {
+        TcpRepr {
+            src_port: 1000,
+            dst_port: 2000,
+            control,
+            seq_number: TcpSeqNumber(100),
+            ack_number: ack.map(|a| TcpSeqNumber(a as i32)),
+            window_len: 1024,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload,
+        }
+    }
+
+    /// `tcp` in an IPv4 packet from `SRC` to `DST`, checksums filled in.
+    fn ipv4(tcp: &TcpRepr) -> Vec<u8> {
+        let ip = IpRepr::Ipv4(Ipv4Repr {
+            src_addr: SRC,
+            dst_addr: DST,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        });
+        let mut buf = std::vec![0u8; ip.header_len() + tcp.buffer_len()];
+        let caps = ChecksumCapabilities::default();
+        ip.emit(&mut buf[..], &caps);
+        let (_, rest) = buf.split_at_mut(ip.header_len());
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(rest),
+            &SRC.into(),
+            &DST.into(),
+            &caps,
+        );
+        buf
+    }
+
+    #[test]
+    fn each_flag_is_read_and_printed_as_tcpdump_prints_it() {
+        for (control, ack, payload, flags, seq_len) in [
+            (TcpControl::Syn, None, &b""[..], "[S]", 1),
+            (TcpControl::Syn, Some(7), b"", "[S.]", 1),
+            (TcpControl::None, Some(7), b"", "[.]", 0),
+            (TcpControl::Psh, Some(7), b"abc", "[P.]", 3),
+            (TcpControl::Fin, Some(7), b"ab", "[F.]", 3),
+            (TcpControl::Rst, None, b"", "[R]", 0),
+        ] {
+            let packet = ipv4(&repr(control, ack, payload));
+            let seg = Segment::parse(Medium::Ip, &packet).unwrap();
+            assert_eq!(seg.flags().to_string(), flags);
+            assert_eq!(seg.syn, control == TcpControl::Syn, "{flags}");
+            assert_eq!(seg.fin, control == TcpControl::Fin, "{flags}");
+            assert_eq!(seg.rst, control == TcpControl::Rst, "{flags}");
+            assert_eq!(seg.psh, control == TcpControl::Psh, "{flags}");
+            assert_eq!(seg.ack, ack, "{flags}");
+            assert_eq!(seg.seq_len(), seq_len, "{flags}");
+            assert_eq!(seg.len(), payload.len(), "{flags}");
+            assert_eq!(seg.is_empty(), payload.is_empty(), "{flags}");
+            assert_eq!(&packet[seg.payload()], payload, "{flags}");
+            assert_eq!(seg.src, IpEndpoint::new(SRC.into(), 1000));
+            assert_eq!(seg.dst, IpEndpoint::new(DST.into(), 2000));
+        }
+    }
+
+    #[test]
+    fn a_segment_reads_as_one_line_with_its_raw_numbers() {
+        let syn_ack = ipv4(&repr(TcpControl::Syn, Some(201), b""));
+        let seg = Segment::parse(Medium::Ip, &syn_ack).unwrap();
+        assert_eq!(seg.to_string(), "[S.] seq 100 ack 201 win 1024 len 0");
+        let syn = ipv4(&repr(TcpControl::Syn, None, b""));
+        let seg = Segment::parse(Medium::Ip, &syn).unwrap();
+        assert_eq!(seg.to_string(), "[S] seq 100 win 1024 len 0");
+    }
+
+    /// An Ethernet frame shorter than 60 bytes is padded: the IP header's length says where the
+    /// segment ends, not the frame's.
+    #[test]
+    fn padding_after_the_ip_packet_is_not_payload() {
+        let mut packet = ipv4(&repr(TcpControl::None, Some(7), b"ab"));
+        let len = packet.len();
+        packet.extend_from_slice(&[0xee; 6]);
+        let seg = Segment::parse(Medium::Ip, &packet).unwrap();
+        assert_eq!(seg.len(), 2);
+        assert_eq!(seg.payload(), len - 2..len);
+    }
+
+    #[test]
+    fn what_is_not_a_whole_unfragmented_tcp_segment_is_none() {
+        let good = ipv4(&repr(TcpControl::None, Some(7), b"abc"));
+        assert!(Segment::parse(Medium::Ip, &good).is_some());
+        assert!(Segment::parse(Medium::Ip, &[]).is_none(), "empty");
+        assert!(
+            Segment::parse(Medium::Ip, &good[..good.len() - 4]).is_none(),
+            "cut short"
+        );
+        let mut udp = good.clone();
+        Ipv4Packet::new_unchecked(&mut udp[..]).set_next_header(IpProtocol::Udp);
+        assert!(Segment::parse(Medium::Ip, &udp).is_none(), "UDP");
+        let mut later_fragment = good.clone();
+        Ipv4Packet::new_unchecked(&mut later_fragment[..]).set_frag_offset(8);
+        assert!(
+            Segment::parse(Medium::Ip, &later_fragment).is_none(),
+            "a later fragment"
+        );
+        let mut version = good.clone();
+        version[0] = 0x55;
+        assert!(
+            Segment::parse(Medium::Ip, &version).is_none(),
+            "IP version 5"
+        );
+    }
+
+    #[cfg(feature = "medium-ethernet")]
+    #[test]
+    fn an_ethernet_frame_is_read_past_its_header_and_only_for_ip() {
+        use smoltcp::wire::EthernetAddress;
+        let packet = ipv4(&repr(TcpControl::Psh, Some(7), b"Thank you\0"));
+        let header = EthernetFrame::<&[u8]>::header_len();
+        let mut frame = std::vec![0u8; header + packet.len()];
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.set_src_addr(EthernetAddress([2, 0, 0, 0, 0, 1]));
+        eth.set_dst_addr(EthernetAddress([2, 0, 0, 0, 0, 2]));
+        eth.set_ethertype(EthernetProtocol::Ipv4);
+        eth.payload_mut().copy_from_slice(&packet);
+        let seg = Segment::parse(Medium::Ethernet, &frame).unwrap();
+        assert_eq!(&frame[seg.payload()], b"Thank you\0");
+        assert_eq!(seg.payload_offset, header + 40);
+        EthernetFrame::new_unchecked(&mut frame[..]).set_ethertype(EthernetProtocol::Arp);
+        assert!(Segment::parse(Medium::Ethernet, &frame).is_none(), "ARP");
+        assert!(
+            Segment::parse(Medium::Ethernet, &frame[..10]).is_none(),
+            "cut short"
+        );
+    }
+
+    #[cfg(feature = "proto-ipv6")]
+    #[test]
+    fn an_ipv6_segment_is_read_as_an_ipv4_one_is() {
+        use smoltcp::wire::{Ipv6Address, Ipv6Repr};
+        let (src, dst) = (
+            Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 1),
+            Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 2),
+        );
+        let tcp = repr(TcpControl::Fin, Some(9), b"xyz");
+        let ip = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let mut packet = std::vec![0u8; ip.buffer_len() + tcp.buffer_len() + 4];
+        ip.emit(&mut Ipv6Packet::new_unchecked(&mut packet[..]));
+        let caps = ChecksumCapabilities::default();
+        let end = ip.buffer_len() + tcp.buffer_len();
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut packet[ip.buffer_len()..end]),
+            &src.into(),
+            &dst.into(),
+            &caps,
+        );
+        let seg = Segment::parse(Medium::Ip, &packet).unwrap();
+        assert_eq!(seg.src, IpEndpoint::new(src.into(), 1000));
+        assert_eq!(seg.dst, IpEndpoint::new(dst.into(), 2000));
+        assert!(seg.fin);
+        assert_eq!(
+            seg.payload(),
+            60..63,
+            "after 40 bytes of IPv6 and 20 of TCP, not the padding"
+        );
+        let mut udp = packet.clone();
+        Ipv6Packet::new_unchecked(&mut udp[..]).set_next_header(IpProtocol::Udp);
+        assert!(Segment::parse(Medium::Ip, &udp).is_none(), "UDP");
+    }
 
     #[test]
     fn parses_a_fin_with_payload() {
