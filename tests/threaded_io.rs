@@ -21,6 +21,27 @@ fn bytes(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
 }
 
+/// How long a test here may run: a hand-off that stops handing over leaves its reader or writer
+/// waiting for ever, and a test must end either way.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Ends the whole test program if the test holding it is still running after [`LIMIT`].
+struct Watchdog(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+impl Watchdog {
+    fn arm(test: &'static str) -> Watchdog {
+        let (alive, watched) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            // Dropping the watchdog (the test ended, or panicked) disconnects the channel.
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watched.recv_timeout(LIMIT) {
+                eprintln!("{test}: still running after {LIMIT:?}: it hangs");
+                std::process::exit(101);
+            }
+        });
+        Watchdog(alive)
+    }
+}
+
 /// A `std::io::Write` whose bytes the test can look at after the sink's thread wrote them.
 #[derive(Clone, Default)]
 struct Shared(Arc<Mutex<Vec<u8>>>);
@@ -79,6 +100,7 @@ impl std::io::Write for Full {
 
 #[test]
 fn a_file_read_ahead_in_small_chunks_arrives_in_order() {
+    let _hang = Watchdog::arm("a_file_read_ahead_in_small_chunks_arrives_in_order");
     let file = bytes(10_000);
     let mut reader = ThreadedReader::spawn(FromStd(Cursor::new(file.clone())), SMALL);
     let mut got = Vec::new();
@@ -101,6 +123,7 @@ fn a_file_read_ahead_in_small_chunks_arrives_in_order() {
 
 #[test]
 fn a_read_error_arrives_after_every_byte_before_it() {
+    let _hang = Watchdog::arm("a_read_error_arrives_after_every_byte_before_it");
     let mut reader = ThreadedReader::spawn(FailsAfter { good: 23 }, SMALL);
     let mut good = 0;
     let error = loop {
@@ -116,6 +139,7 @@ fn a_read_error_arrives_after_every_byte_before_it() {
 
 #[test]
 fn a_sink_written_behind_holds_everything_once_flushed() {
+    let _hang = Watchdog::arm("a_sink_written_behind_holds_everything_once_flushed");
     let file = bytes(10_000);
     let out = Shared::default();
     let mut sink = ThreadedSink::with_hand_off(out.clone(), SMALL);
@@ -131,6 +155,7 @@ fn a_sink_written_behind_holds_everything_once_flushed() {
 
 #[test]
 fn a_write_error_is_reported_by_flush() {
+    let _hang = Watchdog::arm("a_write_error_is_reported_by_flush");
     let mut sink = ThreadedSink::with_hand_off(Full { room: 20 }, SMALL);
     // Writes may succeed until the thread has met the error: it shows at the latest at flush.
     for _ in 0..10 {
@@ -145,6 +170,7 @@ fn a_write_error_is_reported_by_flush() {
 /// behind by another, and arrives byte exact, the sink flushed before the client reports.
 #[test]
 fn a_threaded_transfer_arrives_byte_exact() {
+    let _hang = Watchdog::arm("a_threaded_transfer_arrives_byte_exact");
     let file = bytes(3 << 20);
     let path = std::env::temp_dir().join(format!("halfclose-threaded-{}", std::process::id()));
     std::fs::write(&path, &file).unwrap();
@@ -227,6 +253,8 @@ impl Read for Counted {
 /// reader gives one back, so memory stays bounded however slow the connection is.
 #[test]
 fn a_reader_runs_ahead_by_its_depth_of_chunks_and_reuses_each_one_given_back() {
+    let _hang =
+        Watchdog::arm("a_reader_runs_ahead_by_its_depth_of_chunks_and_reuses_each_one_given_back");
     let file = bytes(200);
     let handed = Arc::new(AtomicUsize::new(0));
     let asked_for_nothing = Arc::new(AtomicBool::new(false));
@@ -328,6 +356,8 @@ fn write_counted(
 /// Each chunk reaches the writer whole and no larger than a chunk.
 #[test]
 fn a_sink_behind_a_stalled_writer_takes_its_depth_of_chunks_and_then_waits() {
+    let _hang =
+        Watchdog::arm("a_sink_behind_a_stalled_writer_takes_its_depth_of_chunks_and_then_waits");
     let file = bytes(200);
     let writer = Gated::default();
     let taken = Arc::new(AtomicUsize::new(0));
