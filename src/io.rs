@@ -247,7 +247,8 @@ fn read_ahead<R: embedded_io::Read>(
         let (filled, result) = fill_chunk(&mut reader, &mut buf);
         buf.truncate(filled);
         let last = filled < chunk || result.is_err();
-        if filled > 0 && chunks.send(Ok(buf)).is_err() {
+        // Sent even when empty (a file that ends on a chunk's edge): the reader passes over it.
+        if chunks.send(Ok(buf)).is_err() {
             return;
         }
         if let Err(kind) = result {
