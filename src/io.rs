@@ -582,33 +582,6 @@ mod tests {
         );
     }
 
-    /// A `std::io` writer whose bytes the test can still see after the sink has taken it.
-    #[derive(Clone, Default)]
-    struct Shared(std::sync::Arc<std::sync::Mutex<std::vec::Vec<u8>>>);
-
-    impl io::Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn a_threaded_sink_dropped_unflushed_still_writes_what_it_took() {
-        let written = Shared::default();
-        let mut sink = ThreadedSink::with_hand_off(written.clone(), HandOff { chunk: 4, depth: 2 });
-        let mut taken = 0;
-        while taken < 10 {
-            taken += sink.write(&b"0123456789"[taken..]).unwrap();
-        }
-        drop(sink);
-        assert_eq!(&written.0.lock().unwrap()[..], b"0123456789");
-    }
-
     #[test]
     fn the_default_hand_off_is_four_chunks_of_256_kib() {
         assert_eq!(

@@ -153,6 +153,20 @@ fn a_sink_written_behind_holds_everything_once_flushed() {
     assert!(*out.0.lock().unwrap() == file, "bytes differ from the file");
 }
 
+/// Dropped without a flush, the sink still hands over what it took and waits for its thread.
+#[test]
+fn a_sink_dropped_unflushed_still_writes_what_it_took() {
+    let _hang = Watchdog::arm("a_sink_dropped_unflushed_still_writes_what_it_took");
+    let out = Shared::default();
+    let mut sink = ThreadedSink::with_hand_off(out.clone(), HandOff { chunk: 4, depth: 2 });
+    let mut taken = 0;
+    while taken < 10 {
+        taken += sink.write(&b"0123456789"[taken..]).unwrap();
+    }
+    drop(sink);
+    assert_eq!(&out.0.lock().unwrap()[..], b"0123456789");
+}
+
 #[test]
 fn a_write_error_is_reported_by_flush() {
     let _hang = Watchdog::arm("a_write_error_is_reported_by_flush");
