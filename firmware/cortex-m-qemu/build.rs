@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `thumbv7m-none-eabi` | LM3S6965 (`lm3s6965evb`) | Cortex-M3 |
 //! | `thumbv6m-none-eabi` | nRF51822 micro:bit (`microbit`) | Cortex-M0 |
+//! | `riscv32imac-unknown-none-elf` | QEMU's RISC-V `virt` board (`virt`) | RV32IMAC |
 use std::{env, fs, path::PathBuf};
 
 fn main() {
@@ -12,11 +13,12 @@ fn main() {
     let board = match target.as_str() {
         "thumbv7m-none-eabi" => "lm3s6965",
         "thumbv6m-none-eabi" => "microbit",
+        "riscv32imac-unknown-none-elf" => "virt",
         other => panic!(
             "no board for target {other}: add boards/<board>.x, a `board` cfg value here and in src/board.rs"
         ),
     };
-    println!("cargo::rustc-check-cfg=cfg(board, values(\"lm3s6965\", \"microbit\"))");
+    println!("cargo::rustc-check-cfg=cfg(board, values(\"lm3s6965\", \"microbit\", \"virt\"))");
     println!("cargo::rustc-cfg=board=\"{board}\"");
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     let map = format!("boards/{board}.x");

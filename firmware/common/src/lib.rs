@@ -5,15 +5,21 @@
 
 #![no_std]
 
+#[cfg(target_arch = "arm")]
 pub mod enet;
-#[cfg(feature = "net")]
+#[cfg(all(feature = "net", target_arch = "arm"))]
 pub mod net;
 pub mod payload;
 pub mod stack;
 
+#[cfg(target_arch = "arm")]
 use cortex_m_semihosting::debug;
+#[cfg(target_arch = "riscv32")]
+use riscv_semihosting::debug;
 
-/// Ends the run through semihosting; QEMU exits with the status.
+/// Ends the run through semihosting; QEMU exits with the status. The same call on every
+/// architecture: an Arm core traps into the host with `bkpt 0xab`, a RISC-V core with the
+/// `slli`/`ebreak`/`srai` sequence QEMU recognises.
 pub fn exit(passed: bool) -> ! {
     debug::exit(if passed {
         debug::EXIT_SUCCESS

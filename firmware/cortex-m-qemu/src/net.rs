@@ -52,7 +52,7 @@ struct Clock {
 
 impl Clock {
     fn now(&self) -> Instant {
-        Instant::from_micros((self.systick.cycles() * 1_000_000 / self.hz) as i64)
+        Instant::from_micros((self.systick.ticks() * 1_000_000 / self.hz) as i64)
     }
 }
 
@@ -63,16 +63,15 @@ fn semihosting_centiseconds() -> usize {
 
 /// Serve, then fetch. Returns whether both went as the protocol says.
 pub fn run() -> bool {
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
+    let Some(systick) = SysTickTimer::take() else {
         hprintln!("error: core peripherals already taken");
         return false;
     };
-    let systick = SysTickTimer::start(peripherals.SYST);
     let start = semihosting_centiseconds();
     while semihosting_centiseconds() == start {}
-    let (c0, t0) = (systick.cycles(), semihosting_centiseconds());
+    let (c0, t0) = (systick.ticks(), semihosting_centiseconds());
     while semihosting_centiseconds() < t0 + 20 {}
-    let hz = (systick.cycles() - c0) * 100 / 20;
+    let hz = (systick.ticks() - c0) * 100 / 20;
     let clock = Clock {
         systick,
         hz: hz.max(1),
@@ -86,7 +85,7 @@ pub fn run() -> bool {
 
     let device = NIC.init(Phy(Enet::new(MAC, NIC_BUFFERS.take())));
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(MAC)));
-    config.random_seed = clock.systick.cycles() ^ 0x6861_6c66;
+    config.random_seed = clock.systick.ticks() ^ 0x6861_6c66;
     let mut iface = Interface::new(config, device, clock.now());
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(ADDR), 24));

@@ -23,7 +23,7 @@ use static_cell::{ConstStaticCell, StaticCell};
 use halfclose::device::Loopback;
 use halfclose::{Error, Timeouts};
 
-use crate::clock::{StepClock, SysTickTimer};
+use crate::clock::{StepClock, Timer};
 #[cfg(feature = "client")]
 use crate::out;
 #[cfg(feature = "server")]
@@ -144,11 +144,10 @@ struct Outcome {
 
 /// Set up, transfer, report. Returns whether everything this image does went as expected.
 pub fn run() -> bool {
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
-        line!("error: core peripherals already taken");
+    let Some(systick) = Timer::take() else {
+        line!("error: the timer is taken already");
         return false;
     };
-    let systick = SysTickTimer::start(peripherals.SYST);
     banner();
     let clock = StepClock::new();
     let mut results = Results::default();
@@ -240,7 +239,7 @@ fn set_up(clock: &StepClock) -> Result<Parts, Error> {
 /// Poll the interface, the server and/or the client until each side is done.
 #[inline(never)]
 fn transfer(
-    systick: &SysTickTimer,
+    systick: &Timer,
     mut clock: StepClock,
     parts: Parts,
     results: &mut Results,
@@ -254,7 +253,7 @@ fn transfer(
         #[cfg(feature = "client")]
         client,
     } = parts;
-    let start_cycles = systick.cycles();
+    let start_cycles = systick.ticks();
     let over = loop {
         let now = clock.now();
         poll_iface(iface, now, device, &mut sockets);
@@ -282,7 +281,7 @@ fn transfer(
         }
         clock.advance(device.queued() > 0, iface.poll_delay(now, &sockets));
     };
-    let cycles = systick.cycles() - start_cycles;
+    let cycles = systick.ticks() - start_cycles;
     #[cfg(feature = "client")]
     let client: &'static Client = client;
 
@@ -507,7 +506,8 @@ fn report(outcome: &Outcome, results: &Results) -> bool {
         dec(outcome.clock.steps().into()),
         " polls), ",
         dec(outcome.cycles),
-        " SysTick cycles",
+        " ",
+        Timer::UNIT,
     );
     line!(
         "ram: stack peak ",
