@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the Cortex-M firmware in firmware/cortex-m-qemu for two boards, run every image on QEMU
-# (LM3S6965, Cortex-M3, thumbv7m-none-eabi; micro:bit, Cortex-M0, thumbv6m-none-eabi), measure
-# instructions per transferred byte on both, build the library alone for thumbv6m-none-eabi and
+# Build the firmware in firmware/cortex-m-qemu for three boards on two architectures, run every
+# image on QEMU (LM3S6965, Cortex-M3, thumbv7m-none-eabi; micro:bit, Cortex-M0, thumbv6m-none-eabi;
+# QEMU's RISC-V virt board, RV32IMAC, riscv32imac-unknown-none-elf), measure instructions per
+# transferred byte on each, build the library alone for thumbv6m-none-eabi and
 # thumbv7em-none-eabihf, print the footprint table, and hold the small images to the budget.
 #
 # Usage: bash scripts/firmware.sh        (from anywhere; exits non-zero on any failure or timeout)
@@ -63,7 +64,7 @@ unset RUSTDOC RUSTC_WRAPPER RUSTUP_TOOLCHAIN CARGO_BUILD_TARGET
 export RUSTC_BOOTSTRAP=1
 CARGO=(/usr/bin/cargo)
 BUILD_STD=(-Zbuild-std=core)
-for t in THUMBV6M_NONE_EABI THUMBV7M_NONE_EABI THUMBV7EM_NONE_EABIHF; do
+for t in THUMBV6M_NONE_EABI THUMBV7M_NONE_EABI THUMBV7EM_NONE_EABIHF RISCV32IMAC_UNKNOWN_NONE_ELF; do
     export "CARGO_TARGET_${t}_LINKER=$RUST_LLD"
 done
 JOBS=${CARGO_BUILD_JOBS:-2}
@@ -73,10 +74,19 @@ mkdir -p "$OUT"
 
 # --- 3. The firmware images --------------------------------------------------------------------
 # The boards, by the target that selects them (firmware/cortex-m-qemu/build.rs).
-BOARDS=(lm3s6965 microbit)
-target_of() { case $1 in lm3s6965) echo thumbv7m-none-eabi ;; microbit) echo thumbv6m-none-eabi ;; esac; }
-machine_of() { case $1 in lm3s6965) echo lm3s6965evb ;; microbit) echo microbit ;; esac; }
-core_of() { case $1 in lm3s6965) echo "LM3S6965 (Cortex-M3)" ;; microbit) echo "micro:bit (Cortex-M0)" ;; esac; }
+BOARDS=(lm3s6965 microbit virt)
+target_of() {
+    case $1 in lm3s6965) echo thumbv7m-none-eabi ;; microbit) echo thumbv6m-none-eabi ;;
+    virt) echo riscv32imac-unknown-none-elf ;; esac
+}
+machine_of() { case $1 in lm3s6965) echo lm3s6965evb ;; microbit) echo microbit ;; virt) echo virt ;; esac; }
+core_of() {
+    case $1 in lm3s6965) echo "LM3S6965 (Cortex-M3)" ;; microbit) echo "micro:bit (Cortex-M0)" ;;
+    virt) echo "QEMU virt (RV32IMAC)" ;; esac
+}
+# The emulator and its options for the board: the virt board starts the image itself, without
+# firmware (`-bios none`).
+qemu_of() { case $1 in virt) echo "qemu-system-riscv32 -bios none" ;; *) echo qemu-system-arm ;; esac; }
 
 # Every image: board, name, build, how it runs, cargo arguments.
 #   build `messages`: the default panic strategy and the `messages` feature: panic messages and
@@ -108,6 +118,12 @@ IMAGES=(
     "microbit client small transfer --no-default-features --features client"
     "microbit baseline small transfer --no-default-features"
     "microbit cost messages cost --no-default-features --features cost,messages"
+    "virt full messages transfer"
+    "virt full-small small transfer --no-default-features --features server,client"
+    "virt server small transfer --no-default-features --features server"
+    "virt client small transfer --no-default-features --features client"
+    "virt baseline small transfer --no-default-features"
+    "virt cost messages cost --no-default-features --features cost,messages"
 )
 # The images of the footprint table, in its order.
 TABLE=(full full-small server client baseline server-messages server-eth)
@@ -143,11 +159,12 @@ done
 # nanosecond of virtual time, which SysTick then counts (src/cost.rs calibrates the ratio).
 failed=()
 run_image() {
-    local board=$1 v=$2 mode=$3 status=0 icount=()
+    local board=$1 v=$2 mode=$3 status=0 icount=() qemu
     [[ $mode == cost ]] && icount=(-icount shift=0,align=off,sleep=off)
-    say "running $board/$v on qemu-system-arm -machine $(machine_of "$board") ${icount[*]} (timeout ${QEMU_TIMEOUT}s)"
+    read -r -a qemu <<<"$(qemu_of "$board")"
+    say "running $board/$v on ${qemu[*]} -machine $(machine_of "$board") ${icount[*]} (timeout ${QEMU_TIMEOUT}s)"
     # In $OUT: semihosting opens host files (the defmt image's defmt.bin) relative to QEMU.
-    (cd "$OUT" && exec timeout --kill-after=5 "$QEMU_TIMEOUT" qemu-system-arm -machine "$(machine_of "$board")" \
+    (cd "$OUT" && exec timeout --kill-after=5 "$QEMU_TIMEOUT" "${qemu[@]}" -machine "$(machine_of "$board")" \
         -nographic -monitor none -serial none "${icount[@]}" \
         -semihosting-config enable=on,target=native -kernel "$OUT/$board-$v.elf") \
         >"$OUT/$board-$v.log" 2>&1 </dev/null || status=$?
@@ -212,7 +229,12 @@ say "log + defmt together: refused at compile time, as intended"
 # --- 6. Footprint, and the budget ---------------------------------------------------------------
 section() { size -A "$1" | awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'; }
 field() { sed -n "s/.*$2 \([0-9]*\).*/\1/p" "$OUT/$1.log" | head -n1; }
-flash_of() { echo $(($(section "$1" .vector_table) + $(section "$1" .text) + $(section "$1" .rodata) + $(section "$1" .data))); }
+# What is in flash: cortex-m-rt's vector table, riscv-rt's start-up glue (`.init.rust`), code,
+# constants, and the initial values of `.data`.
+flash_of() {
+    echo $(($(section "$1" .vector_table) + $(section "$1" .init.rust) + $(section "$1" .text) +
+        $(section "$1" .rodata) + $(section "$1" .data)))
+}
 over_budget=()
 {
     echo "| board | image | \`.text\` | \`.rodata\` | \`.data\` | \`.bss\` | flash | flash without the 64 KiB payload | of which beyond the baseline | stack peak | RAM beyond socket buffers and loopback ring |"
