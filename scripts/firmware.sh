@@ -127,6 +127,7 @@ IMAGES=(
     "virt client small transfer --no-default-features --features client"
     "virt baseline small transfer --no-default-features"
     "virt cost messages cost --no-default-features --features cost,messages"
+    "virt net messages net --features net"
 )
 # The images of the footprint table, in its order.
 TABLE=(full full-small server client baseline server-messages server-eth)
@@ -331,8 +332,10 @@ fi
 ((${#over_budget[@]} == 0)) || die "over the budget: ${over_budget[*]}"
 say "firmware: all images passed, server-only and client-only of ${BUDGET_BOARDS[*]} within $FLASH_BUDGET bytes of flash and $RAM_BUDGET bytes of RAM"
 
-# --- 7. The net image against Linux, over a TAP device in a network namespace of its own --------
+# --- 7. The net images against Linux, over a TAP device in a network namespace of its own -------
+# The LM3S6965 over its Ethernet MAC, the RISC-V virt board over virtio-net.
 bash "$ROOT/scripts/firmware-net.sh" "$OUT/lm3s6965-net.elf"
+bash "$ROOT/scripts/firmware-net.sh" "$OUT/virt-net.elf"
 
 # --- 8. Other firmware ----------------------------------------------------------------------------
 # Each further firmware crate brings its own script, called here on a line of its own.

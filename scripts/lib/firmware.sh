@@ -22,16 +22,17 @@ fw_install_packages() {
 }
 
 # Why a run against Linux over a TAP device cannot happen here (nothing when it can): it needs
-# root, /dev/net/tun, ip and qemu-system-arm.
+# root, /dev/net/tun, ip and the emulator `$1` (default qemu-system-arm).
 fw_why_no_tap() {
+    local qemu=${1:-qemu-system-arm}
     if [[ $(id -u) != 0 ]]; then
         echo "not running as root"
     elif [[ ! -e /dev/net/tun ]]; then
         echo "no /dev/net/tun"
     elif ! command -v ip >/dev/null; then
         echo "no ip (iproute2)"
-    elif ! command -v qemu-system-arm >/dev/null; then
-        echo "no qemu-system-arm"
+    elif ! command -v "$qemu" >/dev/null; then
+        echo "no $qemu"
     fi
 }
 

@@ -80,7 +80,11 @@ pub struct SysTickTimer {
 #[cfg(target_arch = "arm")]
 impl SysTickTimer {
     /// What the counts are, for the summary.
+    #[cfg_attr(feature = "net", allow(dead_code))]
     pub const UNIT: &str = "SysTick cycles";
+    /// The counter's name.
+    #[cfg(feature = "net")]
+    pub const NAME: &str = "SysTick";
 
     /// Takes the core peripherals and starts SysTick; `None` if they were taken already.
     pub fn take() -> Option<Self> {
@@ -132,7 +136,14 @@ pub struct MtimeTimer {
 #[cfg(target_arch = "riscv32")]
 impl MtimeTimer {
     /// What the counts are, for the summary.
+    #[cfg_attr(feature = "net", allow(dead_code))]
     pub const UNIT: &str = "mtime ticks";
+    /// The counter's name.
+    #[cfg(feature = "net")]
+    pub const NAME: &str = "mtime";
+    /// Ticks per second on QEMU `virt` (its CLINT's timebase).
+    #[cfg(feature = "net")]
+    pub const HZ: u64 = 10_000_000;
     const MTIME: *const u32 = 0x0200_bff8 as *const u32;
 
     /// Starts counting from now. Always `Some`: the timer runs from reset and nothing is taken.

@@ -30,7 +30,7 @@ mod cost;
 mod defmt_log;
 #[cfg(feature = "net")]
 mod net;
-#[cfg(feature = "net")]
+#[cfg(all(feature = "net", target_arch = "arm"))]
 mod phy;
 // The `net` image prints through `hprintln!`; the `cost` image has no reply to quote.
 #[cfg_attr(any(feature = "net", feature = "cost"), allow(dead_code))]
@@ -52,7 +52,7 @@ use riscv_rt::entry;
 use riscv_semihosting as semihosting;
 // The board's Ethernet MAC, the file and its checking sink, the stack-peak probe and the exit
 // through semihosting: shared with the async image (`firmware/common`).
-#[cfg(feature = "net")]
+#[cfg(all(feature = "net", target_arch = "arm"))]
 use halfclose_firmware_common::enet;
 use halfclose_firmware_common::exit;
 #[cfg(any(feature = "server", feature = "client"))]
