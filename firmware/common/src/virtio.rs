@@ -187,7 +187,8 @@ impl VirtioNet {
     fn give(&mut self, slot: usize) -> Result<(), Error> {
         // SAFETY: the buffer is not touched again until the device hands it back in `receive`
         // (its token is the one `poll_receive` then returns).
-        let token = unsafe { self.net.receive_begin(&mut self.rx[slot]) }.map_err(|_| Error::Queue)?;
+        let token =
+            unsafe { self.net.receive_begin(&mut self.rx[slot]) }.map_err(|_| Error::Queue)?;
         self.tokens[slot] = Some(token);
         Ok(())
     }

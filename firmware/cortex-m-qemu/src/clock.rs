@@ -148,7 +148,9 @@ impl MtimeTimer {
 
     /// Starts counting from now. Always `Some`: the timer runs from reset and nothing is taken.
     pub fn take() -> Option<Self> {
-        Some(MtimeTimer { start: Self::read() })
+        Some(MtimeTimer {
+            start: Self::read(),
+        })
     }
 
     /// Ticks since `take`.

@@ -238,12 +238,7 @@ fn set_up(clock: &StepClock) -> Result<Parts, Error> {
 
 /// Poll the interface, the server and/or the client until each side is done.
 #[inline(never)]
-fn transfer(
-    systick: &Timer,
-    mut clock: StepClock,
-    parts: Parts,
-    results: &mut Results,
-) -> Outcome {
+fn transfer(systick: &Timer, mut clock: StepClock, parts: Parts, results: &mut Results) -> Outcome {
     let Parts {
         device,
         iface,
