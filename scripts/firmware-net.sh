@@ -26,9 +26,9 @@ source "$ROOT/scripts/lib/firmware.sh"
 source "$ROOT/scripts/lib/netns.sh"
 
 [[ -f $IMAGE ]] || die "no firmware image at $IMAGE (bash scripts/firmware.sh builds it)"
-# The emulator and the network card, by the image's architecture; the MAC is the firmware's
-# (firmware/common/src/net.rs).
-if readelf -h "$IMAGE" | grep -q 'RISC-V'; then
+# The emulator and the network card, by the image's architecture (the ELF header's e_machine:
+# 243 is RISC-V, 40 Arm); the MAC is the firmware's (firmware/common/src/net.rs).
+if (($(od -An -tu2 -j18 -N2 "$IMAGE") == 243)); then
     QEMU=(qemu-system-riscv32 -machine virt -bios none)
     NIC=(-netdev tap,id=net0,ifname=tap0,script=no,downscript=no
         -device virtio-net-device,netdev=net0,mac=02:00:00:00:00:01)
