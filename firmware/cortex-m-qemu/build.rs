@@ -23,6 +23,9 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     let map = format!("boards/{board}.x");
     fs::write(out.join("memory.x"), fs::read(&map).unwrap()).unwrap();
+    // cortex-m-rt's `link.x` (feature `device`) includes `device.x`, where a device crate names
+    // its interrupt handlers; src/board.rs points every entry at `DefaultHandler` itself.
+    fs::write(out.join("device.x"), "").unwrap();
     println!("cargo::rustc-link-search={}", out.display());
     // defmt's linker script places its interned strings; only when defmt is in the image.
     if env::var_os("CARGO_FEATURE_DEFMT").is_some() {

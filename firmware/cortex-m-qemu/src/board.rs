@@ -10,6 +10,27 @@ pub const NAME: &str = "nRF51822 micro:bit (Cortex-M0)";
 #[cfg(board = "virt")]
 pub const NAME: &str = "QEMU virt (RV32IMAC)";
 
+/// The interrupt part of the vector table, one entry per interrupt the chip has (no interrupt is
+/// enabled: each goes to cortex-m-rt's `DefaultHandler`). The LM3S6965 has 44 (IRQ 0, GPIO port
+/// A, to 43, the hibernation module; 42 is the Ethernet MAC), the nRF51822 26 (0, POWER_CLOCK,
+/// to 25, SWI5). Without cortex-m-rt's `device` feature the table would have 240 entries on a
+/// Cortex-M3 (32 on a Cortex-M0), 784 bytes of flash more on the LM3S6965 than the chip needs.
+#[cfg(board = "lm3s6965")]
+const INTERRUPTS: usize = 44;
+#[cfg(board = "microbit")]
+const INTERRUPTS: usize = 26;
+
+#[cfg(target_arch = "arm")]
+unsafe extern "C" {
+    // Defined by cortex-m-rt's `link.x` (a user's `#[exception] fn DefaultHandler` overrides it).
+    fn DefaultHandler();
+}
+
+#[cfg(target_arch = "arm")]
+#[unsafe(link_section = ".vector_table.interrupts")]
+#[unsafe(no_mangle)]
+static __INTERRUPTS: [unsafe extern "C" fn(); INTERRUPTS] = [DefaultHandler; INTERRUPTS];
+
 /// Packets the loopback holds (the ring is `SLOTS` packets of the MTU each). The micro:bit has
 /// 16 KiB of RAM: with 4 KiB socket buffers each way, two slots are what fits (one packet in
 /// flight; the ring only slows the simulated clock, not the bytes).
