@@ -145,8 +145,7 @@ struct Outcome {
 /// Set up, transfer, report. Returns whether everything this image does went as expected.
 pub fn run() -> bool {
     let Some(systick) = Timer::take() else {
-        line!("error: the timer is taken already");
-        return false;
+        return timer_taken();
     };
     banner();
     let clock = StepClock::new();
@@ -156,11 +155,26 @@ pub fn run() -> bool {
             let outcome = transfer(&systick, clock, parts, &mut results);
             report(&outcome, &results)
         }
-        Err(error) => {
-            line!("error: setting up: ", &error);
-            false
-        }
+        Err(error) => set_up_failed(&error),
     }
+}
+
+// The two failures `run` prints, each out of line: a `line!` in `run` itself would put its
+// buffer in `run`'s frame, which lies under the whole transfer and so under the stack's peak
+// (128 bytes of it on every board).
+
+#[cold]
+#[inline(never)]
+fn timer_taken() -> bool {
+    line!("error: the timer is taken already");
+    false
+}
+
+#[cold]
+#[inline(never)]
+fn set_up_failed(error: &Error) -> bool {
+    line!("error: setting up: ", error);
+    false
 }
 
 /// Build the interface and the sockets, and start the server and/or the client.
