@@ -256,8 +256,10 @@ fn build(clock: &StepClock) -> Result<Parts, Error> {
     })
 }
 
-/// Poll the interface, the server and/or the client until each side is done.
-#[inline(never)]
+/// Poll the interface, the server and/or the client until each side is done. In `run`'s frame:
+/// a frame of its own, under every poll, would add its saved registers and the parts passed by
+/// reference to the stack's peak (32 to 40 bytes).
+#[inline(always)]
 fn transfer(systick: &Timer, mut clock: StepClock, parts: Parts, results: &mut Results) -> Outcome {
     let Parts {
         device,
