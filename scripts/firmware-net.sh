@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The Cortex-M firmware on QEMU's emulated Ethernet, against Linux's TCP: the firmware serves its
+# The firmware on QEMU's emulated network card, against Linux's TCP: the firmware serves its
 # 64 KiB file to 8 kernel clients connecting at once (tools/src/bin/load.rs: each reads to EOF,
 # checks every byte, "Thank you\0", close; the firmware's pool of two sockets serves them while a
 # listen backlog holds the other SYNs), then fetches the same file from a kernel server
 # (tools/src/bin/lesson.rs: 1024-byte writes, shutdown(SHUT_WR), one read).
 #
 #   bash scripts/firmware-net.sh [IMAGE]     (IMAGE: default target/firmware/lm3s6965-net.elf, built by
-#                                             scripts/firmware.sh)
+#                                             scripts/firmware.sh; or target/firmware/virt-net.elf)
 #
-# Runs as root only: it creates a network namespace with a TAP device, starts qemu-system-arm
-# inside it with `-nic tap`, and deletes the namespace at exit, also on failure. Without root,
-# /dev/net/tun, ip or qemu-system-arm it says why and exits 0. Every step has a time limit.
+# The image's architecture picks the board: an Arm image runs on the LM3S6965 (its Stellaris
+# Ethernet MAC, `-nic tap`), a RISC-V image on QEMU's `virt` (a virtio-net device on the
+# virtio-mmio bus, `-device virtio-net-device`), both on the same TAP device.
+#
+# Runs as root only: it creates a network namespace with a TAP device, starts QEMU inside it, and
+# deletes the namespace at exit, also on failure. Without root, /dev/net/tun, ip or the emulator it
+# says why and exits 0. Every step has a time limit.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMAGE=${1:-$ROOT/target/firmware/lm3s6965-net.elf}
@@ -21,12 +25,22 @@ source "$ROOT/scripts/lib/firmware.sh"
 # shellcheck source=scripts/lib/netns.sh
 source "$ROOT/scripts/lib/netns.sh"
 
-why=$(fw_why_no_tap)
+[[ -f $IMAGE ]] || die "no firmware image at $IMAGE (bash scripts/firmware.sh builds it)"
+# The emulator and the network card, by the image's architecture (the ELF header's e_machine:
+# 243 is RISC-V, 40 Arm); the MAC is the firmware's (firmware/common/src/net.rs).
+if (($(od -An -tu2 -j18 -N2 "$IMAGE") == 243)); then
+    QEMU=(qemu-system-riscv32 -machine virt -bios none)
+    NIC=(-netdev tap,id=net0,ifname=tap0,script=no,downscript=no
+        -device virtio-net-device,netdev=net0,mac=02:00:00:00:00:01)
+else
+    QEMU=(qemu-system-arm -machine lm3s6965evb)
+    NIC=(-nic tap,ifname=tap0,script=no,downscript=no)
+fi
+why=$(fw_why_no_tap "${QEMU[0]}")
 if [[ -n $why ]]; then
-    say "skipping the firmware-to-Linux test: $why (it needs root, /dev/net/tun, ip and qemu-system-arm)"
+    say "skipping the firmware-to-Linux test: $why (it needs root, /dev/net/tun, ip and ${QEMU[0]})"
     exit 0
 fi
-[[ -f $IMAGE ]] || die "no firmware image at $IMAGE (bash scripts/firmware.sh builds it)"
 
 # The kernel's peers, host builds (LESSON, LOAD).
 fw_build_lesson
@@ -45,9 +59,8 @@ fw_write_payload "$DIR/payload"
 say "namespace $NS: tap0 at 192.168.69.100/24 (Linux); the firmware is 192.168.69.1"
 ns_tap "$NS"  # tap0 at 192.168.69.100/24 (Linux); the firmware is .1
 
-ip netns exec "$NS" timeout 120 qemu-system-arm -machine lm3s6965evb -nographic \
-    -semihosting-config enable=on,target=native \
-    -nic tap,ifname=tap0,script=no,downscript=no -kernel "$IMAGE" >"$DIR/firmware.log" 2>&1 &
+ip netns exec "$NS" timeout 120 "${QEMU[@]}" -nographic \
+    -semihosting-config enable=on,target=native "${NIC[@]}" -kernel "$IMAGE" >"$DIR/firmware.log" 2>&1 &
 QEMU_PID=$!
 
 # The kernel's server for the second half, ready before the firmware gets there.
@@ -90,4 +103,4 @@ grep -q '^Message from client: Thank you$' "$DIR/server.log" || die "the kernel'
 grep -q '^server: served 8 of 8 clients' "$DIR/firmware.log" ||
     die "the firmware did not get 8 \"Thank you\"s after its FINs"
 grep -q '^result: PASS$' "$DIR/firmware.log" || die "the firmware did not pass"
-say "firmware <-> Linux over emulated Ethernet: 8 clients at once and one fetch, byte-exact, every reply received"
+say "firmware <-> Linux over $(basename "$IMAGE" .elf)'s emulated network card: 8 clients at once and one fetch, byte-exact, every reply received"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the Cortex-M firmware in firmware/cortex-m-qemu for two boards, run every image on QEMU
-# (LM3S6965, Cortex-M3, thumbv7m-none-eabi; micro:bit, Cortex-M0, thumbv6m-none-eabi), measure
-# instructions per transferred byte on both, build the library alone for thumbv6m-none-eabi and
+# Build the firmware in firmware/cortex-m-qemu for three boards on two architectures, run every
+# image on QEMU (LM3S6965, Cortex-M3, thumbv7m-none-eabi; micro:bit, Cortex-M0, thumbv6m-none-eabi;
+# QEMU's RISC-V virt board, RV32IMAC, riscv32imac-unknown-none-elf), measure instructions per
+# transferred byte on each, build the library alone for thumbv6m-none-eabi and
 # thumbv7em-none-eabihf, print the footprint table, and hold the small images to the budget.
 #
 # Usage: bash scripts/firmware.sh        (from anywhere; exits non-zero on any failure or timeout)
@@ -27,6 +28,19 @@ COST_MD=${COST_MD:-$OUT/cost.md}
 # payload, and RAM beyond the socket buffers and the loopback ring.
 FLASH_BUDGET=24576
 RAM_BUDGET=2048
+# The boards whose images are held to it. The RISC-V board's are measured against it and shown
+# in the margins table, not yet held: its code is about a seventh larger than Thumb-2's, and its
+# server-only image is over.
+BUDGET_BOARDS=(lm3s6965 microbit)
+# Room to spare: each one-side image of every board is to leave at least this much of the budget
+# unused (so at most 22,528 bytes of flash and 1,536 of RAM), and the LM3S6965's server-only
+# image is to fit in 20 KiB of flash. SPARE_HELD lists the limits already met, as
+# board/image/flash or board/image/ram: the run fails if one of them is missed. The others are
+# measured, and each miss is printed with its size; a limit joins the list once it is met.
+FLASH_SPARE=2048
+RAM_SPARE=512
+LM3S_SERVER_FLASH=20480
+SPARE_HELD=(lm3s6965/client/flash lm3s6965/client/ram microbit/client/flash virt/client/ram)
 
 say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -63,7 +77,7 @@ unset RUSTDOC RUSTC_WRAPPER RUSTUP_TOOLCHAIN CARGO_BUILD_TARGET
 export RUSTC_BOOTSTRAP=1
 CARGO=(/usr/bin/cargo)
 BUILD_STD=(-Zbuild-std=core)
-for t in THUMBV6M_NONE_EABI THUMBV7M_NONE_EABI THUMBV7EM_NONE_EABIHF; do
+for t in THUMBV6M_NONE_EABI THUMBV7M_NONE_EABI THUMBV7EM_NONE_EABIHF RISCV32IMAC_UNKNOWN_NONE_ELF; do
     export "CARGO_TARGET_${t}_LINKER=$RUST_LLD"
 done
 JOBS=${CARGO_BUILD_JOBS:-2}
@@ -73,10 +87,19 @@ mkdir -p "$OUT"
 
 # --- 3. The firmware images --------------------------------------------------------------------
 # The boards, by the target that selects them (firmware/cortex-m-qemu/build.rs).
-BOARDS=(lm3s6965 microbit)
-target_of() { case $1 in lm3s6965) echo thumbv7m-none-eabi ;; microbit) echo thumbv6m-none-eabi ;; esac; }
-machine_of() { case $1 in lm3s6965) echo lm3s6965evb ;; microbit) echo microbit ;; esac; }
-core_of() { case $1 in lm3s6965) echo "LM3S6965 (Cortex-M3)" ;; microbit) echo "micro:bit (Cortex-M0)" ;; esac; }
+BOARDS=(lm3s6965 microbit virt)
+target_of() {
+    case $1 in lm3s6965) echo thumbv7m-none-eabi ;; microbit) echo thumbv6m-none-eabi ;;
+    virt) echo riscv32imac-unknown-none-elf ;; esac
+}
+machine_of() { case $1 in lm3s6965) echo lm3s6965evb ;; microbit) echo microbit ;; virt) echo virt ;; esac; }
+core_of() {
+    case $1 in lm3s6965) echo "LM3S6965 (Cortex-M3)" ;; microbit) echo "micro:bit (Cortex-M0)" ;;
+    virt) echo "QEMU virt (RV32IMAC)" ;; esac
+}
+# The emulator and its options for the board: the virt board starts the image itself, without
+# firmware (`-bios none`).
+qemu_of() { case $1 in virt) echo "qemu-system-riscv32 -bios none" ;; *) echo qemu-system-arm ;; esac; }
 
 # Every image: board, name, build, how it runs, cargo arguments.
 #   build `messages`: the default panic strategy and the `messages` feature: panic messages and
@@ -108,6 +131,13 @@ IMAGES=(
     "microbit client small transfer --no-default-features --features client"
     "microbit baseline small transfer --no-default-features"
     "microbit cost messages cost --no-default-features --features cost,messages"
+    "virt full messages transfer"
+    "virt full-small small transfer --no-default-features --features server,client"
+    "virt server small transfer --no-default-features --features server"
+    "virt client small transfer --no-default-features --features client"
+    "virt baseline small transfer --no-default-features"
+    "virt cost messages cost --no-default-features --features cost,messages"
+    "virt net messages net --features net"
 )
 # The images of the footprint table, in its order.
 TABLE=(full full-small server client baseline server-messages server-eth)
@@ -143,11 +173,12 @@ done
 # nanosecond of virtual time, which SysTick then counts (src/cost.rs calibrates the ratio).
 failed=()
 run_image() {
-    local board=$1 v=$2 mode=$3 status=0 icount=()
+    local board=$1 v=$2 mode=$3 status=0 icount=() qemu
     [[ $mode == cost ]] && icount=(-icount shift=0,align=off,sleep=off)
-    say "running $board/$v on qemu-system-arm -machine $(machine_of "$board") ${icount[*]} (timeout ${QEMU_TIMEOUT}s)"
+    read -r -a qemu <<<"$(qemu_of "$board")"
+    say "running $board/$v on ${qemu[*]} -machine $(machine_of "$board") ${icount[*]} (timeout ${QEMU_TIMEOUT}s)"
     # In $OUT: semihosting opens host files (the defmt image's defmt.bin) relative to QEMU.
-    (cd "$OUT" && exec timeout --kill-after=5 "$QEMU_TIMEOUT" qemu-system-arm -machine "$(machine_of "$board")" \
+    (cd "$OUT" && exec timeout --kill-after=5 "$QEMU_TIMEOUT" "${qemu[@]}" -machine "$(machine_of "$board")" \
         -nographic -monitor none -serial none "${icount[@]}" \
         -semihosting-config enable=on,target=native -kernel "$OUT/$board-$v.elf") \
         >"$OUT/$board-$v.log" 2>&1 </dev/null || status=$?
@@ -212,8 +243,30 @@ say "log + defmt together: refused at compile time, as intended"
 # --- 6. Footprint, and the budget ---------------------------------------------------------------
 section() { size -A "$1" | awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'; }
 field() { sed -n "s/.*$2 \([0-9]*\).*/\1/p" "$OUT/$1.log" | head -n1; }
-flash_of() { echo $(($(section "$1" .vector_table) + $(section "$1" .text) + $(section "$1" .rodata) + $(section "$1" .data))); }
+# What is in flash: cortex-m-rt's vector table, riscv-rt's start-up glue (`.init.rust`), code,
+# constants, and the initial values of `.data`.
+flash_of() {
+    echo $(($(section "$1" .vector_table) + $(section "$1" .init.rust) + $(section "$1" .text) +
+        $(section "$1" .rodata) + $(section "$1" .data)))
+}
 over_budget=()
+margins=()
+spare_missed=()
+# The flash limit for room to spare: 20 KiB for the LM3S6965's server-only image, the budget
+# less FLASH_SPARE for the others.
+spare_flash_limit() {
+    if [[ $1/$2 == lm3s6965/server ]]; then echo "$LM3S_SERVER_FLASH"; else echo $((FLASH_BUDGET - FLASH_SPARE)); fi
+}
+# A cell of the margins table for one limit of room to spare: the value and its limit, or how far
+# over it is.
+spare_cell() {
+    local what=$1 value=$2 limit=$3
+    if ((value <= limit)); then
+        printf '%s %d of %d' "$what" "$value" "$limit"
+    else
+        printf '%s %d over' "$what" $((value - limit))
+    fi
+}
 {
     echo "| board | image | \`.text\` | \`.rodata\` | \`.data\` | \`.bss\` | flash | flash without the 64 KiB payload | of which beyond the baseline | stack peak | RAM beyond socket buffers and loopback ring |"
     echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -241,10 +294,27 @@ over_budget=()
             server-eth) name="server only, Ethernet medium" ;;
             esac
             if [[ $v == server || $v == client ]]; then
-                ((flash - payload <= FLASH_BUDGET)) ||
-                    over_budget+=("$board/$v: $((flash - payload)) bytes of flash without payload > $FLASH_BUDGET")
-                ((ram <= RAM_BUDGET)) ||
-                    over_budget+=("$board/$v: $ram bytes of RAM beyond buffers > $RAM_BUDGET")
+                held=no
+                [[ " ${BUDGET_BOARDS[*]} " == *" $board "* ]] && held=yes
+                spare_flash=$(spare_cell flash $((flash - payload)) "$(spare_flash_limit "$board" "$v")")
+                spare_ram=$(spare_cell RAM "$ram" $((RAM_BUDGET - RAM_SPARE)))
+                for what in flash ram; do
+                    if [[ $what == flash ]]; then value=$((flash - payload)); limit=$(spare_flash_limit "$board" "$v")
+                    else value=$ram; limit=$((RAM_BUDGET - RAM_SPARE)); fi
+                    ((value <= limit)) && continue
+                    if [[ " ${SPARE_HELD[*]} " == *" $board/$v/$what "* ]]; then
+                        over_budget+=("$board/$v: $what $value bytes > $limit (room to spare)")
+                    else
+                        spare_missed+=("$board/$v $what: $value bytes, $((value - limit)) over the limit of $limit")
+                    fi
+                done
+                margins+=("| $(core_of "$board") | $v | $((flash - payload)) | $((FLASH_BUDGET - flash + payload)) | $ram | $((RAM_BUDGET - ram)) | $held | $spare_flash; $spare_ram |")
+                if [[ $held == yes ]]; then
+                    ((flash - payload <= FLASH_BUDGET)) ||
+                        over_budget+=("$board/$v: $((flash - payload)) bytes of flash without payload > $FLASH_BUDGET")
+                    ((ram <= RAM_BUDGET)) ||
+                        over_budget+=("$board/$v: $ram bytes of RAM beyond buffers > $RAM_BUDGET")
+                fi
             fi
             awk -v c="$(core_of "$board")" -v n="$name" -v t="$text" -v r="$ro" -v d="$data" -v b="$bss" \
                 -v f="$flash" -v p="$payload" -v z="$base_flash" -v s="$stack" -v m="$ram" \
@@ -260,6 +330,16 @@ for board in "${BOARDS[@]}"; do
     for v in "${TABLE[@]}"; do
         [[ -f $OUT/$board-$v.log ]] && sed -n "s/^\(ram\|sizes\): /$board\/$v: /p" "$OUT/$board-$v.log"
     done
+done
+say "margins: what the one-side images leave of the budget ($FLASH_BUDGET bytes of flash without the payload, $RAM_BUDGET of RAM beyond the buffers; negative: over), and their room to spare (at most $((FLASH_BUDGET - FLASH_SPARE)) bytes of flash, $LM3S_SERVER_FLASH for the LM3S6965's server, and $((RAM_BUDGET - RAM_SPARE)) of RAM)"
+{
+    echo "| board | image | flash without payload | flash margin | RAM beyond buffers | RAM margin | held to the budget | room to spare (limit) |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"
+    printf '%s\n' "${margins[@]}"
+} | tee "$OUT/margins.md"
+say "room to spare: held (the run fails without it): ${SPARE_HELD[*]}"
+for miss in "${spare_missed[@]}"; do
+    say "room to spare: NOT MET, not yet held: $miss"
 done
 
 # Instructions per transferred byte, from the cost images' lines
@@ -292,10 +372,12 @@ else
     say "llvm-dwarfdump not found (Debian package llvm): no breakdown by crate"
 fi
 ((${#over_budget[@]} == 0)) || die "over the budget: ${over_budget[*]}"
-say "firmware: all images passed, server-only and client-only within $FLASH_BUDGET bytes of flash and $RAM_BUDGET bytes of RAM"
+say "firmware: all images passed, server-only and client-only of ${BUDGET_BOARDS[*]} within $FLASH_BUDGET bytes of flash and $RAM_BUDGET bytes of RAM; room to spare held for ${SPARE_HELD[*]}, ${#spare_missed[@]} limit(s) not met yet"
 
-# --- 7. The net image against Linux, over a TAP device in a network namespace of its own --------
+# --- 7. The net images against Linux, over a TAP device in a network namespace of its own -------
+# The LM3S6965 over its Ethernet MAC, the RISC-V virt board over virtio-net.
 bash "$ROOT/scripts/firmware-net.sh" "$OUT/lm3s6965-net.elf"
+bash "$ROOT/scripts/firmware-net.sh" "$OUT/virt-net.elf"
 
 # --- 8. Other firmware ----------------------------------------------------------------------------
 # Each further firmware crate brings its own script, called here on a line of its own.

@@ -4,9 +4,10 @@
 
 # Debian's packages the firmware builds need, installed only when missing: rustc-web/cargo-web
 # (/usr/bin/rustc and /usr/bin/cargo), rust-web-src (the sources -Zbuild-std compiles `core`
-# from), qemu-system-arm (the boards) and binutils (`size`).
+# from), qemu-system-arm (the Arm boards), qemu-system-misc (qemu-system-riscv32, the RISC-V
+# board) and binutils (`size`).
 fw_install_packages() {
-    local packages=(rustc-web cargo-web rust-web-src qemu-system-arm binutils) missing=() pkg
+    local packages=(rustc-web cargo-web rust-web-src qemu-system-arm qemu-system-misc binutils) missing=() pkg
     for pkg in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
@@ -21,16 +22,17 @@ fw_install_packages() {
 }
 
 # Why a run against Linux over a TAP device cannot happen here (nothing when it can): it needs
-# root, /dev/net/tun, ip and qemu-system-arm.
+# root, /dev/net/tun, ip and the emulator `$1` (default qemu-system-arm).
 fw_why_no_tap() {
+    local qemu=${1:-qemu-system-arm}
     if [[ $(id -u) != 0 ]]; then
         echo "not running as root"
     elif [[ ! -e /dev/net/tun ]]; then
         echo "no /dev/net/tun"
     elif ! command -v ip >/dev/null; then
         echo "no ip (iproute2)"
-    elif ! command -v qemu-system-arm >/dev/null; then
-        echo "no qemu-system-arm"
+    elif ! command -v "$qemu" >/dev/null; then
+        echo "no $qemu"
     fi
 }
 

@@ -4,11 +4,18 @@
 
 use core::net::Ipv4Addr;
 
+#[cfg(target_arch = "arm")]
 use cortex_m_semihosting::hprintln;
+#[cfg(target_arch = "riscv32")]
+use riscv_semihosting::hprintln;
 use static_cell::ConstStaticCell;
 
+// The board's network card: the LM3S6965's MAC, or QEMU `virt`'s virtio-net device.
+#[cfg(target_arch = "arm")]
 use crate::enet::Buffers;
 use crate::stack;
+#[cfg(target_arch = "riscv32")]
+use crate::virtio::Buffers;
 
 /// Our address on the link (only ever inside the test's own network namespace).
 pub const ADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 69, 1);

@@ -23,7 +23,7 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 use static_cell::{ConstStaticCell, StaticCell};
 
 use crate::board::{self, COST_BUFFERS, COST_MTUS, SLOTS};
-use crate::clock::{StepClock, SysTickTimer};
+use crate::clock::{StepClock, Timer};
 use crate::out::{Line, dec, line};
 use crate::payload;
 
@@ -94,21 +94,26 @@ impl embedded_io::Write for Count {
 #[inline(never)]
 fn spin(n: u32) {
     // SAFETY: counts a register down to zero; touches no memory and no stack.
+    #[cfg(target_arch = "arm")]
     unsafe {
         asm!("2:", "subs {0}, #1", "bne 2b", inout(reg) n => _, options(nomem, nostack));
+    }
+    // SAFETY: as above.
+    #[cfg(target_arch = "riscv32")]
+    unsafe {
+        asm!("2:", "addi {0}, {0}, -1", "bnez {0}, 2b", inout(reg) n => _, options(nomem, nostack));
     }
 }
 
 /// Calibrate, then sweep. Returns whether every exchange delivered the whole file.
 pub fn run() -> bool {
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
-        line!("error: core peripherals already taken");
+    let Some(systick) = Timer::take() else {
+        line!("error: the timer is taken already");
         return false;
     };
-    let systick = SysTickTimer::start(peripherals.SYST);
-    let start = systick.cycles();
+    let start = systick.ticks();
     spin(SPIN);
-    let calibration = systick.cycles() - start;
+    let calibration = systick.ticks() - start;
     let instructions = 2 * u64::from(SPIN);
     line!(
         "cost on ",
@@ -117,10 +122,11 @@ pub fn run() -> bool {
         dec(instructions),
         " instructions in ",
         dec(calibration),
-        " SysTick cycles"
+        " ",
+        Timer::UNIT
     );
     if calibration == 0 {
-        line!("error: SysTick did not move");
+        line!("error: the timer did not move");
         return false;
     }
 
@@ -170,9 +176,9 @@ pub fn run() -> bool {
     passed
 }
 
-/// One exchange; the SysTick cycles its polling loop took and how many polls.
+/// One exchange; the timer ticks its polling loop took and how many polls.
 fn exchange(
-    systick: &SysTickTimer,
+    systick: &Timer,
     device: &mut Mtu<'_>,
     (server_rx, server_tx): (&mut [u8], &mut [u8]),
     (client_rx, client_tx): (&mut [u8], &mut [u8]),
@@ -212,7 +218,7 @@ fn exchange(
     .map_err(set_up)?;
 
     let (mut server_done, mut client_done) = (None, None);
-    let start = systick.cycles();
+    let start = systick.ticks();
     loop {
         let now = clock.now();
         iface.poll(now, device, &mut sockets);
@@ -232,7 +238,7 @@ fn exchange(
         }
         clock.advance(device.inner.queued() > 0, iface.poll_delay(now, &sockets));
     }
-    let cycles = systick.cycles() - start;
+    let cycles = systick.ticks() - start;
     match (server_done, client_done, client.into_sink().0) {
         (Some(true), Some(true), bytes) if bytes == payload::LEN as u64 => {
             Ok((cycles, clock.steps()))

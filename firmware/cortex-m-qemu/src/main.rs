@@ -30,7 +30,7 @@ mod cost;
 mod defmt_log;
 #[cfg(feature = "net")]
 mod net;
-#[cfg(feature = "net")]
+#[cfg(all(feature = "net", target_arch = "arm"))]
 mod phy;
 // The `net` image prints through `hprintln!`; the `cost` image has no reply to quote.
 #[cfg_attr(any(feature = "net", feature = "cost"), allow(dead_code))]
@@ -41,10 +41,18 @@ mod out;
 ))]
 mod transfer;
 
+#[cfg(target_arch = "arm")]
 use cortex_m_rt::{ExceptionFrame, entry, exception};
+// Semihosting, by the same name on every architecture: the crates have the same interface.
+#[cfg(target_arch = "arm")]
+use cortex_m_semihosting as semihosting;
+#[cfg(target_arch = "riscv32")]
+use riscv_rt::entry;
+#[cfg(target_arch = "riscv32")]
+use riscv_semihosting as semihosting;
 // The board's Ethernet MAC, the file and its checking sink, the stack-peak probe and the exit
 // through semihosting: shared with the async image (`firmware/common`).
-#[cfg(feature = "net")]
+#[cfg(all(feature = "net", target_arch = "arm"))]
 use halfclose_firmware_common::enet;
 use halfclose_firmware_common::exit;
 #[cfg(any(feature = "server", feature = "client"))]
@@ -82,13 +90,12 @@ fn finish(passed: bool) -> ! {
 /// start-up code, the SysTick counter and the same output code as the others.
 #[cfg(not(any(feature = "server", feature = "client")))]
 fn baseline() -> bool {
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
-        line!("error: core peripherals already taken");
+    let Some(timer) = clock::Timer::take() else {
+        line!("error: the timer is taken already");
         return false;
     };
-    let systick = clock::SysTickTimer::start(peripherals.SYST);
     line!("halfclose on ", board::NAME, ": baseline, no network");
-    line!("time: ", out::dec(systick.cycles()), " SysTick cycles");
+    line!("time: ", out::dec(timer.ticks()), " ", clock::Timer::UNIT);
     line!(
         "ram: stack peak ",
         out::dec(stack::peak() as u64),
@@ -101,9 +108,26 @@ fn baseline() -> bool {
 
 /// A fault ends the run as a failure at once, instead of leaving QEMU to its timeout. Built
 /// with `-Cpanic=immediate-abort`, a panic ends here too.
+#[cfg(target_arch = "arm")]
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
     line!("hard fault at pc ", hex(frame.pc()));
+    exit(false)
+}
+
+/// RISC-V's counterpart of `HardFault`: riscv-rt calls `ExceptionHandler` for every exception
+/// that has no handler of its own (no interrupt is enabled). Built with
+/// `-Cpanic=immediate-abort`, a panic is an illegal instruction (`unimp`) and ends here too.
+#[cfg(target_arch = "riscv32")]
+#[unsafe(export_name = "ExceptionHandler")]
+fn exception_handler(frame: &riscv_rt::TrapFrame) -> ! {
+    let _ = frame;
+    line!(
+        "exception ",
+        hex(riscv::register::mcause::read().bits() as u32),
+        " at pc ",
+        hex(riscv::register::mepc::read() as u32)
+    );
     exit(false)
 }
 

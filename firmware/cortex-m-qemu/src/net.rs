@@ -1,12 +1,12 @@
-//! The firmware on a real network: the board's Ethernet MAC, a static IPv4 address, ARP, and
-//! time from SysTick. First it serves its 64 KiB file to eight clients that connect to port 7891
+//! The firmware on a real network: the board's network card (the LM3S6965's Ethernet MAC, or
+//! QEMU `virt`'s virtio-net device on RISC-V), a static IPv4 address, ARP, and time from the
+//! board's counter (SysTick, or `mtime`). First it serves its 64 KiB file to eight clients that connect to port 7891
 //! at once (a pool of two sockets, the others' SYNs held in a listen backlog until a socket is
 //! free; each must say "Thank you"), then it fetches a file from 192.168.69.100:7892 and thanks
 //! that server. `scripts/firmware-net.sh` puts a Linux network namespace on the other end.
 
 use core::task::Poll;
 
-use cortex_m_semihosting::hprintln;
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
@@ -20,10 +20,25 @@ use halfclose_firmware_common::net::{
     ADDR, DATA, FETCH_PORT, LIMIT_SECS, MAC, NIC_BUFFERS, PEER, SERVE_PORT, SMALL, print_ram,
 };
 
-use crate::clock::SysTickTimer;
+use crate::clock::Timer;
+#[cfg(target_arch = "arm")]
 use crate::enet::Enet;
-use crate::payload;
+#[cfg(target_arch = "arm")]
 use crate::phy::Phy;
+use crate::semihosting::hprintln;
+use crate::{board, payload};
+#[cfg(target_arch = "riscv32")]
+use halfclose_firmware_common::virtio::VirtioNet;
+
+/// The network card as smoltcp sees it, and its name for the banner.
+#[cfg(target_arch = "arm")]
+type Nic = Phy;
+#[cfg(target_arch = "arm")]
+const NIC_NAME: &str = "its Ethernet MAC";
+#[cfg(target_arch = "riscv32")]
+type Nic = VirtioNet;
+#[cfg(target_arch = "riscv32")]
+const NIC_NAME: &str = "virtio-net (virtio-mmio)";
 
 /// Each phase must be over by then.
 const LIMIT: Duration = Duration::from_secs(LIMIT_SECS);
@@ -34,7 +49,7 @@ const CLIENTS: usize = 8;
 /// SYNs that may wait for a socket: as many as the clients, so none is dropped.
 const BACKLOG: usize = 8;
 
-static NIC: StaticCell<Phy> = StaticCell::new();
+static NIC: StaticCell<Nic> = StaticCell::new();
 static SOCKET_BUFFERS: ConstStaticCell<[[u8; DATA]; POOL + 1]> =
     ConstStaticCell::new([[0; DATA]; POOL + 1]);
 static SMALL_BUFFERS: ConstStaticCell<[[u8; SMALL]; POOL + 1]> =
@@ -42,51 +57,86 @@ static SMALL_BUFFERS: ConstStaticCell<[[u8; SMALL]; POOL + 1]> =
 static BACKLOG_QUEUE: ConstStaticCell<Backlog<BACKLOG>> =
     ConstStaticCell::new(Backlog::new(SERVE_PORT));
 
-/// SysTick cycles as smoltcp time. The core clock's rate is measured once at start against the
-/// host's semihosting clock (QEMU's model of the board sets it from registers this image does
-/// not program); from then on time is SysTick's alone.
+/// The board's counter as smoltcp time.
 struct Clock {
-    systick: SysTickTimer,
+    systick: Timer,
     hz: u64,
 }
 
 impl Clock {
+    /// On a Cortex-M, the core clock's rate is measured once at start against the host's
+    /// semihosting clock (QEMU's model of the board sets it from registers this image does not
+    /// program); from then on time is SysTick's alone.
+    #[cfg(target_arch = "arm")]
+    fn start() -> Option<Self> {
+        fn semihosting_centiseconds() -> usize {
+            // SAFETY: SYS_CLOCK takes no argument and only returns a value.
+            unsafe { crate::semihosting::syscall!(CLOCK) }
+        }
+        let systick = Timer::take()?;
+        let start = semihosting_centiseconds();
+        while semihosting_centiseconds() == start {}
+        let (c0, t0) = (systick.ticks(), semihosting_centiseconds());
+        while semihosting_centiseconds() < t0 + 20 {}
+        let hz = (systick.ticks() - c0) * 100 / 20;
+        Some(Clock {
+            systick,
+            hz: hz.max(1),
+        })
+    }
+
+    /// On RISC-V, `mtime`'s rate is the board's (10 MHz on QEMU `virt`).
+    #[cfg(target_arch = "riscv32")]
+    fn start() -> Option<Self> {
+        Some(Clock {
+            systick: Timer::take()?,
+            hz: Timer::HZ,
+        })
+    }
+
     fn now(&self) -> Instant {
-        Instant::from_micros((self.systick.cycles() * 1_000_000 / self.hz) as i64)
+        Instant::from_micros((self.systick.ticks() * 1_000_000 / self.hz) as i64)
     }
 }
 
-fn semihosting_centiseconds() -> usize {
-    // SAFETY: SYS_CLOCK takes no argument and only returns a value.
-    unsafe { cortex_m_semihosting::syscall!(CLOCK) }
+/// The board's network card, in its static.
+#[cfg(target_arch = "arm")]
+fn open_nic() -> Option<&'static mut Nic> {
+    Some(NIC.init(Phy(Enet::new(MAC, NIC_BUFFERS.take()))))
+}
+
+#[cfg(target_arch = "riscv32")]
+fn open_nic() -> Option<&'static mut Nic> {
+    match VirtioNet::new(NIC_BUFFERS.take()) {
+        Ok(nic) => Some(NIC.init(nic)),
+        Err(e) => {
+            hprintln!("error: {}", e);
+            None
+        }
+    }
 }
 
 /// Serve, then fetch. Returns whether both went as the protocol says.
 pub fn run() -> bool {
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
-        hprintln!("error: core peripherals already taken");
+    let Some(clock) = Clock::start() else {
+        hprintln!("error: the timer is taken already");
         return false;
     };
-    let systick = SysTickTimer::start(peripherals.SYST);
-    let start = semihosting_centiseconds();
-    while semihosting_centiseconds() == start {}
-    let (c0, t0) = (systick.cycles(), semihosting_centiseconds());
-    while semihosting_centiseconds() < t0 + 20 {}
-    let hz = (systick.cycles() - c0) * 100 / 20;
-    let clock = Clock {
-        systick,
-        hz: hz.max(1),
-    };
     hprintln!(
-        "halfclose on LM3S6965 (Cortex-M3) over its Ethernet MAC: {} at {}, SysTick at {} Hz",
+        "halfclose on {} over {}: {} at {}, {} at {} Hz",
+        board::NAME,
+        NIC_NAME,
         EthernetAddress(MAC),
         ADDR,
+        Timer::NAME,
         clock.hz
     );
 
-    let device = NIC.init(Phy(Enet::new(MAC, NIC_BUFFERS.take())));
+    let Some(device) = open_nic() else {
+        return false;
+    };
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(MAC)));
-    config.random_seed = clock.systick.cycles() ^ 0x6861_6c66;
+    config.random_seed = clock.systick.ticks() ^ 0x6861_6c66;
     let mut iface = Interface::new(config, device, clock.now());
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(ADDR), 24));

@@ -97,7 +97,7 @@ impl Line {
         // SAFETY: SYS_WRITE0 reads the NUL-terminated string at the address and nothing else;
         // `buf` has the NUL at `len`, inside the array.
         unsafe {
-            cortex_m_semihosting::syscall1!(WRITE0, self.buf.as_ptr());
+            crate::semihosting::syscall1!(WRITE0, self.buf.as_ptr());
         }
         self.len = 0;
     }

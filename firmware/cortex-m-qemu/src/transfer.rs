@@ -23,7 +23,7 @@ use static_cell::{ConstStaticCell, StaticCell};
 use halfclose::device::Loopback;
 use halfclose::{Error, Timeouts};
 
-use crate::clock::{StepClock, SysTickTimer};
+use crate::clock::{StepClock, Timer};
 #[cfg(feature = "client")]
 use crate::out;
 #[cfg(feature = "server")]
@@ -144,29 +144,48 @@ struct Outcome {
 
 /// Set up, transfer, report. Returns whether everything this image does went as expected.
 pub fn run() -> bool {
-    let Some(peripherals) = cortex_m::Peripherals::take() else {
-        line!("error: core peripherals already taken");
-        return false;
+    let Some(systick) = Timer::take() else {
+        return timer_taken();
     };
-    let systick = SysTickTimer::start(peripherals.SYST);
     banner();
     let clock = StepClock::new();
     let mut results = Results::default();
     match set_up(&clock) {
-        Ok(parts) => {
+        Some(parts) => {
             let outcome = transfer(&systick, clock, parts, &mut results);
             report(&outcome, &results)
         }
-        Err(error) => {
-            line!("error: setting up: ", &error);
-            false
-        }
+        None => false,
     }
 }
 
-/// Build the interface and the sockets, and start the server and/or the client.
+// The two failures `run` prints, each out of line: a `line!` in `run` itself would put its
+// buffer in `run`'s frame, which lies under the whole transfer and so under the stack's peak
+// (128 bytes of it on every board).
+
+#[cold]
 #[inline(never)]
-fn set_up(clock: &StepClock) -> Result<Parts, Error> {
+fn timer_taken() -> bool {
+    line!("error: the timer is taken already");
+    false
+}
+
+#[cold]
+#[inline(never)]
+fn set_up_failed(error: &Error) {
+    line!("error: setting up: ", error);
+}
+
+/// [`build`], its error printed here: `run` gets the parts or nothing, and its frame, under the
+/// whole transfer, has no room for an [`Error`] (a `Result<Parts, Error>` is 32 bytes more
+/// than an `Option<Parts>`).
+#[inline(never)]
+fn set_up(clock: &StepClock) -> Option<Parts> {
+    build(clock).map_err(|error| set_up_failed(&error)).ok()
+}
+
+/// Build the interface and the sockets, and start the server and/or the client.
+fn build(clock: &StepClock) -> Result<Parts, Error> {
     let timeouts = Timeouts::DEFAULT;
 
     let device = Loopback::new_in(DEVICE.uninit(), MEDIUM);
@@ -237,14 +256,11 @@ fn set_up(clock: &StepClock) -> Result<Parts, Error> {
     })
 }
 
-/// Poll the interface, the server and/or the client until each side is done.
-#[inline(never)]
-fn transfer(
-    systick: &SysTickTimer,
-    mut clock: StepClock,
-    parts: Parts,
-    results: &mut Results,
-) -> Outcome {
+/// Poll the interface, the server and/or the client until each side is done. In `run`'s frame:
+/// a frame of its own, under every poll, would add its saved registers and the parts passed by
+/// reference to the stack's peak (32 to 40 bytes).
+#[inline(always)]
+fn transfer(systick: &Timer, mut clock: StepClock, parts: Parts, results: &mut Results) -> Outcome {
     let Parts {
         device,
         iface,
@@ -254,7 +270,7 @@ fn transfer(
         #[cfg(feature = "client")]
         client,
     } = parts;
-    let start_cycles = systick.cycles();
+    let start_cycles = systick.ticks();
     let over = loop {
         let now = clock.now();
         poll_iface(iface, now, device, &mut sockets);
@@ -282,7 +298,7 @@ fn transfer(
         }
         clock.advance(device.queued() > 0, iface.poll_delay(now, &sockets));
     };
-    let cycles = systick.cycles() - start_cycles;
+    let cycles = systick.ticks() - start_cycles;
     #[cfg(feature = "client")]
     let client: &'static Client = client;
 
@@ -301,8 +317,9 @@ fn transfer(
 // out of line, the deepest of them sets the peak. About 200 bytes of stack on a Cortex-M3.
 
 /// What `Interface::poll` does, with receiving and sending each out of line: inlined into one
-/// function their frames would add up (to 820 bytes on a Cortex-M0).
-#[inline(never)]
+/// function their frames would add up (to 820 bytes on a Cortex-M0). This one is in the loop's
+/// own frame: a frame of its own would add its saved registers under both (8 to 56 bytes).
+#[inline(always)]
 fn poll_iface(
     iface: &mut Interface,
     now: Instant,
@@ -507,7 +524,8 @@ fn report(outcome: &Outcome, results: &Results) -> bool {
         dec(outcome.clock.steps().into()),
         " polls), ",
         dec(outcome.cycles),
-        " SysTick cycles",
+        " ",
+        Timer::UNIT,
     );
     line!(
         "ram: stack peak ",
