@@ -243,7 +243,7 @@ impl Tap {
         if faults.any() {
             // On stdout with the other progress lines: stderr is for the one error line.
             println!(
-                "faults on {name}, each way: drop {} %, corrupt {} %, duplicate {} %, reorder {} %, rate {}, seed {seed}",
+                "faults on {name}, each way: drop {} %, corrupt {} %, duplicate {} %, reorder {} %, rate {}, delay {} ms, seed {seed}",
                 faults.drop_ppm as f64 / 1e4,
                 faults.corrupt_ppm as f64 / 1e4,
                 faults.duplicate_ppm as f64 / 1e4,
@@ -251,6 +251,7 @@ impl Tap {
                 faults
                     .rate
                     .map_or("unlimited".into(), |r| format!("{r} B/s")),
+                faults.delay,
             );
         }
         let csum = offloads & TUN_F_CSUM != 0;

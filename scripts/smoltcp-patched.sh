@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Cargo against smoltcp with patches/ applied (docs/upstream/README.md says what each fixes):
+# the loss recovery of patches 0008-0010 for the TAP programs, for instance:
+#
+#   bash scripts/smoltcp-patched.sh build --release --example tap_server --example tap_client
+#     -> target/patched/release/examples/tap_server, .../tap_client
+#
+# The arguments go to cargo as they are. The patched copy of smoltcp is made in
+# target/smoltcp-patched (from the registry's source, which cargo fetches if needed) and swapped
+# in with `--config patch.crates-io.smoltcp.path=...`, which applies to the whole workspace; the
+# build goes to target/patched (CARGO_TARGET_DIR/patched), so the stock build in target/ stays
+# as it is. Cargo.lock is left unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/smoltcp.sh
+source scripts/lib/smoltcp.sh
+target="${CARGO_TARGET_DIR:-$(pwd)/target}"
+smoltcp_patched "$target/smoltcp-patched"
+lock=$(mktemp)
+cp Cargo.lock "$lock"
+trap 'cp "$lock" Cargo.lock; rm -f "$lock"' EXIT
+CARGO_TARGET_DIR="$target/patched" cargo "$@" \
+  --config "patch.crates-io.smoltcp.path=\"$target/smoltcp-patched\""
