@@ -4,7 +4,7 @@ fn upstream_a_lost_retransmission_and_the_next_hole_are_resent_within_round_trip
     let mut s = socket_established();
     s.remote_has_sack = true;
     s.remote_mss = 3;
-    // One round trip of 10 ms measured: the probe timeout is two of them, 20 ms.
+    // One round trip of 10 ms measured: the probe timeout is two of them and 2 ms, 22 ms.
     s.send_slice(b"xyz").unwrap();
     recv!(s, time 1000, Ok(TcpRepr {
         seq_number: LOCAL_SEQ + 1,
@@ -48,8 +48,8 @@ fn upstream_a_lost_retransmission_and_the_next_hole_are_resent_within_round_trip
 
     // RFC 8985 (7.2): it is resent after the probe timeout, two round trips, not after the
     // RTO (a second, here; stock 0.14.0 waits that long).
-    recv_nothing!(s, time 1049);
-    recv!(s, time 1050, Ok(TcpRepr {
+    recv_nothing!(s, time 1051);
+    recv!(s, time 1052, Ok(TcpRepr {
         seq_number: una,
         ack_number: Some(REMOTE_SEQ + 1),
         payload: &b"aaa"[..],
