@@ -9,7 +9,8 @@
 # target/smoltcp-patched (from the registry's source, which cargo fetches if needed) and swapped
 # in with `--config patch.crates-io.smoltcp.path=...`, which applies to the whole workspace; the
 # build goes to target/patched (CARGO_TARGET_DIR/patched), so the stock build in target/ stays
-# as it is. Cargo.lock is left unchanged.
+# as it is. Cargo.lock is left unchanged. The build has `--cfg smoltcp_patched` (in RUSTFLAGS),
+# with which the TAP programs set a minimum RTO of 200 ms, Linux's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/smoltcp.sh
@@ -19,5 +20,8 @@ smoltcp_patched "$target/smoltcp-patched"
 lock=$(mktemp)
 cp Cargo.lock "$lock"
 trap 'cp "$lock" Cargo.lock; rm -f "$lock"' EXIT
+# `smoltcp_patched` tells this crate's programs that the patches' API is there (the TAP
+# programs then set Linux's 200 ms minimum RTO, patch 0009).
+export RUSTFLAGS="${RUSTFLAGS:-} --cfg smoltcp_patched"
 CARGO_TARGET_DIR="$target/patched" cargo "$@" \
   --config "patch.crates-io.smoltcp.path=\"$target/smoltcp-patched\""

@@ -724,6 +724,25 @@ impl Driver for Tap {
     }
 }
 
+/// A TCP socket of the TAP programs, with `rx` and `tx` bytes of buffers. Built against smoltcp
+/// with `patches/` applied (`scripts/smoltcp-patched.sh`, which sets `--cfg smoltcp_patched`),
+/// its minimum retransmission timeout is Linux's 200 ms, not smoltcp's fixed second (patch 0009,
+/// `tcp::Socket::set_min_rto`).
+pub fn socket(rx: usize, tx: usize) -> smoltcp::socket::tcp::Socket<'static> {
+    use smoltcp::socket::tcp;
+    #[allow(unused_mut)]
+    let mut socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; rx]),
+        tcp::SocketBuffer::new(vec![0; tx]),
+    );
+    #[cfg(smoltcp_patched)]
+    socket.set_min_rto(MIN_RTO);
+    socket
+}
+
+/// The minimum retransmission timeout of [`socket`] with the patched smoltcp: Linux's.
+pub const MIN_RTO: Duration = Duration::from_millis(200);
+
 /// Open the TAP device and bring up an interface on it.
 pub fn open(args: &TapArgs) -> Result<(Tap, Interface), String> {
     let mut tap = Tap::open(args)?;
