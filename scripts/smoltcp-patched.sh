@@ -5,6 +5,9 @@
 #   bash scripts/smoltcp-patched.sh build --release --example tap_server --example tap_client
 #     -> target/patched/release/examples/tap_server, .../tap_client
 #
+#   bash scripts/smoltcp-patched.sh --copy DIR
+#     -> DIR: the patched copy alone, for a program of one's own (docs/upstream/README.md)
+#
 # The arguments go to cargo as they are. The patched copy of smoltcp is made in
 # target/smoltcp-patched (from the registry's source, which cargo fetches if needed) and swapped
 # in with `--config patch.crates-io.smoltcp.path=...`, which applies to the whole workspace; the
@@ -15,6 +18,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/smoltcp.sh
 source scripts/lib/smoltcp.sh
+if [[ ${1:-} == --copy ]]; then
+  [[ -n ${2:-} ]] || { echo "usage: smoltcp-patched.sh --copy DIR" >&2; exit 2; }
+  smoltcp_patched "$2"
+  exit 0
+fi
 target="${CARGO_TARGET_DIR:-$(pwd)/target}"
 smoltcp_patched "$target/smoltcp-patched"
 lock=$(mktemp)
