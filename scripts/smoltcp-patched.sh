@@ -31,5 +31,5 @@ trap 'cp "$lock" Cargo.lock; rm -f "$lock"' EXIT
 # `smoltcp_patched` tells this crate's programs that the patches' API is there (the TAP
 # programs then set Linux's 200 ms minimum RTO, patch 0009).
 export RUSTFLAGS="${RUSTFLAGS:-} --cfg smoltcp_patched"
-CARGO_TARGET_DIR="$target/patched" cargo "$@" \
-  --config "patch.crates-io.smoltcp.path=\"$target/smoltcp-patched\""
+CARGO_TARGET_DIR="$target/patched" cargo \
+  --config "patch.crates-io.smoltcp.path=\"$target/smoltcp-patched\"" "$@"

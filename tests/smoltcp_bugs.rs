@@ -1704,6 +1704,7 @@ mod loss_recovery {
         assert!(dups >= 3 && larger == dups);
         let resent = loss.resent_after(1).expect("resent");
         assert!(resent < Duration::from_millis(10), "resent {resent} after");
+        eprintln!("resent {resent} after the loss");
     }
 
     /// smoltcp 0.14 waits out its retransmission timeout, a second at least, for a fast
@@ -1739,5 +1740,6 @@ mod loss_recovery {
         let fast = loss.resent_after(1).expect("resent");
         let again = loss.resent_after(2).expect("resent again") - fast;
         assert!(again < Duration::from_millis(50), "resent {again} after");
+        eprintln!("fast retransmission {fast} after the loss, resent again {again} after that");
     }
 }
