@@ -1589,41 +1589,47 @@ mod loss_recovery {
         /// copies of it (the original counts). Call after every poll.
         fn apply(&mut self, wire: &mut LossWire, skip: u32, lose: usize) {
             let now = wire.now();
-            let mut copies_now = 0;
-            for p in wire.in_flight(Side::Client) {
-                let seg = segment(p);
-                if seg.payload_len == 0 {
-                    continue;
-                }
-                let first = *self.first_data.get_or_insert(seg.seq);
-                if self.lost.is_none() && seg.seq.wrapping_sub(first) == skip {
-                    self.lost = Some(seg.seq);
-                }
-                if Some(seg.seq) == self.lost {
-                    copies_now += 1;
-                }
-            }
+            let copies_now = wire
+                .in_flight(Side::Client)
+                .map(segment)
+                .filter(|seg| self.is_copy(seg, skip))
+                .count();
             // Copies on the wire now that were not there after the last poll are new.
             for _ in self.in_flight..copies_now {
                 self.copies.push(now);
             }
             let lost = self.lost;
-            let copies = self.copies.len();
-            let taken = if copies <= lose {
-                wire.lose_in_flight(Side::Client, |p| {
-                    let seg = segment(p);
-                    seg.payload_len > 0 && Some(seg.seq) == lost
-                })
+            let taken = if self.copies.len() <= lose {
+                wire.lose_in_flight(Side::Client, |p| is_data_at(p, lost))
             } else {
                 0
             };
             self.in_flight = copies_now - taken;
         }
 
+        /// Whether `seg` is a copy of the lost segment (which it picks, `skip` bytes into the
+        /// data, the first time it sees it).
+        fn is_copy(&mut self, seg: &Segment, skip: u32) -> bool {
+            if seg.payload_len == 0 {
+                return false;
+            }
+            let first = *self.first_data.get_or_insert(seg.seq);
+            if self.lost.is_none() && seg.seq.wrapping_sub(first) == skip {
+                self.lost = Some(seg.seq);
+            }
+            Some(seg.seq) == self.lost
+        }
+
         /// How long after the original the `n`th copy (1: the first retransmission) was sent.
         fn resent_after(&self, n: usize) -> Option<Duration> {
             Some(*self.copies.get(n)? - *self.copies.first()?)
         }
+    }
+
+    /// `packet` carries data starting at `seq`.
+    fn is_data_at(packet: &[u8], seq: Option<u32>) -> bool {
+        let seg = segment(packet);
+        seg.payload_len > 0 && Some(seg.seq) == seq
     }
 
     /// A raw sender without congestion control sends a 16-segment file to a raw receiver
