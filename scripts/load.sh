@@ -24,10 +24,10 @@ cargo build --profile "$profile" --quiet -p halfclose-tools --bin load --bin les
 # Cargo puts the test profile's programs where the dev profile's go.
 sub=$([[ $profile == release ]] && echo release || echo debug)
 bin="${CARGO_TARGET_DIR:-target}/$sub"
-server="$bin/examples/tap_server"
+ours_server="$bin/examples/tap_server"
 if [[ ${SMOLTCP:-stock} == patched ]]; then
   bash scripts/smoltcp-patched.sh build --profile "$profile" --quiet --example tap_server
-  server="${CARGO_TARGET_DIR:-target}/patched/$sub/examples/tap_server"
+  ours_server="${CARGO_TARGET_DIR:-target}/patched/$sub/examples/tap_server"
 else
   cargo build --profile "$profile" --quiet --example tap_server
 fi
@@ -59,7 +59,7 @@ run() {
   # serves for ever (0) and is stopped once the load tool is done.
   [[ " $* " == *" --flood "* ]] && serve=0
   if [[ $who == ours ]]; then
-    ip netns exec "$tap_ns" "$server" --clients "$serve" --wait 30 "$file" > "$out" 2>&1 &
+    ip netns exec "$tap_ns" "$ours_server" --clients "$serve" --wait 30 "$file" > "$out" 2>&1 &
     server=$!
     await "grep -q 'tap_server: serving' $out"
     ip netns exec "$tap_ns" "$bin/load" "$mode" "$n" "$@" --expect "$file" 192.168.69.1 $port || true

@@ -76,5 +76,21 @@ fn upstream_a_lost_retransmission_and_the_next_hole_are_resent_within_round_trip
         ack_number: Some(una + 15),
         ..SEND_TEMPL
     });
-    recv_nothing!(s, time 2000);
+    recv_nothing!(s, time 1075);
+
+    // A lone last segment, lost, and the path dead from then on: the probe timer resends it
+    // (two round trips and 2 ms, and 200 ms for a receiver that delays the ACK of a single
+    // segment), probes once more, then leaves it to the RTO, backed off each time.
+    s.send_slice(b"fff").unwrap();
+    for (i, t) in [1080, 1302, 1524, 2524, 4524].into_iter().enumerate() {
+        if i > 0 {
+            recv_nothing!(s, time t - 1);
+        }
+        recv!(s, time t, Ok(TcpRepr {
+            seq_number: una + 15,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"fff"[..],
+            ..RECV_TEMPL
+        }));
+    }
 }
