@@ -34,7 +34,6 @@ mod linux {
     use halfclose::io::FromStd;
     use halfclose::{Error, Phase};
     use smoltcp::iface::{SocketSet, SocketStorage};
-    use smoltcp::socket::tcp;
     use smoltcp::time::Instant;
     use smoltcp::wire::IpAddress;
 
@@ -89,11 +88,8 @@ mod linux {
     ) -> Result<halfclose::client::Report, String> {
         let mut storage: [SocketStorage; 1] = Default::default();
         let mut sockets = SocketSet::new(&mut storage[..]);
-        let handle = sockets.add(tcp::Socket::new(
-            // The largest receive buffer the client accepts: an unscaled window.
-            tcp::SocketBuffer::new(vec![0; halfclose::client::MAX_RECEIVE_BUFFER]),
-            tcp::SocketBuffer::new(vec![0; 4 * 1024]),
-        ));
+        // The largest receive buffer the client accepts: an unscaled window.
+        let handle = sockets.add(tap::socket(halfclose::client::MAX_RECEIVE_BUFFER, 4 * 1024));
         let local_port = args.local_port.unwrap_or_else(|| {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -31,7 +31,6 @@ mod linux {
     use halfclose::server::{Report, Server, State};
     use indicatif::ProgressBar;
     use smoltcp::iface::{SocketHandle, SocketSet, SocketStorage};
-    use smoltcp::socket::tcp;
     use smoltcp::time::{Duration, Instant};
 
     use crate::common::cli::{self, Seconds};
@@ -108,12 +107,8 @@ mod linux {
 
         let mut storage: [SocketStorage; N] = std::array::from_fn(|_| SocketStorage::EMPTY);
         let mut sockets = SocketSet::new(&mut storage[..]);
-        let handles: [SocketHandle; N] = std::array::from_fn(|_| {
-            sockets.add(tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
-                tcp::SocketBuffer::new(vec![0; TX_BUFFER]),
-            ))
-        });
+        let handles: [SocketHandle; N] =
+            std::array::from_fn(|_| sockets.add(tap::socket(RX_BUFFER, TX_BUFFER)));
         let endpoint = (args.tap.addr.address(), args.tap.port);
         let server = Server::listen(&mut sockets, handles, endpoint, source, args.tap.timeouts())
             .map_err(|e| e.to_string())?;

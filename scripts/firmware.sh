@@ -16,6 +16,7 @@
 #   RUST_LLD      path of the linker to use instead of the rustup toolchain's rust-lld
 #   FOOTPRINT_MD  where to write the footprint table too (default target/firmware/footprint.md)
 #   COST_MD       where to write the instructions-per-byte table (default target/firmware/cost.md)
+#   SMOLTCP       stock (default) or patched: build against smoltcp with patches/ applied
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -76,6 +77,21 @@ export RUSTC=/usr/bin/rustc
 unset RUSTDOC RUSTC_WRAPPER RUSTUP_TOOLCHAIN CARGO_BUILD_TARGET
 export RUSTC_BOOTSTRAP=1
 CARGO=(/usr/bin/cargo)
+# SMOLTCP=patched: every build against the copy of smoltcp with patches/ applied that the TAP
+# programs use (scripts/smoltcp-patched.sh). The path patch rewrites the lock files, so builds
+# drop --locked, and the lock files are put back at exit.
+if [[ ${SMOLTCP:-stock} == patched ]]; then
+    (cd "$ROOT" && source scripts/lib/smoltcp.sh && smoltcp_patched "$ROOT/target/smoltcp-patched")
+    locks=$(mktemp -d)
+    cp "$ROOT/Cargo.lock" "$locks/root" && cp "$FW/Cargo.lock" "$locks/fw"
+    trap 'cp "$locks/root" "$ROOT/Cargo.lock"; cp "$locks/fw" "$FW/Cargo.lock"; rm -rf "$locks"' EXIT
+    patched_cargo() {
+        local a args=()
+        for a in "$@"; do [[ $1 == build && $a == --locked ]] || args+=("$a"); done
+        /usr/bin/cargo --config "patch.crates-io.smoltcp.path='$ROOT/target/smoltcp-patched'" "${args[@]}"
+    }
+    CARGO=(patched_cargo)
+fi
 BUILD_STD=(-Zbuild-std=core)
 for t in THUMBV6M_NONE_EABI THUMBV7M_NONE_EABI THUMBV7EM_NONE_EABIHF RISCV32IMAC_UNKNOWN_NONE_ELF; do
     export "CARGO_TARGET_${t}_LINKER=$RUST_LLD"

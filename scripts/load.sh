@@ -7,7 +7,8 @@
 #
 # Exits non-zero if any run of any scenario served fewer clients than it started. LOAD_PROFILE
 # picks the build profile (default release, as the table in the docs; CI uses `test`, whose
-# programs `cargo test` has already built).
+# programs `cargo test` has already built). SMOLTCP=patched runs the tap_server built against
+# smoltcp with patches/ applied (scripts/smoltcp-patched.sh), in target/patched.
 #
 # Everything runs inside network namespaces this script creates and deletes at exit; files live
 # on tmpfs (/dev/shm).
@@ -19,10 +20,17 @@ runs=${1:-3}
 port=7891
 
 profile=${LOAD_PROFILE:-release}
-cargo build --profile "$profile" --quiet --example tap_server
 cargo build --profile "$profile" --quiet -p halfclose-tools --bin load --bin lesson
 # Cargo puts the test profile's programs where the dev profile's go.
-bin="${CARGO_TARGET_DIR:-target}/$([[ $profile == release ]] && echo release || echo debug)"
+sub=$([[ $profile == release ]] && echo release || echo debug)
+bin="${CARGO_TARGET_DIR:-target}/$sub"
+ours_server="$bin/examples/tap_server"
+if [[ ${SMOLTCP:-stock} == patched ]]; then
+  bash scripts/smoltcp-patched.sh build --profile "$profile" --quiet --example tap_server
+  ours_server="${CARGO_TARGET_DIR:-target}/patched/$sub/examples/tap_server"
+else
+  cargo build --profile "$profile" --quiet --example tap_server
+fi
 short=0
 dir=$(mktemp -d /dev/shm/halfclose-load.XXXXXX)
 tap_ns="hcload-tap-$$"
@@ -51,7 +59,7 @@ run() {
   # serves for ever (0) and is stopped once the load tool is done.
   [[ " $* " == *" --flood "* ]] && serve=0
   if [[ $who == ours ]]; then
-    ip netns exec "$tap_ns" "$bin/examples/tap_server" --clients "$serve" --wait 30 "$file" > "$out" 2>&1 &
+    ip netns exec "$tap_ns" "$ours_server" --clients "$serve" --wait 30 "$file" > "$out" 2>&1 &
     server=$!
     await "grep -q 'tap_server: serving' $out"
     ip netns exec "$tap_ns" "$bin/load" "$mode" "$n" "$@" --expect "$file" 192.168.69.1 $port || true

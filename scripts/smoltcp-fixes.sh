@@ -39,7 +39,9 @@ trap cleanup EXIT
 
 # Two copies, both with the reproductions of docs/upstream/*.rs added to smoltcp's own tests;
 # one of them patched. A reproduction whose first line is `// smoltcp: PATH` goes at the end of
-# that test file; the others are written for `mod test` in src/socket/tcp.rs.
+# that test file; the others are written for `mod test` in src/socket/tcp.rs. One whose second
+# line is `// New API: Socket::NAME, ...` calls what a patch adds: it goes into the patched copy
+# alone, and stock's part is to have no `fn NAME`.
 # The test path (module::name) of reproduction $1 in smoltcp.
 own_test() {
   local name file
@@ -47,22 +49,31 @@ own_test() {
   file=$(sed -n '1s|^// smoltcp: src/\(.*\)\.rs$|\1|p' "$1")
   if [ -n "$file" ]; then echo "${file//\//::}::$name"; else echo "socket::tcp::test::$name"; fi
 }
+new_api() { sed -n '2s|^// New API: Socket::\([a-z_]*\),.*|\1|p' "$1"; }
+# add_reproductions COPY NEW-API(yes|no): the reproductions of docs/upstream/ that call (or not)
+# what a patch adds, into COPY's tests.
+add_reproductions() {
+  local copy=$1 api=$2 t file
+  sed -i '$ d' "$copy/src/socket/tcp.rs" # the closing brace of `mod test`
+  for t in docs/upstream/*.rs; do
+    if [ -n "$(new_api "$t")" ]; then [ "$api" = yes ] || continue; else [ "$api" = no ] || continue; fi
+    file=$(sed -n '1s|^// smoltcp: \(src/.*\.rs\)$|\1|p' "$t")
+    if [ -n "$file" ]; then
+      tail -n +2 "$t" >>"$copy/$file"
+    else
+      sed 's/^/    /' "$t" >>"$copy/src/socket/tcp.rs"
+    fi
+  done
+  echo "}" >>"$copy/src/socket/tcp.rs"
+}
 cp -r "$src" "$tmp/stock"
-sed -i '$ d' "$tmp/stock/src/socket/tcp.rs" # the closing brace of `mod test`
-for t in docs/upstream/*.rs; do
-  file=$(sed -n '1s|^// smoltcp: \(src/.*\.rs\)$|\1|p' "$t")
-  if [ -n "$file" ]; then
-    tail -n +2 "$t" >>"$tmp/stock/$file"
-  else
-    sed 's/^/    /' "$t" >>"$tmp/stock/src/socket/tcp.rs"
-  fi
-done
-echo "}" >>"$tmp/stock/src/socket/tcp.rs"
+add_reproductions "$tmp/stock" no
 cp -r "$tmp/stock" "$tmp/smoltcp"
 for p in patches/*.patch; do
   echo "applying $p"
   patch --quiet -p1 -d "$tmp/smoltcp" < "$p"
 done
+add_reproductions "$tmp/smoltcp" yes
 
 target="${CARGO_TARGET_DIR:-$root/target}"
 # Our tests against the patched copy share the target directory with `cargo test`: the copy is a
@@ -94,6 +105,8 @@ bugs=(
   "fast_retransmit_refused|fast_retransmit_refused::stock_smoltcp_never_resends_a_segment_whose_fast_retransmit_the_device_refused|fast_retransmit_refused::upstream_fast_retransmit_the_device_refused_is_sent_next"
   "fast_retransmit_refused (our transfer)|fast_retransmit_refused::stock_smoltcp_times_out_our_transfer_when_its_device_refuses_a_fast_retransmit|fast_retransmit_refused::upstream_our_transfer_survives_a_refused_fast_retransmit"
   "neighbor_silence|neighbor_silence::stock_smoltcp_holds_a_relistened_sockets_syn_ack_for_the_forged_peers_second|neighbor_silence::upstream_a_relistened_socket_answers_a_resolved_client_at_once"
+  "sack_duplicate_acks|loss_recovery::stock_smoltcp_waits_out_its_rto_when_duplicate_acks_advertise_a_growing_window|loss_recovery::upstream_sack_duplicate_acks_with_a_growing_window_start_a_fast_retransmit"
+  "lost_retransmission|loss_recovery::stock_smoltcp_waits_out_its_rto_for_a_lost_fast_retransmission|loss_recovery::upstream_a_lost_fast_retransmission_is_resent_within_round_trips"
 )
 
 echo "== building the reproductions (stock, then patched)"
@@ -129,6 +142,12 @@ cargo fetch --manifest-path "$tmp/stock/Cargo.toml" --locked --quiet
 # reproductions would fail on it, as they must on stock.
 own_target="$target/smoltcp-fixes-own"
 for t in docs/upstream/*.rs; do
+  api=$(new_api "$t")
+  if [ -n "$api" ]; then
+    run "stock:   smoltcp has Socket::$api ($(own_test "$t") cannot build)" fail \
+      grep -q "pub fn $api(" "$tmp/stock/src/socket/tcp.rs"
+    continue
+  fi
   run "stock:   smoltcp $(own_test "$t")" fail env CARGO_TARGET_DIR="$own_target" \
     cargo test --manifest-path "$tmp/stock/Cargo.toml" --offline --locked --quiet --lib -- \
     --exact "$(own_test "$t")"

@@ -4,10 +4,13 @@
 //! One module per bug: [`window_edge`] (a FIN beyond a shrunken scaled window accepted),
 //! [`lone_fin_stall`] (a lost lone FIN never resent after three duplicate ACKs),
 //! [`fast_retransmit_refused`] (a fast retransmit the device had no room for never sent),
-//! [`unscaled_window_cost`] (what avoiding the first costs), and [`neighbor_silence`] (a socket
-//! kept silent after `listen()` for a forged peer's unanswered ARP). Everything but the last
-//! runs on the one harness, `common::pair::Pair`, on the simulated two-host wire; the last needs
-//! ARP, which that wire does not have, and plays a LAN's frames to one Ethernet interface.
+//! [`unscaled_window_cost`] (what avoiding the first costs), [`neighbor_silence`] (a socket
+//! kept silent after `listen()` for a forged peer's unanswered ARP), and [`loss_recovery`]
+//! (losses that wait out the one-second retransmission timeout: duplicate ACKs from a receiver
+//! whose window grows, as Linux's does, and a lost fast retransmission). Everything but
+//! `neighbor_silence` runs on the one harness, `common::pair::Pair`, on the simulated two-host
+//! wire; that one needs ARP, which the wire does not have, and plays a LAN's frames to one
+//! Ethernet interface.
 //!
 //! Each bug has a `stock_smoltcp_*` test, which asserts that the bug is still there (it fails
 //! once smoltcp is fixed, so the fix gets noticed), and an ignored `upstream_*` test, which
@@ -1394,5 +1397,355 @@ mod neighbor_silence {
             lan.syn_ack_sent_to(CLIENT),
             "the real client's SYN-ACK left in the poll that took its SYN"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Loss recovery that waits out the retransmission timeout
+// ---------------------------------------------------------------------------------------------
+
+mod loss_recovery {
+    use super::*;
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{IpAddress, IpProtocol, Ipv4Packet, TcpPacket, TcpRepr};
+
+    /// Room for a whole window in flight each way (the tests' 16-packet wire would drop some).
+    type LossWire = Wire<1500, 64>;
+    type LossNet<'a> = Network<'a, 'static, 1500, 64>;
+
+    const MSS: u16 = 1460;
+
+    fn loss_wire(seed: u64, loss_ppm: u32) -> Box<LossWire> {
+        let link = Link {
+            queue: 64,
+            loss_ppm,
+            ..Link::clean(1500)
+        };
+        Box::new(LossWire::new(seed, link, link))
+    }
+
+    /// What the receiving host put on the wire, for the tests to name the cause.
+    #[derive(Default)]
+    struct Receiver {
+        /// Advertise a window that grows with each ACK, as Linux's receiver does.
+        linux_like: bool,
+        /// The largest window the next ACK may advertise (Linux's `rcv_ssthresh`).
+        clamp: Cell<u16>,
+        /// Every pure ACK sent: its ACK number, its window, whether it had SACK blocks.
+        acks: std::cell::RefCell<Vec<(u32, u16, bool)>>,
+    }
+
+    impl Receiver {
+        fn linux_like() -> Self {
+            Receiver {
+                linux_like: true,
+                clamp: Cell::new(10 * MSS),
+                ..Receiver::default()
+            }
+        }
+
+        /// A packet the receiving host is about to send: note it and, if Linux-like, clamp its
+        /// window and raise the clamp. Linux opens its receive window gradually: it advertises
+        /// no more than `rcv_ssthresh`, which it raises by two segments for each full segment
+        /// that arrives (`tcp_grow_window`), also while segments arrive out of order. Its
+        /// duplicate ACKs after a loss therefore each advertise a larger window.
+        fn sent(&self, packet: &mut [u8]) {
+            let Ok(mut ip) = Ipv4Packet::new_checked(&mut packet[..]) else {
+                return;
+            };
+            if ip.next_header() != IpProtocol::Tcp {
+                return;
+            }
+            let (src, dst) = (
+                IpAddress::Ipv4(ip.src_addr()),
+                IpAddress::Ipv4(ip.dst_addr()),
+            );
+            let Ok(mut tcp) = TcpPacket::new_checked(ip.payload_mut()) else {
+                return;
+            };
+            let pure_ack = tcp.ack() && !tcp.syn() && !tcp.fin() && tcp.payload_mut().is_empty();
+            if !pure_ack {
+                return;
+            }
+            if self.linux_like {
+                let window = tcp.window_len().min(self.clamp.get());
+                tcp.set_window_len(window);
+                tcp.fill_checksum(&src, &dst);
+                self.clamp.set(self.clamp.get().saturating_add(2 * MSS));
+            }
+            let tcp = TcpPacket::new_unchecked(tcp.into_inner() as &[u8]);
+            let repr = TcpRepr::parse(&tcp, &src, &dst, &ChecksumCapabilities::default())
+                .expect("a valid segment");
+            let ack = repr.ack_number.expect("an ACK").0 as u32;
+            let sack = repr.sack_ranges[0].is_some();
+            self.acks.borrow_mut().push((ack, repr.window_len, sack));
+        }
+
+        /// The duplicate ACKs of `seq` (the ACKs of it after the first): how many, how many of
+        /// them carried SACK blocks, and how many advertised a larger window than the ACK
+        /// before them.
+        fn duplicates_of(&self, seq: u32) -> (usize, usize, usize) {
+            let acks = self.acks.borrow();
+            let of_seq: Vec<_> = acks.iter().filter(|a| a.0 == seq).collect();
+            let dups = of_seq.get(1..).unwrap_or_default();
+            let sacked = dups.iter().filter(|a| a.2).count();
+            let larger = of_seq.windows(2).filter(|w| w[1].1 > w[0].1).count();
+            (dups.len(), sacked, larger)
+        }
+    }
+
+    /// The receiving host's device: the wire's, with every packet it sends shown to
+    /// [`Receiver::sent`] first.
+    struct ReceiverDevice<'r, D> {
+        inner: D,
+        receiver: &'r Receiver,
+    }
+
+    struct ReceiverTx<'r, T> {
+        inner: T,
+        receiver: &'r Receiver,
+    }
+
+    impl<T: phy::TxToken> phy::TxToken for ReceiverTx<'_, T> {
+        fn consume<R, F>(self, len: usize, f: F) -> R
+        where
+            F: FnOnce(&mut [u8]) -> R,
+        {
+            let receiver = self.receiver;
+            self.inner.consume(len, |buf| {
+                let result = f(buf);
+                receiver.sent(buf);
+                result
+            })
+        }
+    }
+
+    impl<D: Device> Device for ReceiverDevice<'_, D> {
+        type RxToken<'a>
+            = D::RxToken<'a>
+        where
+            Self: 'a;
+        type TxToken<'a>
+            = ReceiverTx<'a, D::TxToken<'a>>
+        where
+            Self: 'a;
+
+        fn capabilities(&self) -> DeviceCapabilities {
+            self.inner.capabilities()
+        }
+
+        fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+            let receiver = self.receiver;
+            let (rx, tx) = self.inner.receive(now)?;
+            Some((
+                rx,
+                ReceiverTx {
+                    inner: tx,
+                    receiver,
+                },
+            ))
+        }
+
+        fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+            let receiver = self.receiver;
+            let tx = self.inner.transmit(now)?;
+            Some(ReceiverTx {
+                inner: tx,
+                receiver,
+            })
+        }
+    }
+
+    /// `Network::poll` with the client host's device wrapped in [`ReceiverDevice`].
+    fn poll_with_receiver(net: &mut LossNet<'_>, receiver: &Receiver) {
+        let now = net.now();
+        net.server.poll(
+            now,
+            &mut net.wire.host(Side::Server),
+            &mut net.server_sockets,
+        );
+        let mut device = ReceiverDevice {
+            inner: net.wire.host(Side::Client),
+            receiver,
+        };
+        net.client.poll(now, &mut device, &mut net.client_sockets);
+    }
+
+    /// Loses chosen copies of one data segment towards the client and notes when each copy of
+    /// it was sent.
+    #[derive(Default)]
+    struct LoseCopies {
+        first_data: Option<u32>,
+        /// The lost segment's sequence number.
+        lost: Option<u32>,
+        /// When each copy of it went on the wire (the original first).
+        copies: Vec<Instant>,
+        /// Copies still in flight (not to be counted again).
+        in_flight: usize,
+    }
+
+    impl LoseCopies {
+        /// Lose the data segment that starts `skip` bytes into the stream and the first `lose`
+        /// copies of it (the original counts). Call after every poll.
+        fn apply(&mut self, wire: &mut LossWire, skip: u32, lose: usize) {
+            let now = wire.now();
+            let copies_now = wire
+                .in_flight(Side::Client)
+                .map(segment)
+                .filter(|seg| self.is_copy(seg, skip))
+                .count();
+            // Copies on the wire now that were not there after the last poll are new.
+            for _ in self.in_flight..copies_now {
+                self.copies.push(now);
+            }
+            let lost = self.lost;
+            let taken = if self.copies.len() <= lose {
+                wire.lose_in_flight(Side::Client, |p| is_data_at(p, lost))
+            } else {
+                0
+            };
+            self.in_flight = copies_now - taken;
+        }
+
+        /// Whether `seg` is a copy of the lost segment (which it picks, `skip` bytes into the
+        /// data, the first time it sees it).
+        fn is_copy(&mut self, seg: &Segment, skip: u32) -> bool {
+            if seg.payload_len == 0 {
+                return false;
+            }
+            let first = *self.first_data.get_or_insert(seg.seq);
+            if self.lost.is_none() && seg.seq.wrapping_sub(first) == skip {
+                self.lost = Some(seg.seq);
+            }
+            Some(seg.seq) == self.lost
+        }
+
+        /// How long after the original the `n`th copy (1: the first retransmission) was sent.
+        fn resent_after(&self, n: usize) -> Option<Duration> {
+            Some(*self.copies.get(n)? - *self.copies.first()?)
+        }
+    }
+
+    /// `packet` carries data starting at `seq`.
+    fn is_data_at(packet: &[u8], seq: Option<u32>) -> bool {
+        let seg = segment(packet);
+        seg.payload_len > 0 && Some(seg.seq) == seq
+    }
+
+    /// A raw sender without congestion control sends a 16-segment file to a raw receiver
+    /// without delayed ACKs (both with SACK, smoltcp's default). The data segment 3 segments
+    /// into the stream is lost, and so are the first `lose - 1` retransmissions of it. Runs
+    /// until the receiver has every byte; returns the loss record.
+    fn raw_transfer_losing(receiver: &Receiver, lose: usize) -> LoseCopies {
+        let file = random_bytes(16 * MSS as usize, 28);
+        let mut wire = loss_wire(1, 0);
+        let mut pair = sim(&mut wire)
+            .polling(|net: &mut LossNet<'_>| poll_with_receiver(net, receiver))
+            .with_limit(Duration::from_secs(60));
+        let s = pair.add(Side::Server, raw_sender(1024, file.len()));
+        let c = pair.add(Side::Client, raw_receiver(65535, 1024));
+        pair.tcp(Side::Server, s).listen(PORT).unwrap();
+        pair.connect_raw(c, 49152);
+        let mut loss = LoseCopies::default();
+        let (mut sent, mut got) = (0, Vec::new());
+        pair.drive(|net| {
+            loss.apply(net.wire, 3 * u32::from(MSS), lose);
+            let sender = net.server_sockets.get_mut::<tcp::Socket>(s);
+            if sender.may_send() {
+                sent += sender.send_slice(&file[sent..]).unwrap();
+            }
+            read_all(net.client_sockets.get_mut(c), &mut got);
+            (got.len() == file.len(), None)
+        });
+        assert!(got == file, "wrong bytes");
+        loss
+    }
+
+    /// smoltcp 0.14 waits out its retransmission timeout, a second at least, for a segment
+    /// lost while the receiver's window grows, as Linux's does.
+    ///
+    /// RFC 6675 §2: with SACK, "an ACK which carries new SACK data is counted as a duplicate
+    /// acknowledgment under this definition even if it carries new data, changes the
+    /// advertised window, or moves the cumulative acknowledgment point"; three of them start a
+    /// fast retransmit (RFC 6675 §5). smoltcp counts a duplicate ACK only if its window equals
+    /// the last one (`&& !is_window_update` in `tcp::Socket::process`), the RFC 5681 rule for
+    /// ACKs without SACK. A Linux receiver raises its window with each segment it takes in,
+    /// out of order too, so each of its duplicate ACKs (here every one, each with SACK blocks)
+    /// advertises a larger window, and none is counted. Against a receiver whose window stays
+    /// put, the same loss is resent within milliseconds.
+    ///
+    /// This asserts the bug is present; see
+    /// `upstream_sack_duplicate_acks_with_a_growing_window_start_a_fast_retransmit`.
+    #[test]
+    fn stock_smoltcp_waits_out_its_rto_when_duplicate_acks_advertise_a_growing_window() {
+        let steady = raw_transfer_losing(&Receiver::default(), 1);
+        let resent = steady.resent_after(1).expect("resent");
+        assert!(
+            resent < Duration::from_millis(10),
+            "steady window: {resent}"
+        );
+
+        let linux = Receiver::linux_like();
+        let loss = raw_transfer_losing(&linux, 1);
+        let (dups, sacked, larger) = linux.duplicates_of(loss.lost.expect("a loss"));
+        assert!(
+            dups >= 3 && sacked == dups && larger == dups,
+            "the cause: {dups} duplicate ACKs, {sacked} with SACK, {larger} with a larger window"
+        );
+        let resent = loss.resent_after(1).expect("resent");
+        assert!(
+            resent >= Duration::from_secs(1),
+            "resent {resent} after the loss: has smoltcp been fixed? then drop this test"
+        );
+    }
+
+    /// The RFC behaviour (see the test above): the third duplicate ACK with new SACK data
+    /// brings the fast retransmit, within a few round trips of the loss.
+    #[test]
+    #[ignore = "fails on stock smoltcp 0.14; scripts/smoltcp-fixes.sh runs it patched"]
+    fn upstream_sack_duplicate_acks_with_a_growing_window_start_a_fast_retransmit() {
+        let linux = Receiver::linux_like();
+        let loss = raw_transfer_losing(&linux, 1);
+        let (dups, _, larger) = linux.duplicates_of(loss.lost.expect("a loss"));
+        assert!(dups >= 3 && larger == dups);
+        let resent = loss.resent_after(1).expect("resent");
+        assert!(resent < Duration::from_millis(10), "resent {resent} after");
+        eprintln!("resent {resent} after the loss");
+    }
+
+    /// smoltcp 0.14 waits out its retransmission timeout, a second at least, for a fast
+    /// retransmission that is itself lost.
+    ///
+    /// RFC 8985 §1: "RACK-TLP ... can detect lost retransmissions"; its tail loss probe (§7)
+    /// is sent after two smoothed round trips (PTO = 2*SRTT, §7.2) to elicit the ACK that
+    /// shows it. RFC 6298 §2.4's one-second minimum RTO is a SHOULD, which Linux lowers to
+    /// 200 ms. smoltcp retransmits a segment once on three duplicate ACKs, counts no more
+    /// duplicates for it, and has only its retransmission timeout left, whose minimum is a
+    /// fixed second (`RTTE_MIN_RTO`): on this 2 ms round trip, five hundred of them.
+    ///
+    /// This asserts the bug is present; see
+    /// `upstream_a_lost_fast_retransmission_is_resent_within_round_trips`.
+    #[test]
+    fn stock_smoltcp_waits_out_its_rto_for_a_lost_fast_retransmission() {
+        let loss = raw_transfer_losing(&Receiver::default(), 2);
+        let fast = loss.resent_after(1).expect("resent");
+        assert!(fast < Duration::from_millis(10), "fast retransmit {fast}");
+        let again = loss.resent_after(2).expect("resent again") - fast;
+        assert!(
+            again >= Duration::from_secs(1),
+            "resent {again} after the fast retransmission: has smoltcp been fixed? then drop this test"
+        );
+    }
+
+    /// The behaviour RACK-TLP gives (see the test above): the lost retransmission is resent
+    /// within a few round trips (a probe timeout of 2 round trips, at least 10 ms).
+    #[test]
+    #[ignore = "fails on stock smoltcp 0.14; scripts/smoltcp-fixes.sh runs it patched"]
+    fn upstream_a_lost_fast_retransmission_is_resent_within_round_trips() {
+        let loss = raw_transfer_losing(&Receiver::default(), 2);
+        let fast = loss.resent_after(1).expect("resent");
+        let again = loss.resent_after(2).expect("resent again") - fast;
+        assert!(again < Duration::from_millis(50), "resent {again} after");
+        eprintln!("fast retransmission {fast} after the loss, resent again {again} after that");
     }
 }

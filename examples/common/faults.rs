@@ -30,6 +30,10 @@ pub struct FaultArgs {
     /// Pass at most BYTES per second (received: a 20 ms token bucket; sent: a 100 ms queue)
     #[arg(long, value_name = "BYTES", value_parser = value_parser!(u64).range(1..))]
     pub rate: Option<u64>,
+    /// Hold every frame MS milliseconds (each way: the round trip grows by twice MS)
+    #[arg(long, value_name = "MS", default_value = "0", conflicts_with = "rate",
+          value_parser = value_parser!(u64).range(0..=10_000))]
+    pub delay: u64,
     /// Seed of the faults' random choices (default: from the clock)
     #[arg(long)]
     pub seed: Option<u64>,
@@ -39,6 +43,7 @@ impl FaultArgs {
     pub(super) fn any(&self) -> bool {
         self.drop_ppm + self.corrupt_ppm + self.duplicate_ppm + self.reorder_ppm > 0
             || self.rate.is_some()
+            || self.delay > 0
     }
 }
 
@@ -142,8 +147,8 @@ pub(super) struct Faults {
 }
 
 impl Faults {
-    /// Pass `frame` through the faults: `Some` to deliver it now; duplicates and reordered
-    /// frames go to `held`.
+    /// Pass `frame` through the faults: `Some` to deliver it now; duplicates, reordered
+    /// frames and, under `--delay`, every frame go to `held`, in the order they are due.
     pub(super) fn apply(
         args: &FaultArgs,
         rng: &mut Rng,
@@ -160,11 +165,17 @@ impl Faults {
             let at = 14 + rng.below(frame.len() as u64 - 14) as usize;
             frame[at] ^= 1 << rng.below(8);
         }
+        // Every frame is due `delay` from now: held frames leave in the order they came.
+        let due = now + Duration::from_millis(args.delay);
         if rng.chance(args.duplicate_ppm) {
-            held.push_back((now, frame.clone()));
+            held.push_back((due, frame.clone()));
         }
         if rng.chance(args.reorder_ppm) {
-            held.push_back((now + REORDER_BY, frame));
+            held.push_back((due + REORDER_BY, frame));
+            return None;
+        }
+        if args.delay > 0 {
+            held.push_back((due, frame));
             return None;
         }
         Some(frame)

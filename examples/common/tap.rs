@@ -243,7 +243,7 @@ impl Tap {
         if faults.any() {
             // On stdout with the other progress lines: stderr is for the one error line.
             println!(
-                "faults on {name}, each way: drop {} %, corrupt {} %, duplicate {} %, reorder {} %, rate {}, seed {seed}",
+                "faults on {name}, each way: drop {} %, corrupt {} %, duplicate {} %, reorder {} %, rate {}, delay {} ms, seed {seed}",
                 faults.drop_ppm as f64 / 1e4,
                 faults.corrupt_ppm as f64 / 1e4,
                 faults.duplicate_ppm as f64 / 1e4,
@@ -251,6 +251,7 @@ impl Tap {
                 faults
                     .rate
                     .map_or("unlimited".into(), |r| format!("{r} B/s")),
+                faults.delay,
             );
         }
         let csum = offloads & TUN_F_CSUM != 0;
@@ -722,6 +723,25 @@ impl Driver for Tap {
         Ok(())
     }
 }
+
+/// A TCP socket of the TAP programs, with `rx` and `tx` bytes of buffers. Built against smoltcp
+/// with `patches/` applied (`scripts/smoltcp-patched.sh`, which sets `--cfg smoltcp_patched`),
+/// its minimum retransmission timeout is Linux's 200 ms, not smoltcp's fixed second (patch 0009,
+/// `tcp::Socket::set_min_rto`).
+pub fn socket(rx: usize, tx: usize) -> smoltcp::socket::tcp::Socket<'static> {
+    use smoltcp::socket::tcp;
+    #[allow(unused_mut)]
+    let mut socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; rx]),
+        tcp::SocketBuffer::new(vec![0; tx]),
+    );
+    #[cfg(smoltcp_patched)]
+    socket.set_min_rto(MIN_RTO);
+    socket
+}
+
+/// The minimum retransmission timeout of [`socket`] with the patched smoltcp: Linux's.
+pub const MIN_RTO: Duration = Duration::from_millis(200);
 
 /// Open the TAP device and bring up an interface on it.
 pub fn open(args: &TapArgs) -> Result<(Tap, Interface), String> {

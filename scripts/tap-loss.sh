@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Loss recovery over a Linux TAP device against the kernel's TCP: one file sent
+#   ours -> kernel    our tap_server to the lesson's kernel client,
+#   kernel -> ours    the lesson's kernel server to our tap_client (the kernel's loss recovery),
+# with frames dropped at our device (`--drop`, both directions, the same seeds for every
+# column), our programs built on stock smoltcp and on smoltcp with patches/ (the loss recovery
+# of 0008-0010; scripts/smoltcp-patched.sh). Each figure is the receiving program's
+# whole-process time in seconds, median and min-max over the seeds, the columns of one seed run
+# in turn; "ours / kernel" is the ratio of the medians of ours -> kernel and kernel -> ours.
+# Prints a markdown table.
+#
+#   bash scripts/tap-loss.sh [--size MIB] [--seeds N] [--delay MS] [--no-stock] [LOSS%...]
+#                            (default: 2 MiB, 5 seeds, no delay, losses 0.1 1 3)
+#
+# --delay holds every frame MS ms at our device, each way (a round trip of twice MS).
+# Needs root, /dev/net/tun and iproute2 (else it says so and exits 0); everything runs in a
+# network namespace this script creates and deletes at exit, the files on /dev/shm.
+# LOSS_PROFILE picks the build profile (default release). Exits non-zero if a copy differs or
+# a program fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/netns.sh
+source scripts/lib/netns.sh
+
+size=2 seeds=5 delay=0 stock=1 losses=()
+while (($#)); do
+  case $1 in
+    --size) size=$2; shift 2 ;;
+    --seeds) seeds=$2; shift 2 ;;
+    --delay) delay=$2; shift 2 ;;
+    --no-stock) stock=0; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) losses+=("$1"); shift ;;
+  esac
+done
+((${#losses[@]})) || losses=(0.1 1 3)
+
+if [[ $(id -u) != 0 || ! -e /dev/net/tun ]] || ! command -v ip > /dev/null; then
+  echo "tap-loss.sh: skipped: needs root, /dev/net/tun and ip (iproute2)" >&2
+  exit 0
+fi
+
+profile=${LOSS_PROFILE:-release}
+sub=$([[ $profile == release ]] && echo release || echo debug)
+target="${CARGO_TARGET_DIR:-$(pwd)/target}"
+examples=(--example tap_server --example tap_client)
+cargo build --profile "$profile" --quiet -p halfclose-tools --bin lesson
+builds=(patched)
+bin_patched="$target/patched/$sub/examples"
+bash scripts/smoltcp-patched.sh build --profile "$profile" --quiet "${examples[@]}"
+if ((stock)); then
+  builds=(stock patched)
+  cargo build --profile "$profile" --quiet "${examples[@]}"
+fi
+bin_stock="$target/$sub/examples"
+lesson="$target/$sub/lesson"
+port=7891
+dir=$(mktemp -d /dev/shm/halfclose-loss.XXXXXX)
+ns="hcloss-$$"
+cleanup() {
+  ip netns del "$ns" 2> /dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+ns_tap "$ns"
+
+file=$dir/file
+head -c $((size << 20)) /dev/urandom > "$file"
+
+# Run the rest of the line, then print its wall time in seconds.
+timed() {
+  local start end
+  start=$(date +%s%N)
+  "$@" > "$dir/receiver.out" 2>&1 || { cat "$dir/receiver.out" >&2; return 1; }
+  end=$(date +%s%N)
+  printf '%d.%03d\n' $(((end - start) / 1000000000)) $(((end - start) % 1000000000 / 1000000))
+}
+
+# One run, printing its seconds: $1 the direction, $2 the build, $3 the loss, $4 the seed.
+run() {
+  local what=$1 build=$2 loss=$3 seed=$4 bin server secs
+  bin=$([[ $build == stock ]] && echo "$bin_stock" || echo "$bin_patched")
+  local faults=(--drop "$loss" --seed "$seed" --delay "$delay")
+  case $what in
+    ours-kernel)
+      ip netns exec "$ns" "$bin/tap_server" --clients 1 --wait 60 "${faults[@]}" "$file" > "$dir/server.out" 2>&1 &
+      server=$!
+      await "grep -q 'tap_server: serving' $dir/server.out"
+      secs=$(LESSON_TIMEOUT=300 timed ip netns exec "$ns" "$lesson" client 192.168.69.1 $port "$dir/copy")
+      ;;
+    kernel-ours)
+      LESSON_TIMEOUT=300 ip netns exec "$ns" "$lesson" server --bind 192.168.69.100 --chunk 65536 $port "$file" > "$dir/server.out" 2>&1 &
+      server=$!
+      await "ip netns exec $ns ss -Hltn 'sport = :$port' | grep -q ."
+      secs=$(timed ip netns exec "$ns" "$bin/tap_client" --peer 192.168.69.100 "${faults[@]}" -o "$dir/copy")
+      ;;
+  esac
+  wait "$server" || { cat "$dir/server.out" >&2; echo "tap-loss.sh: $what $build: the server failed" >&2; exit 1; }
+  cmp -s "$file" "$dir/copy" || { echo "tap-loss.sh: $what $build loss $loss seed $seed: the copy differs" >&2; exit 1; }
+  rm -f "$dir/copy"
+  echo "tap-loss.sh: $loss % seed $seed $what $build: $secs s" >&2
+  echo "$secs"
+}
+
+# "median (min-max)" of the seconds given.
+summary() {
+  python3 - "$@" << 'PY'
+import statistics, sys
+t = sorted(map(float, sys.argv[1:]))
+print(f"{statistics.median(t):.2f} ({t[0]:.2f}-{t[-1]:.2f})")
+PY
+}
+
+# "x.x" ratio of the medians of two lists of seconds ("a b c"): $1 over $2.
+ratio() {
+  python3 - "$1" "$2" << 'PY'
+import statistics, sys
+a, b = (statistics.median(map(float, s.split())) for s in sys.argv[1:])
+print(f"{a / b:.1f}x")
+PY
+}
+
+echo "Seconds, median (min-max) of $seeds seeds (1-$seeds), $size MiB, loss at our device each way, round trip +$((2 * delay)) ms; the receiver's whole-process time"
+echo
+header="| loss |" rule="|--:|"
+for b in "${builds[@]}"; do
+  header+=" ours → kernel, $b | kernel → ours, $b | ours / kernel, $b |"
+  rule+="--:|--:|--:|"
+done
+echo "$header"
+echo "$rule"
+for loss in "${losses[@]}"; do
+  declare -A t=()
+  for seed in $(seq "$seeds"); do
+    for b in "${builds[@]}"; do
+      t[ok-$b]+="$(run ours-kernel "$b" "$loss" "$seed") "
+      t[ko-$b]+="$(run kernel-ours "$b" "$loss" "$seed") "
+    done
+  done
+  line="| $loss % |"
+  for b in "${builds[@]}"; do
+    # shellcheck disable=SC2086
+    line+=" $(summary ${t[ok-$b]}) | $(summary ${t[ko-$b]}) | $(ratio "${t[ok-$b]}" "${t[ko-$b]}") |"
+  done
+  echo "$line"
+  unset t
+done
