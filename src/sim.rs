@@ -1351,6 +1351,27 @@ mod tests {
         assert!((2500..3500).contains(&hits), "{hits}");
     }
 
+    /// `chance(ppm)` is a draw below `ppm` out of a million: exactly `ppm` values of the million
+    /// hit, so 1 ppm is one in a million, not two.
+    #[test]
+    fn a_chance_hits_on_draws_below_its_parts_per_million_only() {
+        for seed in 0..20 {
+            let draw = Rng::new(seed).below(1_000_000);
+            let ppm = u32::try_from(draw).unwrap();
+            assert!(
+                !Rng::new(seed).chance(ppm),
+                "seed {seed}: a draw of {draw} hit at {ppm}"
+            );
+            assert!(
+                Rng::new(seed).chance(ppm + 1),
+                "seed {seed}: {draw} missed at {}",
+                ppm + 1
+            );
+        }
+        assert!(!Rng::new(1).chance(0), "0 ppm never hits");
+        assert!(Rng::new(1).chance(1_000_000), "a million ppm always hits");
+    }
+
     /// The wire draws the same number of values per packet; one purpose's draws, taken at that
     /// stride, must still look independent.
     #[test]
