@@ -1188,6 +1188,25 @@ mod tests {
         assert_eq!(wire.stats(Side::Server).lost, 1);
     }
 
+    /// A packet is pending for the clock once it has arrived, and until a host receives it; one
+    /// still on its way is not (the clock moves to its arrival instead).
+    #[test]
+    fn a_packet_is_pending_from_its_arrival_until_it_is_received() {
+        use crate::clock::Pending;
+        use smoltcp::phy::{Device, RxToken};
+        let mut wire = Wire::<64, 8>::new(1, Link::clean(64), Link::clean(64));
+        wire.inject(Side::Client, 4, |buf| buf.fill(7));
+        wire.inject(Side::Server, 4, |buf| buf.fill(8));
+        assert_eq!(wire.pending(), 0, "both on their way");
+        let arrival = wire.next_arrival().unwrap();
+        wire.advance_to(arrival);
+        assert_eq!(wire.pending(), 2, "one arrived at each host");
+        let mut server = wire.host(Side::Server);
+        let (rx, _) = server.receive(arrival).unwrap();
+        rx.consume(|packet| assert_eq!(packet, [7; 4]));
+        assert_eq!(wire.pending(), 1, "the client's still waits");
+    }
+
     /// Counts what a watcher is told, and checks each received packet was queued before.
     #[derive(Debug, Default)]
     struct Tally {
