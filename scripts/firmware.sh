@@ -85,10 +85,12 @@ if [[ ${SMOLTCP:-stock} == patched ]]; then
     locks=$(mktemp -d)
     cp "$ROOT/Cargo.lock" "$locks/root" && cp "$FW/Cargo.lock" "$locks/fw"
     trap 'cp "$locks/root" "$ROOT/Cargo.lock"; cp "$locks/fw" "$FW/Cargo.lock"; rm -rf "$locks"' EXIT
+    # The patch goes after the subcommand, beside the callers' own `--config` values: cargo
+    # drops a `--config` list given before the subcommand when another follows it.
     patched_cargo() {
         local a args=()
-        for a in "$@"; do [[ $1 == build && $a == --locked ]] || args+=("$a"); done
-        /usr/bin/cargo --config "patch.crates-io.smoltcp.path='$ROOT/target/smoltcp-patched'" "${args[@]}"
+        for a in "${@:2}"; do [[ $1 == build && $a == --locked ]] || args+=("$a"); done
+        /usr/bin/cargo "$1" --config "patch.crates-io.smoltcp.path='$ROOT/target/smoltcp-patched'" "${args[@]}"
     }
     CARGO=(patched_cargo)
 fi

@@ -1207,6 +1207,24 @@ mod tests {
         assert_eq!(wire.pending(), 1, "the client's still waits");
     }
 
+    /// A link set wider than the wire's slots is cut to them: the sending host is told the
+    /// wire's MTU, so it never writes a packet the wire cannot hold.
+    #[test]
+    fn a_link_is_never_wider_than_the_wire() {
+        use smoltcp::phy::Device;
+        let mut wire = Wire::<64, 8>::new(1, Link::clean(64), Link::clean(64));
+        wire.set_link(Side::Server, Link::clean(9000));
+        assert_eq!(
+            wire.host(Side::Client).capabilities().max_transmission_unit,
+            64
+        );
+        wire.set_link(Side::Server, Link::clean(48));
+        assert_eq!(
+            wire.host(Side::Client).capabilities().max_transmission_unit,
+            48
+        );
+    }
+
     /// Counts what a watcher is told, and checks each received packet was queued before.
     #[derive(Debug, Default)]
     struct Tally {
