@@ -16,7 +16,8 @@
 #   RUST_LLD      path of the linker to use instead of the rustup toolchain's rust-lld
 #   FOOTPRINT_MD  where to write the footprint table too (default target/firmware/footprint.md)
 #   COST_MD       where to write the instructions-per-byte table (default target/firmware/cost.md)
-#   SMOLTCP       stock (default) or patched: build against smoltcp with patches/ applied
+#   SMOLTCP       stock (default) or patched: build against smoltcp with patches/ applied (the
+#                 budget then is printed, not held: it holds the stock build)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -388,6 +389,13 @@ if command -v llvm-dwarfdump >/dev/null; then
     done
 else
     say "llvm-dwarfdump not found (Debian package llvm): no breakdown by crate"
+fi
+# The budget and the room to spare hold the stock build, the one a user gets from crates.io. With
+# SMOLTCP=patched the images carry the patches' code too: the same figures are printed, as what
+# the patches cost, and not held.
+if [[ ${SMOLTCP:-stock} == patched ]]; then
+    ((${#over_budget[@]} == 0)) || say "patched smoltcp: over the stock build's budget (not held): ${over_budget[*]}"
+    over_budget=()
 fi
 ((${#over_budget[@]} == 0)) || die "over the budget: ${over_budget[*]}"
 say "firmware: all images passed, server-only and client-only of ${BUDGET_BOARDS[*]} within $FLASH_BUDGET bytes of flash and $RAM_BUDGET bytes of RAM; room to spare held for ${SPARE_HELD[*]}, ${#spare_missed[@]} limit(s) not met yet"
