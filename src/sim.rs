@@ -1225,6 +1225,60 @@ mod tests {
         );
     }
 
+    /// A packet longer than the link's MTU is lost; one of any length that finds the queue full
+    /// overflows. The two are counted apart, as the fault matrix reports them.
+    #[test]
+    fn a_packet_too_long_is_lost_and_one_that_finds_the_queue_full_overflows() {
+        let link = Link {
+            queue: 1,
+            ..Link::clean(48)
+        };
+        let mut wire = Wire::<64, 8>::new(1, Link::clean(64), link);
+        wire.inject(Side::Client, 56, |buf| buf.fill(1));
+        let towards = wire.stats(Side::Server);
+        assert_eq!(
+            (towards.lost, towards.overflowed),
+            (1, 0),
+            "longer than the link"
+        );
+        wire.inject(Side::Client, 48, |buf| buf.fill(2));
+        wire.inject(Side::Client, 48, |buf| buf.fill(3));
+        let towards = wire.stats(Side::Server);
+        assert_eq!(
+            (towards.lost, towards.overflowed),
+            (1, 1),
+            "the MTU exactly, queue full"
+        );
+        assert_eq!(
+            wire.in_flight(Side::Server)
+                .map(|p| p[0])
+                .collect::<std::vec::Vec<_>>(),
+            [2]
+        );
+    }
+
+    /// A reordered packet is held back, never sent ahead: it arrives after the link's latency.
+    #[test]
+    fn a_reordered_packet_arrives_later_than_the_latency_and_is_counted() {
+        let link = Link {
+            reorder_ppm: 1_000_000,
+            reorder_by: Duration::from_millis(5),
+            ..Link::clean(64)
+        };
+        for seed in 1..10 {
+            let mut wire = Wire::<64, 8>::new(seed, Link::clean(64), link);
+            wire.inject(Side::Client, 8, |buf| buf.fill(1));
+            let arrival = wire.next_arrival().unwrap();
+            let held = arrival - (Instant::ZERO + link.latency);
+            assert!(
+                arrival > Instant::ZERO + link.latency,
+                "seed {seed}: {arrival}"
+            );
+            assert!(held < link.reorder_by, "seed {seed}: held {held}");
+            assert_eq!(wire.stats(Side::Server).reordered, 1);
+        }
+    }
+
     /// Counts what a watcher is told, and checks each received packet was queued before.
     #[derive(Debug, Default)]
     struct Tally {
