@@ -1279,6 +1279,31 @@ mod tests {
         }
     }
 
+    /// Corruption flips exactly one bit of a packet, whatever that bit was, and an empty packet
+    /// has no bit to flip.
+    #[test]
+    fn corruption_flips_one_bit_and_leaves_an_empty_packet_alone() {
+        let link = Link {
+            corrupt_ppm: 1_000_000,
+            ..Link::clean(64)
+        };
+        for (seed, fill) in (1..20).zip([0x00u8, 0xff].into_iter().cycle()) {
+            let mut wire = Wire::<64, 8>::new(seed, Link::clean(64), link);
+            wire.inject(Side::Client, 0, |_| {});
+            assert_eq!(wire.stats(Side::Server).corrupted, 0, "an empty packet");
+            wire.inject(Side::Client, 16, |buf| buf.fill(fill));
+            assert_eq!(wire.stats(Side::Server).corrupted, 1);
+            let flipped: u32 = wire
+                .in_flight(Side::Server)
+                .last()
+                .unwrap()
+                .iter()
+                .map(|b| (b ^ fill).count_ones())
+                .sum();
+            assert_eq!(flipped, 1, "seed {seed}, bytes of {fill:#x}");
+        }
+    }
+
     /// Counts what a watcher is told, and checks each received packet was queued before.
     #[derive(Debug, Default)]
     struct Tally {
