@@ -1304,6 +1304,31 @@ mod tests {
         }
     }
 
+    /// The network's clock stands still while a packet has arrived and waits to be received,
+    /// or while the caller has packets waiting elsewhere: moving it then would make every round
+    /// trip wait out a timer.
+    #[test]
+    fn the_network_clock_stands_still_while_a_packet_waits() {
+        use smoltcp::iface::SocketSet;
+        let mut wire = Wire::<64, 8>::new(1, Link::clean(64), Link::clean(64));
+        wire.inject(Side::Client, 8, |buf| buf.fill(1));
+        let arrival = wire.next_arrival().unwrap();
+        wire.advance_to(arrival);
+        let mut net = Network::new(
+            &mut wire,
+            SocketSet::new(std::vec![]),
+            SocketSet::new(std::vec![]),
+        );
+        let later = arrival + Duration::from_secs(1);
+        assert!(net.advance([Some(later)]));
+        assert_eq!(net.now(), arrival, "a packet waits at the server");
+        net.poll();
+        assert!(net.advance_with(1, [Some(later)]));
+        assert_eq!(net.now(), arrival, "a packet waits elsewhere");
+        assert!(net.advance([Some(later)]));
+        assert_eq!(net.now(), later, "nothing waits");
+    }
+
     /// Counts what a watcher is told, and checks each received packet was queued before.
     #[derive(Debug, Default)]
     struct Tally {
