@@ -1329,6 +1329,88 @@ mod tests {
         assert_eq!(net.now(), later, "nothing waits");
     }
 
+    /// 20 KB from the server to the client over a clean link towards the client and `to_server`
+    /// the other way; the outcome and whether the sink holds the file.
+    fn run_transfer(to_server: Link, setup: Setup) -> (Outcome, bool) {
+        let mut wire = std::boxed::Box::new(Wire::<1500, 32>::new(7, Link::clean(1500), to_server));
+        let file: std::vec::Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut sink = std::vec![0u8; file.len()];
+        let mut buffers = std::vec![0u8; 4 * 8192];
+        let outcome = transfer(&mut wire, &file, &mut sink, &mut buffers, setup);
+        (outcome, sink == file)
+    }
+
+    #[test]
+    fn a_clean_transfer_is_delivered_and_neither_hung_nor_unconnected() {
+        let later = Setup {
+            cut_at: Some(Instant::from_secs(3000)),
+            ..Setup::new(crate::Timeouts::DEFAULT)
+        };
+        for setup in [Setup::new(crate::Timeouts::DEFAULT), later] {
+            let (outcome, whole) = run_transfer(Link::clean(1500), setup);
+            assert!(outcome.delivered(), "{outcome:?}");
+            assert!(!outcome.hung() && !outcome.never_connected, "{outcome:?}");
+            assert!(whole && outcome.received == 20_000, "{outcome:?}");
+            assert!(outcome.end < Instant::from_secs(1), "{outcome:?}");
+        }
+    }
+
+    /// Every SYN lost: the client gives up, and the server, still listening, is not a hang.
+    #[test]
+    fn a_server_that_never_hears_a_syn_is_listening_not_hung() {
+        let deaf = Link {
+            loss_ppm: 1_000_000,
+            ..Link::clean(1500)
+        };
+        let (outcome, _) = run_transfer(deaf, Setup::new(crate::Timeouts::DEFAULT));
+        assert!(outcome.never_connected, "{outcome:?}");
+        assert!(!outcome.hung() && !outcome.delivered(), "{outcome:?}");
+        assert!(matches!(outcome.client, Some(Err(_))), "{outcome:?}");
+        assert!(outcome.server.is_none(), "{outcome:?}");
+    }
+
+    /// A run still going at its deadline stops just past it, and is a hang.
+    #[test]
+    fn a_run_still_going_at_its_deadline_stops_just_past_it_as_a_hang() {
+        let deadline = Instant::from_millis(3);
+        let setup = Setup {
+            deadline,
+            ..Setup::new(crate::Timeouts::DEFAULT)
+        };
+        let (outcome, _) = run_transfer(Link::clean(1500), setup);
+        assert!(outcome.hung() && !outcome.delivered(), "{outcome:?}");
+        assert_eq!(
+            outcome.end,
+            deadline + Duration::from_micros(1),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn an_outcome_is_delivered_only_with_both_ends_done_and_the_reply_right() {
+        let (done, _) = run_transfer(Link::clean(1500), Setup::new(crate::Timeouts::DEFAULT));
+        assert!(done.delivered());
+        let server_running = Outcome {
+            server: None,
+            ..done.clone()
+        };
+        assert!(!server_running.delivered() && server_running.hung());
+        let client_running = Outcome {
+            client: None,
+            ..done.clone()
+        };
+        assert!(!client_running.delivered() && client_running.hung());
+        let listening = Outcome {
+            server: None,
+            never_connected: true,
+            ..done.clone()
+        };
+        assert!(
+            !listening.hung(),
+            "a server that never saw the connection is not hung"
+        );
+    }
+
     /// Counts what a watcher is told, and checks each received packet was queued before.
     #[derive(Debug, Default)]
     struct Tally {
