@@ -20,13 +20,10 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 # The smoltcp this crate depends on (0.14.x; the lock may hold others, e.g. embassy-net's).
-version=$(grep -A1 '^name = "smoltcp"$' Cargo.lock | sed -n 's/^version = "\(0\.14\.[0-9]*\)"$/\1/p' | head -n 1)
-registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
-src=$(ls -d "$registry"/*/smoltcp-"$version" 2>/dev/null | head -n 1 || true)
-if [ -z "$src" ]; then
-  cargo fetch --quiet
-  src=$(ls -d "$registry"/*/smoltcp-"$version" | head -n 1)
-fi
+# shellcheck source=scripts/lib/smoltcp.sh
+source scripts/lib/smoltcp.sh
+src=$(smoltcp_source)
+version=${src##*/smoltcp-}
 echo "smoltcp $version from $src"
 
 tmp=$(mktemp -d)
