@@ -1157,7 +1157,9 @@ pub fn transfer_watched<const MTU: usize, const CAP: usize>(
         let deadlines = [
             server.poll_at(),
             client.deadline(),
-            Some(deadline + Duration::from_micros(1)),
+            // The clock always moves on by at least a microsecond, so waking at the deadline
+            // itself takes the loop just past it.
+            Some(deadline),
         ];
         net.advance(deadlines);
     }
@@ -1353,6 +1355,39 @@ mod tests {
             assert!(whole && outcome.received == 20_000, "{outcome:?}");
             assert!(outcome.end < Instant::from_secs(1), "{outcome:?}");
         }
+    }
+
+    /// The link is cut between the client's handshake ACK and the server: the client gives up
+    /// first (its idle limit, 5 s) while the server still holds the half-open connection (its
+    /// handshake limit, 10 s). The run waits for the server's own end, and a server that saw
+    /// the connection is not one that never connected.
+    #[test]
+    fn a_client_that_gives_up_first_leaves_the_run_waiting_for_the_server() {
+        use crate::error::{Error, Phase};
+        let timeouts = crate::Timeouts::DEFAULT.with_idle(core::time::Duration::from_secs(5));
+        let setup = Setup {
+            cut_at: Some(Instant::from_millis(3)),
+            ..Setup::new(timeouts)
+        };
+        let (outcome, _) = run_transfer(Link::clean(1500), setup);
+        let client_gave_up = Error::TimedOut {
+            phase: Phase::Transfer,
+            bytes: 0,
+        };
+        assert!(
+            matches!(&outcome.client, Some(Err(e)) if *e == client_gave_up),
+            "{outcome:?}"
+        );
+        let half_open = Error::TimedOut {
+            phase: Phase::Connect,
+            bytes: 0,
+        };
+        assert!(
+            matches!(&outcome.server, Some(Err(e)) if *e == half_open),
+            "{outcome:?}"
+        );
+        assert!(!outcome.never_connected && !outcome.hung(), "{outcome:?}");
+        assert!(outcome.end >= Instant::from_secs(10), "{outcome:?}");
     }
 
     /// Every SYN lost: the client gives up, and the server, still listening, is not a hang.
