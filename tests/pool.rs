@@ -158,6 +158,60 @@ mod listening_again {
         assert_no_reset(&pair);
     }
 
+    /// The loop of our programs (`examples/common/drive.rs`), as smoltcp's split poll invites:
+    /// take in what arrived, run the server, then send. A pool of one whose delayed ACK of the
+    /// client's FIN falls due in a pass that also takes the slot back to listen has that ACK
+    /// still to send when the pool asks the socket to listen. The ACK must leave all the same,
+    /// and the slot must listen when the pool says it does: the next client, let in the moment
+    /// the pool listens (as a listen backlog does), is served, and nobody meets a reset.
+    #[test]
+    fn a_split_poll_loop_sends_the_last_ack_and_serves_the_next_client_let_in() {
+        let payload = random_bytes(30_000, 11);
+        let mut pair = Pair::new(Loop::<1500>::new())
+            .with_limit(Duration::from_secs(60))
+            .polling(Loop::ingress);
+        let mut socket = |side| {
+            let mut socket = socket(BUFFER, BUFFER);
+            socket.set_ack_delay(Some(Duration::from_millis(10)));
+            pair.add(side, socket)
+        };
+        let s = socket(Side::Server);
+        let clients = [socket(Side::Client), socket(Side::Client)];
+        let mut server = pair.listen([s], &payload[..], Timeouts::DEFAULT);
+        pair.connect_raw(clients[0], 49152);
+
+        let mut served = Vec::new();
+        let mut received = [Vec::new(), Vec::new()];
+        let mut replied = [false; 2];
+        let mut second_connected = false;
+        pair.drive(|net| {
+            let now = net.now();
+            served.extend(server.poll(now, &mut net.sockets));
+            // The second client connects only once the pool listens again.
+            if !second_connected && served.len() == 1 && server.listening() == 1 {
+                let remote = (net.address(Side::Server, false), common::PORT);
+                net.sockets
+                    .get_mut::<tcp::Socket>(clients[1])
+                    .connect(net.iface.context(), remote, 49153)
+                    .unwrap();
+                second_connected = true;
+            }
+            for (i, &c) in clients.iter().enumerate() {
+                let client = net.sockets.get_mut::<tcp::Socket>(c);
+                replied[i] = read_then_reply_then_close(client, replied[i], &mut received[i]);
+            }
+            net.egress();
+            let closed = |c| net.sockets.get::<tcp::Socket>(c).state() == tcp::State::Closed;
+            let done = served.len() == 2 && clients.iter().all(|&c| closed(c));
+            (done, server.poll_at())
+        });
+        for result in served {
+            assert!(result.unwrap().reply.is_thank_you());
+        }
+        assert!(received.iter().all(|r| *r == payload));
+        assert_no_reset(&pair);
+    }
+
     /// An empty file's FIN has no byte to travel with, so the server turns on a keep-alive until the
     /// FIN is acknowledged (see tests/smoltcp_bugs.rs). It turns it off again however the exchange
     /// ends: the socket keeps the setting when it listens again, and the next client would get it.

@@ -25,9 +25,15 @@ enum Slot<R> {
     Lingering {
         /// When the slot listens again.
         until: Instant,
-        /// The earliest it may listen again when the pool needs a listener: after the socket's
-        /// delayed-ACK time, so the last ACK has left.
+        /// When the socket's delayed-ACK timer, if one was running, has run out: its last ACK
+        /// leaves at the interface's first send from then on.
         earliest: Instant,
+        /// A poll has found `earliest` passed, and the interface has sent since: the last ACK
+        /// has left, and the slot may listen again (at `until`, or at once when the pool needs a
+        /// listener). A loop that runs the server between taking packets in and sending them
+        /// (smoltcp's split poll) has not yet sent that ACK in the pass that finds it due, and
+        /// `listen` in TIME-WAIT would drop it (or, with `patches/0003`, refuse).
+        ack_sent: bool,
         /// The socket's own delayed-ACK setting, restored when it listens again.
         ack_delay: Option<Duration>,
     },
@@ -227,11 +233,20 @@ impl<S: Source, const N: usize> Server<S, N> {
             // An aborted socket whose RST has gone has nothing left to linger for; one whose
             // RST the interface has yet to send waits for it, until `until`.
             Slot::Lingering {
-                until, ack_delay, ..
+                until,
+                earliest,
+                ack_sent,
+                ack_delay,
             } => {
                 let reset_sent = socket.state() == tcp::State::Closed && !reset_pending(socket);
-                if now >= until || reset_sent {
+                if (now >= until && ack_sent) || reset_sent {
                     self.relisten(i, sockets, ack_delay);
+                } else if !ack_sent && now >= earliest {
+                    // Due now, sent by the interface after this poll: not reclaimed in it.
+                    if let Slot::Lingering { ack_sent, .. } = &mut self.slots[i] {
+                        *ack_sent = true;
+                    }
+                    return Polled::AckDue;
                 }
                 return Polled::Unchanged;
             }
@@ -347,9 +362,9 @@ impl<S: Source, const N: usize> Server<S, N> {
         fresh: &[bool; N],
     ) -> Option<usize> {
         self.candidates(fresh).find_map(|(i, slot)| match slot {
-            Slot::Lingering { earliest, .. } => {
+            Slot::Lingering { ack_sent, .. } => {
                 let socket = sockets.get::<tcp::Socket>(self.handles[i]);
-                (now >= *earliest && !reset_pending(socket)).then_some(i)
+                (*ack_sent && !reset_pending(socket)).then_some(i)
             }
             Slot::Listening | Slot::Serving(_) => None,
         })
@@ -401,13 +416,19 @@ impl<S: Source, const N: usize> Server<S, N> {
     /// of two or more.
     fn relisten(&mut self, i: usize, sockets: &mut SocketSet<'_>, ack_delay: Option<Duration>) {
         let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
-        socket.set_ack_delay(ack_delay);
         if socket.is_open() {
-            // TIME-WAIT cut short (or a socket that never closed): `listen` needs it closed.
+            // A socket that never closed: `listen` needs it closed (TIME-WAIT it takes as it is).
             socket.abort();
         }
-        // `listen` only fails for port 0, which `Server::listen` rejected.
-        let _ = socket.listen(self.endpoint);
+        // Port 0 was rejected by `Server::listen`. A smoltcp that keeps TIME-WAIT's owed ACK
+        // (`patches/0003`) refuses while one is left, as after a FIN retransmitted into the
+        // pass that takes the slot back: the slot lingers on, its ACK leaves at once, and it
+        // tries again at its next poll. A slot counted as listening must listen, or a SYN let
+        // in for it (by a listen backlog) meets a reset.
+        if socket.listen(self.endpoint).is_err() {
+            return;
+        }
+        socket.set_ack_delay(ack_delay);
         // A pool of one skips the fresh start: it never takes a half-open connection back, so
         // the silence can only delay its next client by what is left of a second after a peer it
         // could not reach (less than that client's first SYN retransmission), and on the
@@ -428,6 +449,7 @@ impl<S: Source, const N: usize> Server<S, N> {
         Slot::Lingering {
             until: earliest.max(now + linger),
             earliest,
+            ack_sent: false,
             ack_delay,
         }
     }
@@ -508,6 +530,8 @@ enum Polled {
     TookSyn,
     /// Its connection ended.
     Ended,
+    /// Its last ACK fell due: the interface sends it after this poll.
+    AckDue,
 }
 
 /// The connections that ended in one [`Server::poll`], in slot order: each one's [`Report`], or

@@ -162,6 +162,23 @@ impl<const MTU: usize> Loop<MTU> {
     pub fn segments_from(&self, port: u16) -> impl Iterator<Item = &Seen> {
         self.trace.iter().filter(move |s| s.sent_by(port))
     }
+
+    /// Take in every queued packet, one at a time, recording each: the first half of a poll.
+    pub fn ingress(&mut self) {
+        let now = self.clock.now();
+        while let Some(packet) = self.device.peek() {
+            self.trace.extend(Seen::parse(now, packet));
+            self.iface
+                .poll_ingress_single(now, &mut *self.device, &mut self.sockets);
+        }
+    }
+
+    /// Send what the sockets have: the second half of a poll.
+    pub fn egress(&mut self) {
+        let now = self.clock.now();
+        self.iface
+            .poll_egress(now, &mut *self.device, &mut self.sockets);
+    }
 }
 
 impl<const MTU: usize> Hosts for Loop<MTU> {
@@ -172,14 +189,8 @@ impl<const MTU: usize> Hosts for Loop<MTU> {
     /// Deliver every queued packet one at a time (recording it), then send what the sockets
     /// have.
     fn poll(&mut self) {
-        let now = self.clock.now();
-        while let Some(packet) = self.device.peek() {
-            self.trace.extend(Seen::parse(now, packet));
-            self.iface
-                .poll_ingress_single(now, &mut *self.device, &mut self.sockets);
-        }
-        self.iface
-            .poll_egress(now, &mut *self.device, &mut self.sockets);
+        self.ingress();
+        self.egress();
     }
 
     fn pending(&self) -> usize {
