@@ -58,8 +58,9 @@ fn reset_pending(socket: &tcp::Socket) -> bool {
 /// the current ones).
 ///
 /// When a connection ends well, its socket lingers in TIME-WAIT for [`Timeouts::linger`] (and at
-/// least until the next `poll` and the socket's delayed-ACK time, so the final ACK of the
-/// client's FIN is sent first), then listens again; after an error it listens again as soon as
+/// least until a `poll` after the socket's delayed-ACK time has run out, so that the interface,
+/// polled in between, has sent the final ACK of the client's FIN, whether the loop runs the
+/// server before or after the interface sends), then listens again; after an error it listens again as soon as
 /// its RST has left (however often `poll` is called before the interface sends it; at most
 /// `linger` later if the device never takes it). smoltcp's own TIME-WAIT lasts 10 s, far longer
 /// than a small pool can spare a socket.
@@ -317,7 +318,7 @@ impl<S: Source, const N: usize> Server<S, N> {
         ended: &mut Finished<N>,
     ) {
         // 1. A lingering slot whose last ACK (or RST) has left.
-        if let Some(i) = self.done_lingering(now, sockets, fresh) {
+        if let Some(i) = self.done_lingering(sockets, fresh) {
             if let Slot::Lingering { ack_delay, .. } = self.slots[i] {
                 self.relisten(i, sockets, ack_delay);
             }
@@ -355,12 +356,7 @@ impl<S: Source, const N: usize> Server<S, N> {
     }
 
     /// A lingering slot that may listen again now: its last ACK (or RST) has left.
-    fn done_lingering(
-        &self,
-        now: Instant,
-        sockets: &SocketSet<'_>,
-        fresh: &[bool; N],
-    ) -> Option<usize> {
+    fn done_lingering(&self, sockets: &SocketSet<'_>, fresh: &[bool; N]) -> Option<usize> {
         self.candidates(fresh).find_map(|(i, slot)| match slot {
             Slot::Lingering { ack_sent, .. } => {
                 let socket = sockets.get::<tcp::Socket>(self.handles[i]);
