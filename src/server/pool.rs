@@ -244,9 +244,12 @@ impl<S: Source, const N: usize> Server<S, N> {
                     self.relisten(i, sockets, ack_delay);
                 } else if !ack_sent && now >= earliest {
                     // Due now, sent by the interface after this poll: not reclaimed in it.
-                    if let Slot::Lingering { ack_sent, .. } = &mut self.slots[i] {
-                        *ack_sent = true;
-                    }
+                    self.slots[i] = Slot::Lingering {
+                        until,
+                        earliest,
+                        ack_sent: true,
+                        ack_delay,
+                    };
                     return Polled::AckDue;
                 }
                 return Polled::Unchanged;
