@@ -9,7 +9,7 @@
 # in turn; "ours / kernel" is the ratio of the medians of ours -> kernel and kernel -> ours.
 # Prints a markdown table.
 #
-#   bash scripts/tap-loss.sh [--size MIB] [--seeds N] [--delay MS] [--no-stock] [LOSS%...]
+#   bash scripts/tap-loss.sh [--size MIB] [--seeds N] [--delay MS] [--no-offload] [--no-stock] [LOSS%...]
 #                            (default: 2 MiB, 5 seeds, no delay, losses 0.1 1 3)
 #
 # --delay holds every frame MS ms at our device, each way (a round trip of twice MS).
@@ -22,13 +22,14 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/netns.sh
 source scripts/lib/netns.sh
 
-size=2 seeds=5 delay=0 stock=1 losses=()
+size=2 seeds=5 delay=0 stock=1 offload=() losses=()
 while (($#)); do
   case $1 in
     --size) size=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
     --delay) delay=$2; shift 2 ;;
     --no-stock) stock=0; shift ;;
+    --no-offload) offload=(--no-offload); shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) losses+=("$1"); shift ;;
   esac
@@ -80,7 +81,7 @@ timed() {
 run() {
   local what=$1 build=$2 loss=$3 seed=$4 bin server secs
   bin=$([[ $build == stock ]] && echo "$bin_stock" || echo "$bin_patched")
-  local faults=(--drop "$loss" --seed "$seed" --delay "$delay")
+  local faults=(--drop "$loss" --seed "$seed" --delay "$delay" "${offload[@]}")
   case $what in
     ours-kernel)
       ip netns exec "$ns" "$bin/tap_server" --clients 1 --wait 60 "${faults[@]}" "$file" > "$dir/server.out" 2>&1 &
