@@ -13,6 +13,9 @@
 #                            (default: 2 MiB, 5 seeds, no delay, losses 0.1 1 3)
 #
 # --delay holds every frame MS ms at our device, each way (a round trip of twice MS).
+# --no-offload runs our programs with `--no-offload`: the kernel then sends us frames of one
+# segment each, as we send it, instead of up to 64 KiB (segmentation offload), so a frame
+# dropped is a segment lost in both directions alike.
 # Needs root, /dev/net/tun and iproute2 (else it says so and exits 0); everything runs in a
 # network namespace this script creates and deletes at exit, the files on /dev/shm.
 # LOSS_PROFILE picks the build profile (default release). Exits non-zero if a copy differs or
