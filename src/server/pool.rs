@@ -26,14 +26,9 @@ enum Slot<R> {
         /// When the slot listens again.
         until: Instant,
         /// When the socket's delayed-ACK timer, if one was running, has run out: its last ACK
-        /// leaves at the interface's first send from then on.
+        /// leaves at the interface's first send from then on, so it has left once a `poll`
+        /// at or after this one is over (`Server::last_poll`).
         earliest: Instant,
-        /// A poll has found `earliest` passed, and the interface has sent since: the last ACK
-        /// has left, and the slot may listen again (at `until`, or at once when the pool needs a
-        /// listener). A loop that runs the server between taking packets in and sending them
-        /// (smoltcp's split poll) has not yet sent that ACK in the pass that finds it due, and
-        /// `listen` in TIME-WAIT would drop it (or, with `patches/0003`, refuse).
-        ack_sent: bool,
         /// The socket's own delayed-ACK setting, restored when it listens again.
         ack_delay: Option<Duration>,
     },
@@ -154,6 +149,12 @@ pub struct Server<S: Source, const N: usize> {
     source: S,
     timeouts: Timeouts,
     reclaim: bool,
+    /// The time of the last `poll`. The interface has sent since (whatever order the loop
+    /// polls in), so an ACK due by then has left. A loop that runs the server between taking
+    /// packets in and sending them (smoltcp's split poll) has not yet sent an ACK that falls
+    /// due in that very pass, and `listen` in TIME-WAIT would drop it (or, with
+    /// `patches/0003`, refuse).
+    last_poll: Instant,
 }
 
 impl<S: Source, const N: usize> Server<S, N> {
@@ -179,6 +180,7 @@ impl<S: Source, const N: usize> Server<S, N> {
             source,
             timeouts,
             reclaim: true,
+            last_poll: Instant::ZERO,
         })
     }
 
@@ -208,6 +210,7 @@ impl<S: Source, const N: usize> Server<S, N> {
         if self.reclaim && self.listening() == 0 {
             self.keep_one_listening(now, sockets, &fresh, took_syn, &mut ended);
         }
+        self.last_poll = now;
         ended
     }
 
@@ -236,21 +239,11 @@ impl<S: Source, const N: usize> Server<S, N> {
             Slot::Lingering {
                 until,
                 earliest,
-                ack_sent,
                 ack_delay,
             } => {
                 let reset_sent = socket.state() == tcp::State::Closed && !reset_pending(socket);
-                if (now >= until && ack_sent) || reset_sent {
+                if (now >= until && self.last_poll >= earliest) || reset_sent {
                     self.relisten(i, sockets, ack_delay);
-                } else if !ack_sent && now >= earliest {
-                    // Due now, sent by the interface after this poll: not reclaimed in it.
-                    self.slots[i] = Slot::Lingering {
-                        until,
-                        earliest,
-                        ack_sent: true,
-                        ack_delay,
-                    };
-                    return Polled::AckDue;
                 }
                 return Polled::Unchanged;
             }
@@ -361,9 +354,9 @@ impl<S: Source, const N: usize> Server<S, N> {
     /// A lingering slot that may listen again now: its last ACK (or RST) has left.
     fn done_lingering(&self, sockets: &SocketSet<'_>, fresh: &[bool; N]) -> Option<usize> {
         self.candidates(fresh).find_map(|(i, slot)| match slot {
-            Slot::Lingering { ack_sent, .. } => {
+            Slot::Lingering { earliest, .. } => {
                 let socket = sockets.get::<tcp::Socket>(self.handles[i]);
-                (*ack_sent && !reset_pending(socket)).then_some(i)
+                (self.last_poll >= *earliest && !reset_pending(socket)).then_some(i)
             }
             Slot::Listening | Slot::Serving(_) => None,
         })
@@ -448,7 +441,6 @@ impl<S: Source, const N: usize> Server<S, N> {
         Slot::Lingering {
             until: earliest.max(now + linger),
             earliest,
-            ack_sent: false,
             ack_delay,
         }
     }
@@ -529,8 +521,6 @@ enum Polled {
     TookSyn,
     /// Its connection ended.
     Ended,
-    /// Its last ACK fell due: the interface sends it after this poll.
-    AckDue,
 }
 
 /// The connections that ended in one [`Server::poll`], in slot order: each one's [`Report`], or
