@@ -53,8 +53,8 @@ fn reset_pending(socket: &tcp::Socket) -> bool {
 /// the current ones).
 ///
 /// When a connection ends well, its socket lingers in TIME-WAIT for [`Timeouts::linger`] (and at
-/// least until a `poll` after the socket's delayed-ACK time has run out, so that the interface,
-/// polled in between, has sent the final ACK of the client's FIN, whether the loop runs the
+/// least until a `poll` that follows one made at or after the socket's delayed-ACK time, so that
+/// the interface, polled in between, has sent the final ACK of the client's FIN, whether the loop runs the
 /// server before or after the interface sends), then listens again; after an error it listens
 /// again as soon as its RST has left (however often `poll` is called before the interface sends
 /// it; at most `linger` later if the device never takes it). smoltcp's own TIME-WAIT lasts 10 s, far longer
