@@ -5,12 +5,12 @@ mod common;
 
 use std::task::Poll;
 
-use common::pair::{Hosts, Pair};
+use common::pair::{Hosts, Pair, SimNet, SimWire};
 use common::{CLIENT_V4, LEN, PORT, SERVER_V4, TIMEOUTS, socket};
 use halfclose::backlog::{Backlog, Stats};
 use halfclose::clock::{Pending, SimClock, Stalled};
 use halfclose::device::Loopback;
-use halfclose::sim::Side;
+use halfclose::sim::{Link, Network, Side};
 use halfclose::{Error, client};
 use smoltcp::iface::{Config, Context, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Medium;
@@ -49,12 +49,23 @@ impl<const Q: usize> Gated<Q> {
     }
 }
 
-impl<const Q: usize> Gated<Q> {
-    /// What the server said after its poll: how many SYNs may pass (all of them without a
-    /// backlog).
+/// A network with a backlog in front of the server host.
+trait Gate: Hosts {
+    /// What the server said after its poll: how many SYNs may pass.
+    fn admit(&mut self, listeners: usize);
+    /// What the backlog has done.
+    fn stats(&self) -> Stats;
+}
+
+impl<const Q: usize> Gate for Gated<Q> {
+    /// All of them without a backlog.
     fn admit(&mut self, listeners: usize) {
         self.backlog
             .admit(if self.open { usize::MAX } else { listeners });
+    }
+
+    fn stats(&self) -> Stats {
+        self.backlog.stats()
     }
 }
 
@@ -92,6 +103,56 @@ impl<const Q: usize> Hosts for Gated<Q> {
     }
 }
 
+/// The simulated two-host wire, with a backlog of `Q` SYNs in front of the server host's device.
+struct Behind<'w, const Q: usize> {
+    net: SimNet<'w>,
+    backlog: Backlog<Q>,
+}
+
+impl<const Q: usize> Hosts for Behind<'_, Q> {
+    fn now(&self) -> Instant {
+        self.net.now()
+    }
+
+    fn poll(&mut self) {
+        self.net.poll_behind(&mut self.backlog);
+    }
+
+    fn pending(&self) -> usize {
+        self.net.wire.pending() + self.backlog.releasable()
+    }
+
+    fn advance(&mut self, wake: Option<Instant>) -> Result<Instant, Stalled> {
+        let held = self.backlog.poll_at();
+        if self
+            .net
+            .advance_with(self.backlog.releasable(), [wake, held])
+        {
+            Ok(self.net.now())
+        } else {
+            Err(Stalled::Idle { at: self.now() })
+        }
+    }
+
+    fn host(&mut self, side: Side) -> (&mut Context, &mut SocketSet<'static>) {
+        self.net.host(side)
+    }
+
+    fn address(&self, side: Side, v6: bool) -> IpAddress {
+        SimNet::address(side, v6)
+    }
+}
+
+impl<const Q: usize> Gate for Behind<'_, Q> {
+    fn admit(&mut self, listeners: usize) {
+        self.backlog.admit(listeners);
+    }
+
+    fn stats(&self) -> Stats {
+        self.backlog.stats()
+    }
+}
+
 /// A client of the crowd, and how it ended.
 type Fetching = client::Client<Vec<u8>>;
 type Fetched = Result<client::Report, Error>;
@@ -103,59 +164,79 @@ struct Crowd {
     stats: Stats,
 }
 
-/// `clients` clients of a `LEN`-byte file connect at once to a pool of `POOL` sockets.
-fn crowd<const POOL: usize, const Q: usize>(net: Gated<Q>, clients: usize) -> Crowd {
+/// `clients` clients of a `LEN`-byte file connect to a pool of `POOL` sockets, `apart` after one
+/// another (all at once if zero).
+fn crowd<const POOL: usize>(net: impl Gate, clients: usize, apart: Duration) -> Crowd {
     let file = common::random_bytes(LEN, 7);
     let mut pair = Pair::new(net);
     let slots: [SocketHandle; POOL] =
         core::array::from_fn(|_| pair.add(Side::Server, socket(8192, 8192)));
     let mut server = pair.listen(slots, &file[..], TIMEOUTS);
     pair.net.admit(server.listening());
-    let mut running: Vec<(Fetching, Option<Fetched>)> = (0..clients)
-        .map(|i| {
-            let handle = pair.add(Side::Client, socket(8192, 8192));
-            let to = client::Connect::to((SERVER_V4, PORT))
-                .from_port(40_000 + i as u16)
-                .timeouts(TIMEOUTS);
-            (pair.connect(handle, to, Vec::new()), None)
-        })
+    let first = pair.now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| pair.add(Side::Client, socket(8192, 8192)))
         .collect();
+    let mut running: Vec<(Option<Fetching>, Option<Fetched>)> =
+        (0..clients).map(|_| (None, None)).collect();
+    let start_at = |i: usize| first + apart * i as u32;
+    // Connect the clients whose time has come.
+    let start = |net: &mut dyn Hosts, running: &mut Vec<(Option<Fetching>, Option<Fetched>)>| {
+        let now = net.now();
+        for (i, (client, _)) in running.iter_mut().enumerate() {
+            if client.is_none() && now >= start_at(i) {
+                let to = client::Connect::to((SERVER_V4, PORT))
+                    .from_port(40_000 + i as u16)
+                    .timeouts(TIMEOUTS);
+                let (cx, sockets) = net.host(Side::Client);
+                *client = Some(
+                    client::Client::connect(cx, sockets, handles[i], to, Vec::new(), now).unwrap(),
+                );
+            }
+        }
+    };
+    start(&mut pair.net, &mut running);
     let mut served = 0;
     pair.drive(|net| {
         let now = net.now();
-        for report in server.poll(now, &mut net.sockets) {
+        for report in server.poll(now, net.host(Side::Server).1) {
             served += usize::from(report.is_ok_and(|r| r.reply.is_thank_you()));
         }
         net.admit(server.listening());
+        start(net, &mut running);
         for (client, result) in &mut running {
-            if result.is_none()
-                && let Poll::Ready(r) = client.poll(now, &mut net.sockets)
+            if let Some(client) = client
+                && result.is_none()
+                && let Poll::Ready(r) = client.poll(now, net.host(Side::Client).1)
             {
                 *result = Some(r);
             }
         }
-        let wake = running.iter().map(|(c, _)| c.deadline());
-        let wake = wake.chain([server.poll_at()]).flatten().min();
+        let next_start = (0..clients).map(start_at).find(|&t| t > now);
+        let wake = running
+            .iter()
+            .map(|(c, _)| c.as_ref().and_then(|c| c.deadline()));
+        let wake = wake.chain([server.poll_at(), next_start]).flatten().min();
         (
             running.iter().all(|(_, r)| r.is_some()) && server.busy() == 0,
             wake,
         )
     });
     for (client, result) in &running {
-        if let Some(Ok(_)) = result {
+        if let (Some(client), Some(Ok(_))) = (client, result) {
             assert!(client.sink() == &file, "a client's copy differs");
         }
     }
     Crowd {
         results: running.into_iter().map(|(_, r)| r.unwrap()).collect(),
         served,
-        stats: pair.net.backlog.stats(),
+        stats: pair.net.stats(),
     }
 }
 
 #[test]
 fn clients_that_find_the_pool_full_wait_and_are_all_served() {
-    let crowd = crowd::<2, 16>(Gated::new(Duration::from_secs(10)), 8);
+    let crowd = crowd::<2>(Gated::<16>::new(Duration::from_secs(10)), 8, Duration::ZERO);
     let failed: Vec<_> = crowd.results.iter().filter(|r| r.is_err()).collect();
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(crowd.served, 8);
@@ -164,11 +245,33 @@ fn clients_that_find_the_pool_full_wait_and_are_all_served() {
     assert_eq!((crowd.stats.dropped, crowd.stats.refused), (0, 0));
 }
 
+/// Over a 10 ms round trip, a client let in from the backlog is half-open for that long: the pool
+/// must not take its slot for the next one let in before it has had time to answer.
+#[test]
+fn clients_let_in_together_over_a_slow_link_are_all_served() {
+    let link = Link {
+        latency: Duration::from_millis(5),
+        queue: 64,
+        ..Link::clean(1500)
+    };
+    let mut wire = Box::new(SimWire::new(1, link, link));
+    let net = Behind {
+        net: Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![])),
+        backlog: Backlog::<32>::new(PORT),
+    };
+    let crowd = crowd::<4>(net, 16, Duration::from_micros(500));
+    let failed: Vec<_> = crowd.results.iter().filter(|r| r.is_err()).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(crowd.served, 16);
+    assert_eq!(crowd.stats.held, 12, "{:?}", crowd.stats);
+    assert_eq!((crowd.stats.dropped, crowd.stats.refused), (0, 0));
+}
+
 #[test]
 fn without_a_backlog_the_same_clients_are_refused() {
     let mut net = Gated::<16>::new(Duration::from_secs(10));
     net.open = true;
-    let crowd = crowd::<2, 16>(net, 8);
+    let crowd = crowd::<2>(net, 8, Duration::ZERO);
     let refused = crowd
         .results
         .iter()
@@ -180,7 +283,7 @@ fn without_a_backlog_the_same_clients_are_refused() {
 
 #[test]
 fn a_full_queue_drops_syns_and_their_clients_retry_until_served() {
-    let crowd = crowd::<1, 1>(Gated::new(Duration::from_secs(10)), 4);
+    let crowd = crowd::<1>(Gated::<1>::new(Duration::from_secs(10)), 4, Duration::ZERO);
     let failed: Vec<_> = crowd.results.iter().filter(|r| r.is_err()).collect();
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(crowd.served, 4);

@@ -1359,9 +1359,10 @@ mod neighbor_silence {
         assert_eq!(raw_syn_ack_delay(), 0);
     }
 
-    /// Our guard: a pool of two takes back its first slot from a forged SYN when a second forged
-    /// SYN takes the last listener, and makes it listen again as a fresh socket. The real
-    /// client's SYN, 10 ms later, lands on that slot and is answered in the same poll.
+    /// Our guard: a pool of two whose second slot a forged SYN has taken takes back the first
+    /// slot from an older forged SYN (one that has waited longer than a handshake may take:
+    /// 151 ms before the pool has seen one), and makes it listen again as a fresh socket. The
+    /// real client's SYN, 10 ms later, lands on that slot and is answered in the same poll.
     #[test]
     fn our_pool_answers_a_real_client_at_once_on_a_slot_taken_back_from_a_forged_syn() {
         let mut lan = Lan::default();
@@ -1384,7 +1385,7 @@ mod neighbor_silence {
         lan.syn(FORGER_MAC, forged(1), 40000);
         assert!(poll(&mut lan, 0).is_empty());
         lan.syn(FORGER_MAC, forged(2), 40001);
-        let reclaimed = poll(&mut lan, 1);
+        let reclaimed = poll(&mut lan, 200);
         assert!(
             matches!(reclaimed.iter().next(), Some(Err(Error::TimedOut { .. }))),
             "the first forged handshake is taken back: {reclaimed:?}"
@@ -1392,7 +1393,7 @@ mod neighbor_silence {
         lan.sent.clear();
 
         lan.syn(CLIENT_MAC, CLIENT, 50000);
-        let _ = poll(&mut lan, 10);
+        let _ = poll(&mut lan, 210);
         assert!(
             lan.syn_ack_sent_to(CLIENT),
             "the real client's SYN-ACK left in the poll that took its SYN"

@@ -21,7 +21,7 @@ mod report;
 mod sender;
 mod source;
 
-pub use pool::{Finished, Server};
+pub use pool::{FIRST_HANDSHAKE, Finished, LONGEST_HANDSHAKE, Server};
 pub use report::{ReplyTiming, Report};
 pub use sender::{Sender, State};
 pub use source::Source;

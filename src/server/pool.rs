@@ -70,11 +70,17 @@ fn reset_pending(socket: &tcp::Socket) -> bool {
 /// 1. A lingering slot: its transfer is over; only a lost last ACK would have needed it. In
 ///    a pool of one this is the only reclaim, so a pool of one listens again as soon as its last
 ///    ACK (or, after an error, its RST) has left, whatever `linger` says.
-/// 2. In a pool of two or more, when a SYN has just taken the last listener: the oldest other
-///    half-open connection (SYN-RECEIVED), without a RST (its address is likely forged). This is
-///    the kernel's SYN-queue policy: a real client completes its handshake in one round trip,
-///    long before a flood has pushed it to the front, and one that is reclaimed anyway retries
-///    its SYN and finds a listener.
+/// 2. In a pool of two or more: the oldest half-open connection (SYN-RECEIVED), once it has had
+///    one and a half times as long to complete its handshake as the last client that completed
+///    one took, and a millisecond more; without a RST (its address is likely forged). A real
+///    client completes its handshake in one round trip, long before a flood has pushed it to
+///    the front, and one that is reclaimed anyway retries its SYN and finds a listener. The wait
+///    is what makes this safe on a slow link: with none, clients let in together over a 10 ms
+///    round trip (from a listen backlog, say) took each other's slots before any of them could
+///    answer. Until a handshake has been seen the pool assumes [`FIRST_HANDSHAKE`], and halves
+///    that with each connection it takes back, so that a SYN flood that comes before any real
+///    client cannot hold the pool at that wait; a handshake counts for at most
+///    [`LONGEST_HANDSHAKE`].
 /// 3. In a pool of two or more: the established connection whose peer has moved nothing for the
 ///    longest, if that is at least [`Timeouts::stall`]; it is aborted (a RST tells the peer at
 ///    once). This is fair because it only happens when the pool is full, it takes the slot that
@@ -155,7 +161,28 @@ pub struct Server<S: Source, const N: usize> {
     /// due in that very pass, and `listen` in TIME-WAIT would drop it (or, with
     /// `patches/0003`, refuse).
     last_poll: Instant,
+    /// How long the last client that completed its handshake took, from its SYN (at most
+    /// [`LONGEST_HANDSHAKE`]); see [`reclaim_after`](Self::reclaim_after).
+    handshake: Duration,
+    /// Whether `handshake` was measured; until then it is a guess, halved at each reclaim.
+    handshake_seen: bool,
 }
+
+/// The handshake time a pool assumes until it has seen one (a half-open connection is then
+/// reclaimed for a new client after 151 ms), halved at each connection taken back before then.
+/// Generous for a LAN, where the first completed handshake brings it down to a round trip of
+/// that link.
+pub const FIRST_HANDSHAKE: Duration = Duration::from_millis(100);
+
+/// Added to the wait before a half-open connection is reclaimed: the handshake is timed from
+/// poll to poll, and on a fast link (or in memory, where it takes no time at all) it may
+/// measure nothing.
+const HANDSHAKE_SLACK: Duration = Duration::from_millis(1);
+
+/// The longest handshake time a pool learns from a client: a peer that completes its handshake
+/// slowly cannot make half-open connections safe from reclaim for longer than 1.5 times this
+/// (and a millisecond).
+pub const LONGEST_HANDSHAKE: Duration = Duration::from_secs(1);
 
 impl<S: Source, const N: usize> Server<S, N> {
     /// Make the sockets listen on `endpoint` (a port, or an address and port).
@@ -181,6 +208,8 @@ impl<S: Source, const N: usize> Server<S, N> {
             timeouts,
             reclaim: true,
             last_poll: Instant::ZERO,
+            handshake: FIRST_HANDSHAKE,
+            handshake_seen: false,
         })
     }
 
@@ -201,27 +230,25 @@ impl<S: Source, const N: usize> Server<S, N> {
         let mut ended = Finished::new();
         // Slots that took a SYN or finished in this call: never reclaimed in the same call.
         let mut fresh = [false; N];
-        let mut took_syn = false;
         for (i, fresh) in fresh.iter_mut().enumerate() {
-            let polled = self.poll_slot(i, now, sockets, &mut ended);
-            *fresh = polled != Polled::Unchanged;
-            took_syn |= polled == Polled::TookSyn;
+            *fresh = self.poll_slot(i, now, sockets, &mut ended);
         }
         if self.reclaim && self.listening() == 0 {
-            self.keep_one_listening(now, sockets, &fresh, took_syn, &mut ended);
+            self.keep_one_listening(now, sockets, &fresh, &mut ended);
         }
         self.last_poll = now;
         ended
     }
 
-    /// Advance slot `i`.
+    /// Advance slot `i`. Returns whether it took a SYN or its connection ended (either keeps it
+    /// from being reclaimed in this call).
     fn poll_slot(
         &mut self,
         i: usize,
         now: Instant,
         sockets: &mut SocketSet<'_>,
         ended: &mut Finished<N>,
-    ) -> Polled {
+    ) -> bool {
         let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
         let took_syn = match self.slots[i] {
             // A SYN arrived: the slot serves the connection, polled at once below.
@@ -232,7 +259,7 @@ impl<S: Source, const N: usize> Server<S, N> {
                     // fails for port 0, which `Server::listen` rejected.
                     let _ = socket.listen(self.endpoint);
                 }
-                return Polled::Unchanged;
+                return false;
             }
             // An aborted socket whose RST has gone has nothing left to linger for; one whose
             // RST the interface has yet to send waits for it, until `until`.
@@ -245,7 +272,7 @@ impl<S: Source, const N: usize> Server<S, N> {
                 if (now >= until && self.last_poll >= earliest) || reset_sent {
                     self.relisten(i, sockets, ack_delay);
                 }
-                return Polled::Unchanged;
+                return false;
             }
             // A connection: polled below.
             Slot::Serving(_) => false,
@@ -254,11 +281,8 @@ impl<S: Source, const N: usize> Server<S, N> {
             // A source that fails to open leaves the slot lingering: `serve` has nothing to poll.
             self.accept(i, now, socket, ended);
         }
-        match (took_syn, self.serve(i, now, socket, ended)) {
-            (true, _) => Polled::TookSyn,
-            (false, true) => Polled::Ended,
-            (false, false) => Polled::Unchanged,
-        }
+        // `serve` first: a connection that took its SYN in this call is polled at once.
+        self.serve(i, now, socket, ended) || took_syn
     }
 
     /// A SYN took slot `i`: open the file for its connection, and serve it; a source that fails
@@ -294,7 +318,13 @@ impl<S: Source, const N: usize> Server<S, N> {
         let Slot::Serving(sender) = &mut self.slots[i] else {
             return false;
         };
+        // Only a pool of two or more takes half-open connections back, so only it times them.
+        let was_half_open = N >= 2 && sender.is_half_open();
         let Poll::Ready(result) = sender.poll(now, socket) else {
+            if was_half_open && !sender.is_half_open() {
+                self.handshake = (now - sender.accepted_at()).min(LONGEST_HANDSHAKE);
+                self.handshake_seen = true;
+            }
             return false;
         };
         // A finished exchange may have a FIN to re-acknowledge; after an error the slot waits
@@ -310,7 +340,6 @@ impl<S: Source, const N: usize> Server<S, N> {
         now: Instant,
         sockets: &mut SocketSet<'_>,
         fresh: &[bool; N],
-        took_syn: bool,
         ended: &mut Finished<N>,
     ) {
         // 1. A lingering slot whose last ACK (or RST) has left.
@@ -323,14 +352,18 @@ impl<S: Source, const N: usize> Server<S, N> {
         if N < 2 {
             return;
         }
-        // 2. The oldest half-open connection, when a SYN just took the last listener.
-        if let Some(i) = self.oldest_half_open(fresh).filter(|_| took_syn) {
+        // 2. The oldest half-open connection, if it has had time to complete its handshake.
+        if let Some(i) = self.oldest_half_open(now, fresh) {
             let socket = sockets.get_mut::<tcp::Socket>(self.handles[i]);
             self.reclaim_slot(i, socket, ended);
             // No RST: a forged source would never read it, and a real one retries its SYN.
             socket.abort();
             let ack_delay = socket.ack_delay();
             self.relisten(i, sockets, ack_delay);
+            // A guess that only forged SYNs have met is not left to hold off the next ones.
+            if !self.handshake_seen {
+                self.handshake = self.handshake / 2;
+            }
             return;
         }
         // 3. The longest-stalled established connection, stalled for at least `stall`.
@@ -362,15 +395,24 @@ impl<S: Source, const N: usize> Server<S, N> {
         })
     }
 
-    /// The slot whose connection is the oldest still in its handshake.
-    fn oldest_half_open(&self, fresh: &[bool; N]) -> Option<usize> {
+    /// The slot whose connection is the oldest still in its handshake, if that has lasted at
+    /// least [`reclaim_after`](Self::reclaim_after).
+    fn oldest_half_open(&self, now: Instant, fresh: &[bool; N]) -> Option<usize> {
         self.candidates(fresh)
             .filter_map(|(i, slot)| match slot {
                 Slot::Serving(sender) => sender.is_half_open().then_some((sender.accepted_at(), i)),
                 Slot::Listening | Slot::Lingering { .. } => None,
             })
             .min()
+            .filter(|&(since, _)| now >= since + self.reclaim_after())
             .map(|(_, i)| i)
+    }
+
+    /// How long a half-open connection keeps its slot in a full pool: one and a half times the
+    /// last completed handshake (a round trip of the link, and the time to the next poll), and
+    /// a millisecond more.
+    fn reclaim_after(&self) -> Duration {
+        self.handshake + self.handshake / 2 + HANDSHAKE_SLACK
     }
 
     /// The slot whose established connection has moved nothing for the longest, if for at least
@@ -510,17 +552,6 @@ impl<S: Source, const N: usize> Server<S, N> {
     pub fn handles(&self) -> &[SocketHandle; N] {
         &self.handles
     }
-}
-
-/// What one slot did in a [`Server::poll`], as the reclaim policy needs to know it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Polled {
-    /// Nothing that keeps it from being reclaimed.
-    Unchanged,
-    /// It took a SYN (its connection may even have ended already).
-    TookSyn,
-    /// Its connection ended.
-    Ended,
 }
 
 /// The connections that ended in one [`Server::poll`], in slot order: each one's [`Report`], or
