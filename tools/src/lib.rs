@@ -11,13 +11,14 @@
 //!   [`capture`] for a pcap file's connections;
 //! - [`xorshift64star`] and [`random_bytes`]: the tests' seeded pseudo-random inputs.
 //! - `flood`: forged SYNs for `load --flood` (Linux, a raw socket).
+//! - `relay`: the `relay` program's lossy, slow link between two TAP devices (Linux).
 //!
 //! The programs: `bench` (throughput against smoltcp's own loopback and memcpy), `soak` (the
 //! fault matrix over many seeds), `attacks`, `lesson` (the kernel-TCP peers the TAP tests
-//! and the firmware scripts talk to) and `load` (many kernel-TCP clients at once or in a row,
-//! timed: `scripts/load.sh`, `tests/tap_load.rs`) and `draw` (the pictures of a connection in a
-//! pcap capture). Run one with `cargo run --release -p halfclose-tools --bin
-//! NAME`.
+//! and the firmware scripts talk to), `load` (many kernel-TCP clients at once or in a row,
+//! timed: `scripts/load.sh`, `tests/tap_load.rs`), `draw` (the pictures of a connection in a
+//! pcap capture) and `relay` (two kernel TCP stacks over a lossy, slow link of two TAP devices:
+//! `scripts/tap-loss.sh`). Run one with `cargo run --release -p halfclose-tools --bin NAME`.
 
 pub mod attacks;
 pub mod capture;
@@ -29,6 +30,8 @@ pub mod flood;
 #[path = "../../examples/common/picture.rs"]
 pub mod picture;
 pub mod recorder;
+#[cfg(target_os = "linux")]
+pub mod relay;
 pub mod wire;
 
 /// One step of xorshift64*: seeded inputs are replayed from their seed.
