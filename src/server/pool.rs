@@ -362,7 +362,7 @@ impl<S: Source, const N: usize> Server<S, N> {
             self.relisten(i, sockets, ack_delay);
             // A guess that only forged SYNs have met is not left to hold off the next ones.
             if !self.handshake_seen {
-                self.handshake = self.handshake / 2;
+                self.handshake /= 2;
             }
             return;
         }
