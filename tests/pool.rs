@@ -8,14 +8,16 @@ mod common;
 use std::task::Poll;
 
 use common::pair::{
-    Hosts, Loop, Pair, Served, SimNet, SimPeer, our_server_watched_against, sim, transfer, wire,
+    Hosts, Loop, Pair, Served, SimNet, SimPeer, SimWire, our_server_watched_against, sim, transfer,
+    wire,
 };
 use common::{LEN, LONG, PORT, TIMEOUTS, random_bytes, read_all, socket};
-use halfclose::sim::Side;
+use halfclose::sim::{self, Link, Side};
 use halfclose::{Error, REPLY, Timeouts, client, server};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
-use smoltcp::time::Duration;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpAddress, Ipv4Address};
 
 const BUFFER: usize = 4096;
 
@@ -467,6 +469,96 @@ mod full {
         assert_eq!(second_result.unwrap().unwrap_err(), Error::Refused);
         assert_eq!(first_result.unwrap().unwrap().bytes, LONG as u64);
         assert!(served.unwrap().unwrap().reply.is_thank_you());
+    }
+
+    /// The `n`th forged SYN, from an address on the link that no host owns: its SYN-ACK goes
+    /// nowhere.
+    fn forge(wire: &mut SimWire, n: u16) {
+        let IpAddress::Ipv4(dst) = SimNet::address(Side::Server, false) else {
+            unreachable!("the sim's server address is IPv4")
+        };
+        let src = (Ipv4Address::new(10, 0, 0, 200), 1024 + n);
+        wire.inject(Side::Client, sim::FORGED_SYN_LEN, |buf| {
+            sim::forged_syn(buf, src, (dst, PORT), u32::from(n));
+        });
+    }
+
+    /// Forged SYNs (never completed) whenever the pool of two has a listener, on a link with
+    /// `latency` each way, after a real client (one that connects and never reads) has taken one
+    /// slot, if `real_first`: the times at which the pool took a forged one back.
+    fn reclaims_of_a_flood(latency: Duration, real_first: bool, count: usize) -> Vec<Duration> {
+        let file = random_bytes(LONG, 23);
+        let link = Link {
+            latency,
+            ..Link::clean(1500)
+        };
+        let mut wire = Box::new(SimWire::new(1, link, link));
+        let mut pair = sim(&mut wire);
+        let handles: [_; 2] = sockets(&mut pair, Side::Server);
+        let mut server = pair.listen(handles, &file[..], TIMEOUTS);
+        if real_first {
+            let reader = pair.add(Side::Client, socket(BUFFER, BUFFER));
+            pair.connect_raw(reader, 40000);
+        }
+        let (mut at, mut forged) = (Vec::new(), 0u16);
+        pair.drive(|net| {
+            let now = net.now();
+            for result in server.poll(now, &mut net.server_sockets) {
+                assert!(matches!(result, Err(Error::TimedOut { .. })), "{result:?}");
+                at.push(now - Instant::ZERO);
+            }
+            let real_in = server
+                .states()
+                .any(|s| matches!(s, Some(server::State::Sending { .. })));
+            let free = if real_in || !real_first {
+                server.listening()
+            } else {
+                0
+            };
+            for _ in 0..free {
+                forged += 1;
+                forge(net.wire, forged);
+            }
+            (at.len() >= count, server.poll_at())
+        });
+        at
+    }
+
+    /// Before any client has completed a handshake, the pool does not know the link's round
+    /// trip: it lets a half-open connection wait 151 ms (one and a half times
+    /// `FIRST_HANDSHAKE`, and a millisecond), and halves its guess with each one it takes back,
+    /// so that a SYN flood that comes first is soon met at a LAN's pace.
+    #[test]
+    fn before_any_handshake_a_flood_is_taken_back_sooner_each_time() {
+        let at = reclaims_of_a_flood(Duration::from_millis(1), false, 16);
+        // The first two forged SYNs came at 0 (and reach the server 1 ms later).
+        let first = Duration::from_millis(1) + server::FIRST_HANDSHAKE * 3 / 2;
+        assert!(at[0] >= first + Duration::from_millis(1), "{at:?}");
+        assert!(at[0] <= first + Duration::from_millis(2), "{at:?}");
+        // Then each slot in turn: taken back (1.5 g + 1 ms) after its SYN came, g halving from
+        // 50 ms; its new forged SYN arrives a millisecond after it listens again.
+        let rounds: Vec<_> = at.windows(3).step_by(2).map(|w| w[2] - w[0]).collect();
+        assert!(
+            rounds.windows(2).all(|w| w[1] <= w[0]),
+            "the waits shrink: {rounds:?}"
+        );
+        assert!(
+            rounds[rounds.len() - 1] <= Duration::from_millis(3),
+            "{rounds:?}"
+        );
+    }
+
+    /// Once a real client has completed its handshake, the pool knows the link: over 10 ms each
+    /// way that took 20 ms, so each forged SYN keeps its slot 31 ms (1.5 times that, and a
+    /// millisecond), every time, and is taken back 10 ms after the slot listened again.
+    #[test]
+    fn after_a_real_handshake_a_half_open_slot_waits_one_and_a_half_of_it() {
+        let at = reclaims_of_a_flood(Duration::from_millis(10), true, 8);
+        let gaps: Vec<_> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.iter().all(|&g| g == Duration::from_millis(41)),
+            "{at:?}"
+        );
     }
 
     /// A pool of two held by two clients that never read: once one has moved nothing for `stall`,

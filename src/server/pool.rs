@@ -228,7 +228,8 @@ impl<S: Source, const N: usize> Server<S, N> {
     #[must_use = "each connection's outcome is reported only once, by the call in which it ended"]
     pub fn poll(&mut self, now: Instant, sockets: &mut SocketSet<'_>) -> Finished<N> {
         let mut ended = Finished::new();
-        // Slots that took a SYN or finished in this call: never reclaimed in the same call.
+        // Slots that finished in this call: never reclaimed in the same call (one that has just
+        // taken a SYN is too young to be).
         let mut fresh = [false; N];
         for (i, fresh) in fresh.iter_mut().enumerate() {
             *fresh = self.poll_slot(i, now, sockets, &mut ended);
@@ -240,8 +241,8 @@ impl<S: Source, const N: usize> Server<S, N> {
         ended
     }
 
-    /// Advance slot `i`. Returns whether it took a SYN or its connection ended (either keeps it
-    /// from being reclaimed in this call).
+    /// Advance slot `i`. Returns whether its connection ended in this call (which keeps it from
+    /// being reclaimed in the same call; one that has just taken its SYN is too young to be).
     fn poll_slot(
         &mut self,
         i: usize,
@@ -281,8 +282,7 @@ impl<S: Source, const N: usize> Server<S, N> {
             // A source that fails to open leaves the slot lingering: `serve` has nothing to poll.
             self.accept(i, now, socket, ended);
         }
-        // `serve` first: a connection that took its SYN in this call is polled at once.
-        self.serve(i, now, socket, ended) || took_syn
+        self.serve(i, now, socket, ended)
     }
 
     /// A SYN took slot `i`: open the file for its connection, and serve it; a source that fails
@@ -505,11 +505,16 @@ impl<S: Source, const N: usize> Server<S, N> {
             .filter_map(|s| match s {
                 Slot::Listening => None,
                 Slot::Serving(sender) => {
-                    // A full pool takes back a stalled slot once it has stalled for `stall`.
-                    let reclaim = sender
-                        .stalled_since()
-                        .filter(|_| full && N >= 2)
-                        .map(|since| since + self.timeouts.stall);
+                    // A full pool takes back a half-open slot once it has had the time a
+                    // handshake takes, and a stalled one once it has stalled for `stall`.
+                    let reclaim = if sender.is_half_open() {
+                        Some(sender.accepted_at() + self.reclaim_after())
+                    } else {
+                        sender
+                            .stalled_since()
+                            .map(|since| since + self.timeouts.stall)
+                    };
+                    let reclaim = reclaim.filter(|_| full && N >= 2);
                     [sender.deadline(), reclaim].into_iter().flatten().min()
                 }
                 Slot::Lingering {
