@@ -376,6 +376,120 @@ mod linger {
 }
 
 /// What the pool shows of its slots, and what it does when they are all taken.
+/// A client that resets its handshake (a RST in SYN-RECEIVED) sends smoltcp's socket back to
+/// LISTEN: the slot must count as listening at once, or the next client its socket takes is
+/// never served.
+mod reset_handshake {
+    use super::*;
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr};
+
+    /// A RST from the client host's `port` to the server, at sequence number `seq`.
+    fn inject_rst(wire: &mut SimWire, port: u16, seq: u32) {
+        let (IpAddress::Ipv4(src), IpAddress::Ipv4(dst)) = (
+            SimNet::address(Side::Client, false),
+            SimNet::address(Side::Server, false),
+        ) else {
+            unreachable!("the sim's addresses are IPv4")
+        };
+        let tcp = TcpRepr {
+            src_port: port,
+            dst_port: PORT,
+            control: TcpControl::Rst,
+            seq_number: smoltcp::wire::TcpSeqNumber(seq as i32),
+            ack_number: None,
+            window_len: 0,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let caps = ChecksumCapabilities::default();
+        wire.inject(Side::Client, ip.buffer_len() + tcp.buffer_len(), |buf| {
+            ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps);
+            tcp.emit(
+                &mut TcpPacket::new_unchecked(&mut buf[ip.buffer_len()..]),
+                &IpAddress::Ipv4(src),
+                &IpAddress::Ipv4(dst),
+                &caps,
+            );
+        });
+    }
+
+    /// A pool of two: a first peer's SYN takes the first slot, and its SYN-ACK is answered with a
+    /// RST (the peer's handshake reset); then our client connects, and its SYN finds that slot's
+    /// socket listening first in the set. It is served.
+    #[test]
+    fn after_a_reset_handshake_the_next_client_on_that_socket_is_served() {
+        let file = random_bytes(LEN, 41);
+        let mut wire = wire();
+        let mut pair = sim(&mut wire);
+        let handles: [_; 2] = sockets(&mut pair, Side::Server);
+        // The default linger (8 s): a slot that lingers keeps its socket from the pool that long.
+        let mut server = pair.listen(handles, &file[..], Timeouts::DEFAULT);
+        let peer = pair.add(Side::Client, socket(BUFFER, BUFFER));
+        pair.connect_raw(peer, 40000);
+        // The peer's SYN, then, once the server has answered it, a RST in its place.
+        let (mut isn, mut reset, mut ended) = (None, false, Vec::new());
+        pair.drive(|net| {
+            let now = net.now();
+            ended.extend(server.poll(now, &mut net.server_sockets));
+            isn = isn.or_else(|| {
+                net.wire
+                    .in_flight(Side::Server)
+                    .map(|p| halfclose::segment::Segment::parse(smoltcp::phy::Medium::Ip, p))
+                    .find_map(|s| s.filter(|s| s.syn).map(|s| s.seq))
+            });
+            let syn_ack = net.wire.lose_in_flight(Side::Client, |_| true) > 0;
+            if syn_ack && !reset {
+                net.client_sockets.get_mut::<tcp::Socket>(peer).abort();
+                inject_rst(net.wire, 40000, isn.unwrap().wrapping_add(1));
+                reset = true;
+            }
+            (reset && !ended.is_empty(), server.poll_at())
+        });
+        assert!(matches!(ended[..], [Err(Error::Reset { .. })]), "{ended:?}");
+        assert_eq!(
+            server.listening(),
+            2,
+            "the slot whose handshake was reset listens"
+        );
+
+        let c = pair.add(Side::Client, socket(BUFFER, BUFFER));
+        let to = client::Connect::to((SimNet::address(Side::Server, false), PORT))
+            .from_port(40001)
+            .timeouts(TIMEOUTS);
+        let mut client = pair.connect(c, to, Vec::new());
+        let (mut served, mut fetched) = (None, None);
+        pair.drive(|net| {
+            let now = net.now();
+            if let Some(r) = server.poll(now, &mut net.server_sockets).into_iter().next() {
+                served = Some(r);
+            }
+            if let Poll::Ready(r) = client.poll(now, &mut net.client_sockets) {
+                fetched = Some(r);
+            }
+            let wake = [server.poll_at(), client.deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            (served.is_some() && fetched.is_some(), wake)
+        });
+        assert!(matches!(served, Some(Ok(_))), "{served:?}");
+        assert!(matches!(fetched, Some(Ok(_))), "{fetched:?}");
+        assert!(client.sink() == &file);
+    }
+}
+
 mod full {
     use super::*;
 
@@ -510,6 +624,10 @@ mod full {
             let real_in = server
                 .states()
                 .any(|s| matches!(s, Some(server::State::Sending { .. })));
+            // An event loop sleeps until `poll_at`: it is never in the past.
+            if let Some(t) = server.poll_at() {
+                assert!(t >= now, "poll_at {t} at {now}");
+            }
             let free = if real_in || !real_first {
                 server.listening()
             } else {

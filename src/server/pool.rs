@@ -329,8 +329,15 @@ impl<S: Source, const N: usize> Server<S, N> {
         };
         // A finished exchange may have a FIN to re-acknowledge; after an error the slot waits
         // just for its RST to leave (the `reset_sent` test in `poll_slot`), at most `linger`.
+        // A handshake reset by the peer (a RST in SYN-RECEIVED) has sent smoltcp's socket back
+        // to LISTEN, where it takes the next SYN: the slot listens, or that client would wait
+        // on a socket the pool does not serve.
         ended.push(result);
-        self.slots[i] = Self::linger(socket, now, self.timeouts.linger);
+        self.slots[i] = if socket.is_listening() {
+            Slot::Listening
+        } else {
+            Self::linger(socket, now, self.timeouts.linger)
+        };
         true
     }
 
