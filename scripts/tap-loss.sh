@@ -18,7 +18,7 @@
 # does not depend on the smoltcp build: one column per loss.
 #
 #   bash scripts/tap-loss.sh [--size MIB] [--seeds N] [--delay MS] [--no-offload] [--no-stock]
-#                            [--no-kk] [LOSS%...]
+#                            [--no-kk] [--cc NAME] [LOSS%...]
 #                            (default: 2 MiB, 5 seeds, no delay, losses 0.1 1 3)
 #
 # --delay holds every frame MS ms at our device (and at the relay), each way (a round trip of
@@ -28,6 +28,12 @@
 # dropped is a segment lost in both directions alike. (The kernels on the relay's devices
 # always send frames of one segment: those devices have no offloads.)
 # --no-kk leaves out the kernel -> kernel column.
+# --cc NAME gives the kernel's sender that congestion control (the lesson server's `--cc`,
+# TCP_CONGESTION on its connection; one of `sysctl net.ipv4.tcp_available_congestion_control`;
+# `--cc default`: the machine's own, net.ipv4.tcp_congestion_control). Without it: cubic,
+# Linux's built-in default, a loss-based control as smoltcp's are; a machine may have set
+# another (BBR, which does not slow down for a random loss: docs/performance.md). A kernel
+# without cubic gets its own default, and the script says so. The table's heading names it.
 # Needs root, /dev/net/tun and iproute2 (else it says so and exits 0); everything runs in
 # network namespaces that this script creates and deletes at exit, the files on /dev/shm.
 # LOSS_PROFILE picks the build profile (default release). Exits non-zero if a copy differs or
@@ -37,7 +43,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/netns.sh
 source scripts/lib/netns.sh
 
-size=2 seeds=5 delay=0 stock=1 kk=1 offload=() losses=()
+size=2 seeds=5 delay=0 stock=1 kk=1 cc=cubic offload=() losses=()
 while (($#)); do
   case $1 in
     --size) size=$2; shift 2 ;;
@@ -46,6 +52,7 @@ while (($#)); do
     --no-stock) stock=0; shift ;;
     --no-offload) offload=(--no-offload); shift ;;
     --no-kk) kk=0; shift ;;
+    --cc) cc=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) losses+=("$1"); shift ;;
   esac
@@ -83,6 +90,16 @@ cleanup() {
 trap cleanup EXIT
 ns_tap "$ns"
 if ((kk)); then ns_relay "$ns_a" "$ns_b"; fi
+cc_args=()
+if [[ $cc != default ]] && ! grep -qw -- "$cc" /proc/sys/net/ipv4/tcp_available_congestion_control; then
+  echo "tap-loss.sh: the kernel has no congestion control \"$cc\" (it has: $(cat /proc/sys/net/ipv4/tcp_available_congestion_control)); the kernel's sender keeps its default" >&2
+  cc=default
+fi
+if [[ $cc == default ]]; then
+  cc=$(ip netns exec "$ns" sysctl -n net.ipv4.tcp_congestion_control)
+else
+  cc_args=(--cc "$cc")
+fi
 
 file=$dir/file
 head -c $((size << 20)) /dev/urandom > "$file"
@@ -109,7 +126,7 @@ run() {
       secs=$(LESSON_TIMEOUT=300 timed ip netns exec "$ns" "$lesson" client 192.168.69.1 $port "$dir/copy")
       ;;
     kernel-ours)
-      LESSON_TIMEOUT=300 ip netns exec "$ns" "$lesson" server --bind 192.168.69.100 --chunk 65536 $port "$file" > "$dir/server.out" 2>&1 &
+      LESSON_TIMEOUT=300 ip netns exec "$ns" "$lesson" server --bind 192.168.69.100 --chunk 65536 "${cc_args[@]}" $port "$file" > "$dir/server.out" 2>&1 &
       server=$!
       await "ip netns exec $ns ss -Hltn 'sport = :$port' | grep -q ."
       secs=$(timed ip netns exec "$ns" "$bin/tap_client" --peer 192.168.69.100 "${faults[@]}" -o "$dir/copy")
@@ -122,7 +139,7 @@ run() {
       # shellcheck disable=SC2064 # this relay's pid, now
       trap "kill $relay_pid 2> /dev/null || true" EXIT
       await "grep -q 'relay: forwarding' $dir/relay.out"
-      LESSON_TIMEOUT=300 ip netns exec "$ns_a" "$lesson" server --bind 192.168.71.1 --chunk 65536 $port "$file" > "$dir/server.out" 2>&1 &
+      LESSON_TIMEOUT=300 ip netns exec "$ns_a" "$lesson" server --bind 192.168.71.1 --chunk 65536 "${cc_args[@]}" $port "$file" > "$dir/server.out" 2>&1 &
       server=$!
       await "ip netns exec $ns_a ss -Hltn 'sport = :$port' | grep -q ."
       secs=$(LESSON_TIMEOUT=300 timed ip netns exec "$ns_b" "$lesson" client 192.168.71.1 $port "$dir/copy")
@@ -167,7 +184,7 @@ PY
 
 where="at our device"
 if ((kk)); then where+=" (kernel → kernel: at the relay)"; fi
-echo "Seconds, median (min-max) of $seeds seeds (1-$seeds), $size MiB, loss $where each way, round trip +$((2 * delay)) ms; the receiver's whole-process time"
+echo "Seconds, median (min-max) of $seeds seeds (1-$seeds), $size MiB, loss $where each way, round trip +$((2 * delay)) ms, the kernel sender's congestion control $cc; the receiver's whole-process time"
 echo
 header="| loss |" rule="|--:|"
 if ((kk)); then header+=" kernel → kernel |" rule+="--:|"; fi

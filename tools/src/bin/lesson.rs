@@ -2,13 +2,15 @@
 //! smoltcp server and client must work with.
 //!
 //! ```text
-//! lesson server [--bind ADDR] [--chunk N] [--clients N] PORT FILE
+//! lesson server [--bind ADDR] [--chunk N] [--clients N] [--cc NAME] PORT FILE
 //!                                                     # accept a client, write FILE in N-byte
 //!                                                     # writes (1024), shutdown(SHUT_WR), one
 //!                                                     # read of up to 1024 bytes, print it,
 //!                                                     # close; N clients one after another
 //!                                                     # (1; 0: for ever), the others queued
-//!                                                     # by the kernel (listen backlog 128)
+//!                                                     # by the kernel (listen backlog 128);
+//!                                                     # --cc: the kernel's congestion control
+//!                                                     # for each connection (TCP_CONGESTION)
 //! lesson client HOST PORT OUT                         # read to EOF into OUT, write "Thank you\0",
 //!                                                     # close
 //! ```
@@ -64,6 +66,11 @@ enum Role {
         /// 128, where the C lesson's `listen(fd, 5)` has 5)
         #[arg(long, value_name = "N", default_value_t = 1)]
         clients: u64,
+        /// The kernel's congestion control for each connection (`TCP_CONGESTION`: one of
+        /// `net.ipv4.tcp_available_congestion_control`; one outside
+        /// `tcp_allowed_congestion_control` needs CAP_NET_ADMIN); default: the system's
+        #[arg(long, value_name = "NAME")]
+        cc: Option<String>,
         /// The port to listen on
         #[arg(value_parser = value_parser!(u16).range(1..))]
         port: u16,
@@ -90,14 +97,18 @@ fn main() -> ExitCode {
             bind,
             chunk,
             clients,
+            cc,
             port,
             file,
         } => server(
             SocketAddr::new(*bind, *port),
-            *chunk as usize,
+            Serving {
+                chunk: *chunk as usize,
+                cc: cc.as_deref(),
+                timeout,
+            },
             *clients,
             file,
-            timeout,
         ),
         Role::Client { host, port, out } => client(SocketAddr::new(*host, *port), out, timeout),
     };
@@ -110,13 +121,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn server(
-    bind: SocketAddr,
+/// How the server serves each client.
+struct Serving<'a> {
+    /// Bytes per write.
     chunk: usize,
-    clients: u64,
-    path: &Path,
+    /// The kernel's congestion control for the connection, if not the system's.
+    cc: Option<&'a str>,
+    /// How long every blocking call may take.
     timeout: Duration,
-) -> Result<(), String> {
+}
+
+fn server(bind: SocketAddr, how: Serving, clients: u64, path: &Path) -> Result<(), String> {
+    let timeout = how.timeout;
     // The file is checked before the port is taken.
     drop(open_input(path)?);
     let listener = TcpListener::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
@@ -129,7 +145,7 @@ fn server(
             Err(_) if clients == 0 => break,
             Err(e) => return Err(e),
         };
-        match serve(stream, chunk, path, timeout) {
+        match serve(stream, &how, path) {
             Ok(()) => served += 1,
             Err(e) => {
                 if clients != 1 {
@@ -167,14 +183,36 @@ fn accept(listener: &TcpListener, timeout: Duration) -> Result<TcpStream, String
     }
 }
 
+/// Sets the kernel's congestion control for one connection (`TCP_CONGESTION`).
+fn set_congestion_control(stream: &TcpStream, name: &str) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the pointer and length describe `name`'s bytes, which live across the call; the
+    // kernel only reads them.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "congestion control {name:?}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 /// Send the file to one client, half-close, and read its reply.
-fn serve(
-    mut stream: TcpStream,
-    chunk: usize,
-    path: &Path,
-    timeout: Duration,
-) -> Result<(), String> {
+fn serve(mut stream: TcpStream, how: &Serving, path: &Path) -> Result<(), String> {
+    let (chunk, timeout) = (how.chunk, how.timeout);
     let mut file = open_input(path)?;
+    if let Some(cc) = how.cc {
+        set_congestion_control(&stream, cc)?;
+    }
     stream.set_nonblocking(false).map_err(|e| e.to_string())?;
     stream
         .set_write_timeout(Some(timeout))
