@@ -132,7 +132,10 @@ qemu_of() { case $1 in virt) echo "qemu-system-riscv32 -bios none" ;; *) echo qe
 # runs too; server / client: one side each, the images the budget is for;
 # baseline: no network (start-up, SysTick, output), subtracted to show what the network costs;
 # server-messages: the server with messages, for what they cost; server-eth: the server over an
-# Ethernet loopback (ARP, Ethernet framing), as a board's MAC needs.
+# Ethernet loopback (ARP, Ethernet framing), as a board's MAC needs; cost-memcpy and full-memcpy:
+# the cost and the full image with the firmware's own memcpy for ARMv7-M (src/memcpy.rs, the
+# feature `memcpy`), which both check against a byte loop first, the full one then through the
+# byte-exact transfer.
 IMAGES=(
     "lm3s6965 full messages transfer"
     "lm3s6965 full-small small transfer --no-default-features --features server,client"
@@ -142,6 +145,8 @@ IMAGES=(
     "lm3s6965 server-messages messages transfer --no-default-features --features server,messages"
     "lm3s6965 server-eth small transfer --no-default-features --features server,ethernet"
     "lm3s6965 cost messages cost --no-default-features --features cost,messages"
+    "lm3s6965 cost-memcpy messages cost --no-default-features --features cost,messages,memcpy"
+    "lm3s6965 full-memcpy messages transfer --features memcpy"
     "lm3s6965 defmt messages transfer --features defmt"
     "lm3s6965 net messages net --features net"
     "microbit full messages transfer"
@@ -366,10 +371,12 @@ done
 {
     echo "| board | MTU | socket buffer | instructions (64 KiB exchange) | per byte | polls |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-    for board in "${BOARDS[@]}"; do
+    for log in "${BOARDS[@]/%/-cost}" lm3s6965-cost-memcpy; do
+        name=$(core_of "${log%%-*}")
+        [[ $log == *-memcpy ]] && name+=", the firmware's memcpy"
         sed -n 's/^cost: mtu \([0-9]*\) buffer \([0-9]*\): [0-9]* bytes, \([0-9]*\) instructions, \([0-9.]*\) per byte, \([0-9]*\) polls$/\1 \2 \3 \4 \5/p' \
-            "$OUT/$board-cost.log" | while read -r mtu buffer total per polls; do
-            echo "| $(core_of "$board") | $mtu | $buffer | $total | $per | $polls |"
+            "$OUT/$log.log" | while read -r mtu buffer total per polls; do
+            echo "| $name | $mtu | $buffer | $total | $per | $polls |"
         done
     done
 } >"$COST_MD"

@@ -7,7 +7,8 @@
 #
 # TARGET is host (x86-64, callgrind over tools/src/bin/bench.rs --one ours, 4 MiB, as
 # scripts/callgrind.sh counts) or a board of scripts/firmware.sh (lm3s6965: Cortex-M3, microbit:
-# Cortex-M0, virt: RV32IMAC; its cost image under `qemu -icount`, 64 KiB). Checksums are on
+# Cortex-M0, virt: RV32IMAC; its cost image under `qemu -icount`, 64 KiB; lm3s6965-memcpy: the
+# LM3S6965's with the firmware's own memcpy, src/memcpy.rs). Checksums are on
 # everywhere; the boards print every point of their sweep, the host MTU 1500 and 9000.
 #
 #   bash scripts/per-byte.sh        # runs scripts/firmware.sh twice (stock, then SMOLTCP=patched)
@@ -24,14 +25,14 @@ mkdir "$logs/stock" "$logs/patched"
 
 # --- The boards: each build's cost logs ---------------------------------------------------------
 if [[ -n ${STOCK_COST_LOGS:-} ]]; then
-    cp "$STOCK_COST_LOGS"/*-cost.log "$logs/stock/"
+    cp "$STOCK_COST_LOGS"/*-cost*.log "$logs/stock/"
 else
     bash scripts/firmware.sh > "$logs/stock/firmware.out" 2>&1 || { cat "$logs/stock/firmware.out" >&2; exit 1; }
-    cp target/firmware/*-cost.log "$logs/stock/"
+    cp target/firmware/*-cost*.log "$logs/stock/"
 fi
 SMOLTCP=patched bash scripts/firmware.sh > "$logs/patched/firmware.out" 2>&1 ||
     { cat "$logs/patched/firmware.out" >&2; exit 1; }
-cp target/firmware/*-cost.log "$logs/patched/"
+cp target/firmware/*-cost*.log "$logs/patched/"
 
 # --- The host: callgrind over the transfer alone -----------------------------------------------
 command -v valgrind > /dev/null || { apt-get update -qq && apt-get install -y -qq valgrind > /dev/null; }
@@ -51,10 +52,12 @@ done
 
 # "cost: mtu M buffer B: 65536 bytes, N instructions, X.Y per byte, P polls"
 points() { sed -n 's/^cost: mtu \([0-9]*\) buffer \([0-9]*\): .*, \([0-9.]*\) per byte, .*/\1 \2 \3/p' "$1"; }
-for board in lm3s6965 microbit virt; do
+# lm3s6965-memcpy: the LM3S6965's cost image with the firmware's own memcpy (its `memcpy` feature).
+for board in lm3s6965 microbit virt lm3s6965-memcpy; do
+    case $board in *-memcpy) log=${board%-memcpy}-cost-memcpy.log ;; *) log=$board-cost.log ;; esac
     while read -r mtu buffer stock; do
-        patched=$(points "$logs/patched/$board-cost.log" | awk -v m="$mtu" -v b="$buffer" '$1 == m && $2 == b { print $3 }')
+        patched=$(points "$logs/patched/$log" | awk -v m="$mtu" -v b="$buffer" '$1 == m && $2 == b { print $3 }')
         [[ -n $patched ]] || { echo "per-byte.sh: no patched $board figure for MTU $mtu, buffer $buffer" >&2; exit 1; }
         echo "per-byte $board $mtu stock $stock patched $patched ($buffer-byte socket buffers)"
-    done < <(points "$logs/stock/$board-cost.log")
+    done < <(points "$logs/stock/$log")
 done
