@@ -133,7 +133,7 @@ qemu_of() { case $1 in virt) echo "qemu-system-riscv32 -bios none" ;; *) echo qe
 # baseline: no network (start-up, SysTick, output), subtracted to show what the network costs;
 # server-messages: the server with messages, for what they cost; server-eth: the server over an
 # Ethernet loopback (ARP, Ethernet framing), as a board's MAC needs; cost-memcpy and full-memcpy:
-# the cost and the full image with the firmware's own memcpy for ARMv7-M (src/memcpy.rs, the
+# the cost and the full image with the firmware's own memcpy for Cortex-M (src/memcpy.rs, the
 # feature `memcpy`), which both check against a byte loop first, the full one then through the
 # byte-exact transfer.
 IMAGES=(
@@ -155,6 +155,8 @@ IMAGES=(
     "microbit client small transfer --no-default-features --features client"
     "microbit baseline small transfer --no-default-features"
     "microbit cost messages cost --no-default-features --features cost,messages"
+    "microbit cost-memcpy messages cost --no-default-features --features cost,messages,memcpy"
+    "microbit full-memcpy messages transfer --features memcpy"
     "virt full messages transfer"
     "virt full-small small transfer --no-default-features --features server,client"
     "virt server small transfer --no-default-features --features server"
@@ -371,7 +373,7 @@ done
 {
     echo "| board | MTU | socket buffer | instructions (64 KiB exchange) | per byte | polls |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-    for log in "${BOARDS[@]/%/-cost}" lm3s6965-cost-memcpy; do
+    for log in "${BOARDS[@]/%/-cost}" lm3s6965-cost-memcpy microbit-cost-memcpy; do
         name=$(core_of "${log%%-*}")
         [[ $log == *-memcpy ]] && name+=", the firmware's memcpy"
         sed -n 's/^cost: mtu \([0-9]*\) buffer \([0-9]*\): [0-9]* bytes, \([0-9]*\) instructions, \([0-9.]*\) per byte, \([0-9]*\) polls$/\1 \2 \3 \4 \5/p' \

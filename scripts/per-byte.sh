@@ -7,8 +7,8 @@
 #
 # TARGET is host (x86-64, callgrind over tools/src/bin/bench.rs --one ours, 4 MiB, as
 # scripts/callgrind.sh counts) or a board of scripts/firmware.sh (lm3s6965: Cortex-M3, microbit:
-# Cortex-M0, virt: RV32IMAC; its cost image under `qemu -icount`, 64 KiB; lm3s6965-memcpy: the
-# LM3S6965's with the firmware's own memcpy, src/memcpy.rs). Checksums are on
+# Cortex-M0, virt: RV32IMAC; its cost image under `qemu -icount`, 64 KiB; lm3s6965-memcpy and
+# microbit-memcpy: the Cortex-M boards' with the firmware's own memcpy, src/memcpy.rs). Checksums are on
 # everywhere; the boards print every point of their sweep, the host MTU 1500 and 9000.
 #
 #   bash scripts/per-byte.sh        # runs scripts/firmware.sh twice (stock, then SMOLTCP=patched)
@@ -52,8 +52,8 @@ done
 
 # "cost: mtu M buffer B: 65536 bytes, N instructions, X.Y per byte, P polls"
 points() { sed -n 's/^cost: mtu \([0-9]*\) buffer \([0-9]*\): .*, \([0-9.]*\) per byte, .*/\1 \2 \3/p' "$1"; }
-# lm3s6965-memcpy: the LM3S6965's cost image with the firmware's own memcpy (its `memcpy` feature).
-for board in lm3s6965 microbit virt lm3s6965-memcpy; do
+# BOARD-memcpy: the board's cost image with the firmware's own memcpy (its `memcpy` feature).
+for board in lm3s6965 microbit virt lm3s6965-memcpy microbit-memcpy; do
     case $board in *-memcpy) log=${board%-memcpy}-cost-memcpy.log ;; *) log=$board-cost.log ;; esac
     while read -r mtu buffer stock; do
         patched=$(points "$logs/patched/$log" | awk -v m="$mtu" -v b="$buffer" '$1 == m && $2 == b { print $3 }')

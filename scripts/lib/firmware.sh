@@ -5,9 +5,9 @@
 # Debian's packages the firmware builds need, installed only when missing: rustc-web/cargo-web
 # (/usr/bin/rustc and /usr/bin/cargo), rust-web-src (the sources -Zbuild-std compiles `core`
 # from), qemu-system-arm (the Arm boards), qemu-system-misc (qemu-system-riscv32, the RISC-V
-# board) and binutils (`size`).
+# board) and binutils (`size`); and any package named as an argument.
 fw_install_packages() {
-    local packages=(rustc-web cargo-web rust-web-src qemu-system-arm qemu-system-misc binutils) missing=() pkg
+    local packages=(rustc-web cargo-web rust-web-src qemu-system-arm qemu-system-misc binutils "$@") missing=() pkg
     for pkg in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done

@@ -33,7 +33,7 @@ mod net;
 #[cfg(all(feature = "net", target_arch = "arm"))]
 mod phy;
 // The `net` image prints through `hprintln!`; the `cost` image has no reply to quote.
-#[cfg(all(feature = "memcpy", target_arch = "arm", target_feature = "v7"))]
+#[cfg(all(feature = "memcpy", target_arch = "arm"))]
 mod memcpy;
 #[cfg_attr(any(feature = "net", feature = "cost"), allow(dead_code))]
 mod out;
@@ -67,7 +67,7 @@ use out::{hex, line};
 #[entry]
 fn main() -> ! {
     // The copy every other line relies on, checked before it is used for the run.
-    #[cfg(all(feature = "memcpy", target_arch = "arm", target_feature = "v7"))]
+    #[cfg(all(feature = "memcpy", target_arch = "arm"))]
     if !memcpy::self_test() {
         line!("error: memcpy differs from a byte loop");
         finish(false);
