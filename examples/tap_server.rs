@@ -198,7 +198,7 @@ mod linux {
                 return ControlFlow::Break(Ok(()));
             }
             if let Some(Some(State::Sending { queued })) = self.server.states().next() {
-                self.bar.set_position(*queued);
+                self.bar.set_position(queued);
             }
             if self.server.busy() > 0 || backlog.waiting() > 0 {
                 self.idle_since = now;

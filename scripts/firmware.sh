@@ -42,7 +42,8 @@ BUDGET_BOARDS=(lm3s6965 microbit)
 FLASH_SPARE=2048
 RAM_SPARE=512
 LM3S_SERVER_FLASH=20480
-SPARE_HELD=(lm3s6965/client/flash lm3s6965/client/ram microbit/client/flash virt/client/ram)
+SPARE_HELD=(lm3s6965/client/flash lm3s6965/client/ram microbit/client/flash virt/client/ram
+    lm3s6965/server/ram microbit/server/ram virt/server/ram)
 
 say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware.sh: error: %s\n' "$*" >&2; exit 1; }

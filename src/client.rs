@@ -235,7 +235,8 @@ pub struct Client<W> {
     sink: W,
     handle: SocketHandle,
     state: State,
-    timeouts: Timeouts,
+    /// The limits of `Timeouts` a client uses, one per phase (24 bytes, where `Timeouts` has 56).
+    limits: Limits,
     remote: IpEndpoint,
     started_at: Instant,
     connected_at: Option<Instant>,
@@ -243,6 +244,14 @@ pub struct Client<W> {
     /// When the current phase times out if nothing moves (as of the last poll).
     deadline: Instant,
     last_send_queue: usize,
+}
+
+/// [`Timeouts::limit`]'s three, all of `Timeouts` that a [`Client`] uses.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    connect: Duration,
+    idle: Duration,
+    reply: Duration,
 }
 
 impl<W: Write> Client<W> {
@@ -286,7 +295,11 @@ impl<W: Write> Client<W> {
             sink,
             handle,
             state: State::Connecting,
-            timeouts,
+            limits: Limits {
+                connect: timeouts.connect,
+                idle: timeouts.idle,
+                reply: timeouts.reply,
+            },
             remote,
             started_at: now,
             connected_at: None,
@@ -531,7 +544,12 @@ impl<W: Write> Client<W> {
             Phase::Connect => self.started_at,
             Phase::Transfer | Phase::Reply => self.last_progress,
         };
-        self.deadline = since + self.timeouts.limit(phase);
+        let limit = match phase {
+            Phase::Connect => self.limits.connect,
+            Phase::Transfer => self.limits.idle,
+            Phase::Reply => self.limits.reply,
+        };
+        self.deadline = since + limit;
         if now >= self.deadline {
             Err(Error::TimedOut { phase, bytes })
         } else {

@@ -516,7 +516,7 @@ mod full {
             let now = net.now();
             assert!(server.poll(now, &mut net.server_sockets).is_empty());
             let _ = client.poll(now, &mut net.client_sockets);
-            let states: Vec<_> = server.states().map(|s| s.cloned()).collect();
+            let states: Vec<_> = server.states().collect();
             assert_eq!(states.len(), 2);
             let sending = matches!(states[..], [Some(server::State::Sending { .. }), None]);
             if sending {

@@ -1,4 +1,4 @@
-//! The pool: [`Server`] runs a [`Sender`] on each of `N` sockets and keeps one listening.
+//! The pool: [`Server`] runs a [`Sender`](super::Sender) on each of `N` sockets and keeps one listening.
 
 use core::task::Poll;
 
@@ -7,7 +7,8 @@ use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpListenEndpoint;
 
-use super::{Report, Sender, Source, State};
+use super::sender::Conn;
+use super::{Report, Source, State};
 use crate::{Error, Timeouts};
 
 /// What one socket of the pool is doing.
@@ -19,7 +20,7 @@ enum Slot<R> {
     /// Waiting for a SYN.
     Listening,
     /// Running a connection.
-    Serving(Sender<R>),
+    Serving(Conn<R>),
     /// The connection ended; the socket still has its last ACK (or a RST) to send, and may
     /// re-acknowledge a retransmitted FIN until `until`.
     Lingering {
@@ -43,7 +44,7 @@ fn reset_pending(socket: &tcp::Socket) -> bool {
 /// A pool of `N` listening sockets, each serving one client at a time.
 ///
 /// The caller creates the sockets (and so owns their buffers) and adds them to the `SocketSet`;
-/// the server makes them listen and runs a [`Sender`] on each accepted connection. In a pool of
+/// the server makes them listen and runs a [`Sender`](super::Sender) on each accepted connection. In a pool of
 /// two or more, each time a slot listens again its socket is taken out of the set and added
 /// back, so that it starts as fresh as a new socket: smoltcp keeps a second's silence after an
 /// unanswered ARP request (or a missing route) beside the socket, not in it, and a forged
@@ -296,7 +297,7 @@ impl<S: Source, const N: usize> Server<S, N> {
     ) {
         match self.source.open() {
             Ok(reader) => {
-                self.slots[i] = Slot::Serving(Sender::new(reader, now, self.timeouts));
+                self.slots[i] = Slot::Serving(Conn::new(reader, now, &self.timeouts));
             }
             Err(kind) => {
                 socket.abort();
@@ -320,7 +321,7 @@ impl<S: Source, const N: usize> Server<S, N> {
         };
         // Only a pool of two or more takes half-open connections back, so only it times them.
         let was_half_open = N >= 2 && sender.is_half_open();
-        let Poll::Ready(result) = sender.poll(now, socket) else {
+        let Poll::Ready(result) = sender.poll(now, socket, &self.timeouts) else {
             if was_half_open && !sender.is_half_open() {
                 self.handshake = (now - sender.accepted_at()).min(LONGEST_HANDSHAKE);
                 self.handshake_seen = true;
@@ -548,7 +549,7 @@ impl<S: Source, const N: usize> Server<S, N> {
     }
 
     /// The state of each slot's connection (`None` while it listens or lingers).
-    pub fn states(&self) -> impl Iterator<Item = Option<&State>> {
+    pub fn states(&self) -> impl Iterator<Item = Option<State>> + '_ {
         self.slots.iter().map(|s| match s {
             Slot::Serving(sender) => Some(sender.state()),
             Slot::Listening | Slot::Lingering { .. } => None,

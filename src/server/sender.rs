@@ -159,6 +159,28 @@ impl Stage {
     }
 }
 
+/// A stage in the log, as its [`State`] shows it (`sending(0)`), or the end's name.
+struct Logged<'a>(&'a Stage, &'static str);
+
+impl fmt::Display for Logged<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.view() {
+            Some(view) => fmt::Display::fmt(&view, f),
+            None => f.write_str(self.1),
+        }
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Logged<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self.0.view() {
+            Some(view) => defmt::Format::format(&view, f),
+            None => defmt::write!(f, "{=str}", self.1),
+        }
+    }
+}
+
 impl HalfClosed {
     /// Until the file and FIN are acknowledged we are still transferring; after that only the
     /// reply is missing (so also once the reply has begun and nothing of ours is unacknowledged).
@@ -238,15 +260,20 @@ impl HalfClosed {
 /// ```
 #[derive(Debug)]
 pub struct Sender<R> {
+    conn: Conn<R>,
+    timeouts: Timeouts,
+    /// Where the connection is ([`Sender::state`]), and once it is over the outcome.
+    view: State,
+}
+
+/// [`Sender`] without its [`Timeouts`]: what a [`Server`](super::Server)'s slot holds, the
+/// pool's one copy of them passed in to each call (`Timeouts` is 56 bytes on a 32-bit target).
+#[derive(Debug)]
+pub(super) struct Conn<R> {
     /// The file (drained in `Sending`; kept until the connection is dropped).
     reader: R,
     /// Where the connection is, with that state's data.
     stage: Stage,
-    /// `stage` as callers see it ([`Sender::state`]), and once it is `Over` the outcome.
-    /// Written by `set_stage` and `end` alone, which are also the only writers of the stage
-    /// data it shows.
-    view: State,
-    timeouts: Timeouts,
     /// The reply bytes so far: in any state (a client may answer before the file ends).
     reply: Reply,
     remote: Option<IpEndpoint>,
@@ -277,10 +304,51 @@ impl<R: Read> Sender<R> {
     /// Start serving a connection whose SYN has arrived (or that is already established).
     pub fn new(reader: R, now: Instant, timeouts: Timeouts) -> Self {
         Sender {
+            conn: Conn::new(reader, now, &timeouts),
+            timeouts,
+            view: State::Accepting,
+        }
+    }
+
+    /// When this connection times out if nothing happens before (`None` once it is over). An
+    /// event loop sleeps no later than this, as it does for `Interface::poll_at`.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.conn.deadline()
+    }
+
+    /// Where the connection is.
+    pub fn state(&self) -> &State {
+        &self.view
+    }
+
+    /// The reply bytes received so far.
+    pub fn reply(&self) -> &Reply {
+        &self.conn.reply
+    }
+
+    /// Advance the connection. Returns `Ready` once, and again on later calls, when it is over.
+    #[must_use = "the connection's outcome is reported only once"]
+    pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
+        match &self.view {
+            State::Done(report) => return Poll::Ready(Ok(report.clone())),
+            State::Failed(error) => return Poll::Ready(Err(error.clone())),
+            State::Accepting | State::Sending { .. } | State::HalfClosed { .. } => {}
+        }
+        let outcome = self.conn.poll(now, socket, &self.timeouts);
+        self.view = match &outcome {
+            Poll::Ready(Ok(report)) => State::Done(report.clone()),
+            Poll::Ready(Err(error)) => State::Failed(error.clone()),
+            Poll::Pending => self.conn.state(),
+        };
+        outcome
+    }
+}
+
+impl<R: Read> Conn<R> {
+    pub(super) fn new(reader: R, now: Instant, timeouts: &Timeouts) -> Self {
+        Conn {
             reader,
             stage: Stage::Accepting(Accepting { reply_at: None }),
-            view: State::Accepting,
-            timeouts,
             reply: Reply::new(),
             remote: None,
             accepted_at: now,
@@ -291,33 +359,39 @@ impl<R: Read> Sender<R> {
         }
     }
 
-    /// When this connection times out if nothing happens before (`None` once it is over). An
-    /// event loop sleeps no later than this, as it does for `Interface::poll_at`.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Instant> {
         self.is_running().then_some(self.deadline)
     }
 
-    /// Where the connection is.
-    pub fn state(&self) -> &State {
-        &self.view
+    /// Where a running connection is (`Accepting` once it is over: never asked then).
+    pub(super) fn state(&self) -> State {
+        self.stage.view().unwrap_or(State::Accepting)
     }
 
-    /// The reply bytes received so far.
-    pub fn reply(&self) -> &Reply {
-        &self.reply
-    }
-
-    /// Advance the connection. Returns `Ready` once, and again on later calls, when it is over.
-    #[must_use = "the connection's outcome is reported only once"]
-    pub fn poll(&mut self, now: Instant, socket: &mut tcp::Socket) -> Poll<Result<Report, Error>> {
-        if self.is_running()
-            && let Err(error) = self.step(now, socket)
-        {
-            self.restore_keep_alive(socket);
-            crate::abort_if_open(socket);
-            self.end(State::Failed(error));
+    pub(super) fn poll(
+        &mut self,
+        now: Instant,
+        socket: &mut tcp::Socket,
+        timeouts: &Timeouts,
+    ) -> Poll<Result<Report, Error>> {
+        // Over: the outcome was returned once, by the call that ended it; the pool never polls
+        // a finished connection, and `Sender` keeps the outcome for later calls.
+        if !self.is_running() {
+            return Poll::Pending;
         }
-        self.outcome()
+        match self.step(now, socket, timeouts) {
+            Ok(None) => Poll::Pending,
+            Ok(Some(report)) => {
+                self.end("done");
+                Poll::Ready(Ok(report))
+            }
+            Err(error) => {
+                self.restore_keep_alive(socket);
+                crate::abort_if_open(socket);
+                self.end("failed");
+                Poll::Ready(Err(error))
+            }
+        }
     }
 
     /// Turn the socket's keep-alive off again, if we turned it on for a lone FIN still in
@@ -339,45 +413,41 @@ impl<R: Read> Sender<R> {
         !matches!(self.stage, Stage::Over)
     }
 
-    /// `Ready` with the result once the state is `Done` or `Failed`.
-    fn outcome(&self) -> Poll<Result<Report, Error>> {
-        match &self.view {
-            State::Done(report) => Poll::Ready(Ok(report.clone())),
-            State::Failed(error) => Poll::Ready(Err(error.clone())),
-            State::Accepting | State::Sending { .. } | State::HalfClosed { .. } => Poll::Pending,
-        }
-    }
-
     /// The one door for the running stages: every change of the stage, and of the data its view
     /// shows, goes through here (or `end`), so the public view cannot drift from it. Data the
     /// view does not show (the rate window, the FIN's acknowledgement, when the reply began) is
     /// written in place, by the few methods that say so.
     fn set_stage(&mut self, next: Stage) {
-        // `Over` comes through `end`, with its outcome.
-        if let Some(view) = next.view() {
-            self.enter(next, view);
-        }
+        self.enter(next, "");
     }
 
-    /// The connection is over: `outcome` is [`State::Done`] or [`State::Failed`], kept in the
-    /// view alone.
-    fn end(&mut self, outcome: State) {
+    /// The connection is over, `outcome` says how ("done" or "failed", as [`State`] shows it);
+    /// `poll` returns it, and keeps nothing.
+    fn end(&mut self, outcome: &'static str) {
         self.enter(Stage::Over, outcome);
     }
 
-    /// Write the stage and its view together. A change of state is logged (smoltcp's
-    /// `state=A=>B`). Out of line: one copy of the write for the many transitions (flash, on a
+    /// Write the stage. A change of state is logged (smoltcp's `state=A=>B`), as [`State`]
+    /// shows it. Out of line: one copy of the write for the many transitions (flash, on a
     /// Cortex-M0 firmware).
     #[inline(never)]
-    fn enter(&mut self, stage: Stage, view: State) {
-        if core::mem::discriminant(&view) != core::mem::discriminant(&self.view) {
-            debug!("halfclose server: {}=>{}", self.view, view);
+    fn enter(&mut self, stage: Stage, outcome: &'static str) {
+        if core::mem::discriminant(&stage) != core::mem::discriminant(&self.stage) {
+            debug!(
+                "halfclose server: {}=>{}",
+                Logged(&self.stage, ""),
+                Logged(&stage, outcome)
+            );
         }
         self.stage = stage;
-        self.view = view;
     }
 
-    fn step(&mut self, now: Instant, socket: &mut tcp::Socket) -> Result<(), Error> {
+    fn step(
+        &mut self,
+        now: Instant,
+        socket: &mut tcp::Socket,
+        timeouts: &Timeouts,
+    ) -> Result<Option<Report>, Error> {
         if self.remote.is_none() {
             self.remote = socket.remote_endpoint();
         }
@@ -386,15 +456,21 @@ impl<R: Read> Sender<R> {
 
         match self.stage {
             // The handshake, or its end.
-            Stage::Accepting(accepting) => self.accepting(now, socket, accepting),
+            Stage::Accepting(accepting) => {
+                self.accepting(now, socket, accepting, timeouts)?;
+                Ok(None)
+            }
             // The file goes out.
-            Stage::Sending(sending) => self.sending(now, socket, sending),
+            Stage::Sending(sending) => {
+                self.sending(now, socket, sending, timeouts)?;
+                Ok(None)
+            }
             // The reply comes in.
             Stage::HalfClosed(half_closed) => {
-                self.half_closed(now, socket, half_closed, peer_closed)
+                self.half_closed(now, socket, half_closed, peer_closed, timeouts)
             }
             // Over: `poll` steps only a pending connection.
-            Stage::Over => Ok(()),
+            Stage::Over => Ok(None),
         }
     }
 
@@ -403,15 +479,14 @@ impl<R: Read> Sender<R> {
         now: Instant,
         socket: &mut tcp::Socket,
         accepting: Accepting,
+        timeouts: &Timeouts,
     ) -> Result<(), Error> {
         match socket.state() {
             // Our SYN-ACK is out; the handshake has a limit of its own: SYN floods are made of
             // handshakes.
-            tcp::State::SynReceived => self.expire_at(
-                now,
-                Phase::Connect,
-                self.accepted_at + self.timeouts.handshake,
-            ),
+            tcp::State::SynReceived => {
+                self.expire_at(now, Phase::Connect, self.accepted_at + timeouts.handshake)
+            }
             // Established (the client may even have closed already): the file goes out.
             tcp::State::Established | tcp::State::CloseWait => {
                 self.progress(now);
@@ -443,6 +518,7 @@ impl<R: Read> Sender<R> {
         now: Instant,
         socket: &mut tcp::Socket,
         sending: Sending,
+        timeouts: &Timeouts,
     ) -> Result<(), Error> {
         if !socket.may_send() {
             return Err(self.reset_error(Phase::Transfer));
@@ -452,12 +528,8 @@ impl<R: Read> Sender<R> {
         let Stage::Sending(Sending { mut window, .. }) = self.stage else {
             return Ok(());
         };
-        self.expire_at(
-            now,
-            Phase::Transfer,
-            self.last_progress + self.timeouts.idle,
-        )?;
-        self.check_rate(now, socket, &mut window)?;
+        self.expire_at(now, Phase::Transfer, self.last_progress + timeouts.idle)?;
+        self.check_rate(now, socket, &mut window, timeouts)?;
         self.set_window(window);
         Ok(())
     }
@@ -566,7 +638,8 @@ impl<R: Read> Sender<R> {
         socket: &mut tcp::Socket,
         mut half_closed: HalfClosed,
         peer_closed: bool,
-    ) -> Result<(), Error> {
+        timeouts: &Timeouts,
+    ) -> Result<Option<Report>, Error> {
         let fin_acked = match socket.state() {
             // Our FIN is queued or in flight (LAST-ACK when the client half-closed first).
             tcp::State::FinWait1 | tcp::State::Closing | tcp::State::LastAck => false,
@@ -594,32 +667,33 @@ impl<R: Read> Sender<R> {
         }
 
         if peer_closed && fin_acked {
-            return self.finish(now, half_closed);
+            return self.finish(now, half_closed).map(Some);
         }
-        match half_closed.waiting_phase(socket) {
+        let deadline = match half_closed.waiting_phase(socket) {
             // The reply phase as a whole is bounded, so ten bytes trickled one by one, each
             // inside a limit, cannot hold the slot for long.
             Phase::Reply => self.expire_at(
                 now,
                 Phase::Reply,
-                half_closed.reply_clock_start() + self.timeouts.reply,
+                half_closed.reply_clock_start() + timeouts.reply,
             ),
             // File or FIN unacknowledged: the transfer's idle limit.
             phase @ (Phase::Transfer | Phase::Connect) => {
-                self.expire_at(now, phase, self.last_progress + self.timeouts.idle)
+                self.expire_at(now, phase, self.last_progress + timeouts.idle)
             }
-        }
+        };
+        deadline.map(|()| None)
     }
 
     /// Everything is acknowledged and the client has closed: the reply must be whole.
-    fn finish(&mut self, now: Instant, half_closed: HalfClosed) -> Result<(), Error> {
+    fn finish(&mut self, now: Instant, half_closed: HalfClosed) -> Result<Report, Error> {
         let sent = half_closed.sent;
         self.reply.verdict().check(self.reply, true, sent)?;
         let first_reply = half_closed.first_reply.unwrap_or(FirstReply {
             at: now,
             before_fin: false,
         });
-        let report = Report {
+        Ok(Report {
             remote: self.remote,
             bytes: sent,
             reply: self.reply,
@@ -637,9 +711,7 @@ impl<R: Read> Sender<R> {
                 first_reply.before_fin,
             ),
             finished_at: now,
-        };
-        self.end(State::Done(report));
-        Ok(())
+        })
     }
 
     /// Read whatever the client sent. Returns whether the client has closed (FIN seen, all read).
@@ -743,11 +815,12 @@ impl<R: Read> Sender<R> {
         now: Instant,
         socket: &tcp::Socket,
         window: &mut Option<RateWindow>,
+        timeouts: &Timeouts,
     ) -> Result<(), Error> {
-        if self.timeouts.min_rate == 0 {
+        if timeouts.min_rate == 0 {
             return Ok(());
         }
-        let span = self.timeouts.idle;
+        let span = timeouts.idle;
         let fresh = RateWindow {
             start: now,
             acked: self.acked,
@@ -760,7 +833,7 @@ impl<R: Read> Sender<R> {
             return Ok(());
         }
         let floor =
-            (u64::from(self.timeouts.min_rate) * span.total_millis() / 1000).min(current.waiting);
+            (u64::from(timeouts.min_rate) * span.total_millis() / 1000).min(current.waiting);
         if self.acked - current.acked < floor {
             debug!(
                 "halfclose server: {} bytes acknowledged in {}, under the floor of {}",
@@ -812,7 +885,7 @@ impl<R: Read> Sender<R> {
         };
         debug!("halfclose server: slot reclaimed ({})", error);
         self.restore_keep_alive(socket);
-        self.end(State::Failed(error.clone()));
+        self.end("failed");
         error
     }
 
@@ -864,7 +937,7 @@ mod tests {
     /// has acknowledged `acked` bytes since; checked at the window's end.
     fn rate_check_at_window_end(acked: u64) -> Result<(), Error> {
         let timeouts = Timeouts::DEFAULT;
-        let mut sender = Sender::new(&[][..], Instant::ZERO, timeouts);
+        let mut sender = Conn::new(&[][..], Instant::ZERO, &timeouts);
         let mut window = Some(RateWindow {
             start: Instant::ZERO,
             acked: 0,
@@ -875,7 +948,12 @@ mod tests {
             SocketBuffer::new(&mut [][..]),
             SocketBuffer::new(&mut [][..]),
         );
-        sender.check_rate(Instant::ZERO + timeouts.idle, &socket, &mut window)
+        sender.check_rate(
+            Instant::ZERO + timeouts.idle,
+            &socket,
+            &mut window,
+            &timeouts,
+        )
     }
 
     /// `min_rate` is a floor the peer may sit on: a window that moved exactly `min_rate` bytes

@@ -408,7 +408,7 @@ where
             let first = server.handles()[0];
             watch(
                 now,
-                server.states().next().flatten(),
+                server.states().next().flatten().as_ref(),
                 net.server_sockets.get(first),
             );
             // An event loop sleeps until `poll_at`: it is never in the past.
