@@ -86,6 +86,14 @@ if [[ ${1:-} == --in-diff ]]; then
     rc=0
     # (One mutant at a time: the checkout has room for one.)
     cargo mutants "${common[@]:2}" "${here[@]}" --in-diff "$diff" "${shard[@]}" --output "$OUT/in-diff" || rc=$?
+    # With mutants both missed and timed out, cargo-mutants exits 3, as for timeouts alone: the
+    # list of missed ones decides.
+    missed="$OUT/in-diff/mutants.out/missed.txt"
+    if [[ -s $missed ]]; then
+        say "missed:"
+        cat "$missed"
+        exit 2
+    fi
     ((rc == 0 || rc == 3)) || exit "$rc"
     exit 0
 fi
@@ -121,6 +129,8 @@ for file in "${files[@]}"; do
         2) status=1 ;;
         *) die "cargo mutants failed on $file (exit $rc)" ;;
     esac
+    # (Missed and timed-out mutants together exit 3, as timeouts alone.)
+    if [[ -s $dir/mutants.out/missed.txt ]]; then status=1; fi
 done
 
 # One row per file: how its mutants fared.

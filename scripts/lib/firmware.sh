@@ -6,11 +6,20 @@
 # (/usr/bin/rustc and /usr/bin/cargo), rust-web-src (the sources -Zbuild-std compiles `core`
 # from), qemu-system-arm (the Arm boards), qemu-system-misc (qemu-system-riscv32, the RISC-V
 # board) and binutils (`size`); and any package named as an argument.
+# The oldest Debian rustc (1.N) the firmware is built and measured with.
+FW_RUSTC_MINOR=96
 fw_install_packages() {
     local packages=(rustc-web cargo-web rust-web-src qemu-system-arm qemu-system-misc binutils "$@") missing=() pkg
     for pkg in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
+    # An older Debian rustc, installed from a stale package list (bookworm's first rustc-web was
+    # 1.85), lacks what the small images are built with (`-Cpanic=immediate-abort`): upgrade it.
+    local minor
+    minor=$(/usr/bin/rustc --version 2>/dev/null | sed -n 's/^rustc 1\.\([0-9]*\)\..*/\1/p')
+    if [[ -n $minor ]] && ((minor < FW_RUSTC_MINOR)); then
+        missing+=(rustc-web cargo-web rust-web-src)
+    fi
     ((${#missing[@]})) || return 0
     [[ $(id -u) == 0 ]] || die "need root to apt-get install ${missing[*]}"
     say "installing ${missing[*]}"

@@ -204,7 +204,7 @@ fn exchange(
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(ADDR), 8));
     });
-    let mut storage = [SocketStorage::EMPTY; 2];
+    let mut storage: [SocketStorage; 2] = Default::default();
     let mut sockets = SocketSet::new(&mut storage[..]);
     let socket = |rx, tx| {
         let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));

@@ -37,6 +37,8 @@ mod phy;
 mod memcpy;
 #[cfg_attr(any(feature = "net", feature = "cost"), allow(dead_code))]
 mod out;
+#[cfg(target_arch = "riscv32")]
+mod save_restore;
 #[cfg(all(
     any(feature = "server", feature = "client"),
     not(any(feature = "net", feature = "cost"))
@@ -70,6 +72,16 @@ fn main() -> ! {
     #[cfg(all(feature = "memcpy", target_arch = "arm"))]
     if !memcpy::self_test() {
         line!("error: memcpy differs from a byte loop");
+        finish(false);
+    }
+    // RISC-V: the routines that save and restore registers for most functions, checked first.
+    #[cfg(all(target_arch = "riscv32", feature = "messages"))]
+    if let Err(n) = save_restore::check() {
+        line!(
+            "error: __riscv_save_",
+            out::dec(n.into()),
+            " or its restore is wrong"
+        );
         finish(false);
     }
     #[cfg(feature = "net")]

@@ -143,7 +143,7 @@ pub fn run() -> bool {
     });
     let [server_tx0, server_tx1, client_rx] = SOCKET_BUFFERS.take();
     let [server_rx0, server_rx1, client_tx] = SMALL_BUFFERS.take();
-    let mut storage = [SocketStorage::EMPTY; POOL + 1];
+    let mut storage: [SocketStorage; POOL + 1] = core::array::from_fn(|_| SocketStorage::default());
     let mut sockets = SocketSet::new(&mut storage[..]);
     let pool = [(server_rx0, server_tx0), (server_rx1, server_tx1)].map(|(rx, tx)| {
         sockets.add(tcp::Socket::new(
