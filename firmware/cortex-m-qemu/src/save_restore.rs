@@ -178,12 +178,13 @@ core::arch::global_asm!(
     ".size __riscv_restore_12, . - __riscv_restore_12",
 );
 
-// The routines' own check, run at start-up by the images with `messages` (the full images, the
-// cost images; the small ones link the same routines without it, its 3 KiB of code): for every N, save with known values in
-// `ra` and `s0` to `s11`, look at the frame (its size, `ra` at its top, `s0` below, ...), wipe the
-// registers, restore, and check that the saved ones came back, the others were left alone and
-// `sp` is where it was. Written in assembly, as the compiler never calls the routines with
-// registers it can name. Returns 0 when every N passes, else N + 1 of the first that fails.
+// The routines' own check, run at start-up by the images with `messages` (the full and the cost
+// images; the small ones link the same routines without its 4 KiB of code): for every N, save
+// with known values in `ra` and `s0` to `s11`, look at the frame (its size, `ra` at its top, `s0`
+// below, ...), wipe the registers, restore, and check that the saved ones came back, the others
+// were left alone and `sp` is where it was. Written in assembly, as no compiled code can choose
+// which registers a call saves. Returns 0 when every N passes, else N + 1 of the first that
+// fails.
 #[cfg(feature = "messages")]
 core::arch::global_asm!(
     r#"

@@ -29,8 +29,8 @@ use static_cell::{ConstStaticCell, StaticCell};
 // buffers (as the sync image's: 4 KiB in the data's direction, a few bytes for the reply) and
 // RAM line, shared rather than copied (`firmware/common`).
 use halfclose_firmware_common::net::{
-    ADDR, DATA, FETCH_PORT, LIMIT_SECS, MAC, NIC_BUFFERS, PEER, SERVE_PORT, SMALL,
-    SMALL_BUFFERS, SOCKET_BUFFERS, print_ram,
+    ADDR, DATA, FETCH_PORT, LIMIT_SECS, MAC, NIC_BUFFERS, PEER, SERVE_PORT, SMALL, SMALL_BUFFERS,
+    SOCKET_BUFFERS, print_ram,
 };
 use halfclose_firmware_common::{enet, exit, payload};
 
