@@ -191,6 +191,17 @@ pub fn run() -> bool {
     passed
 }
 
+/// The first half of `Interface::poll`: every packet that has arrived, taken in.
+fn receive(iface: &mut Interface, now: Instant, device: &mut Mtu<'_>, sockets: &mut SocketSet) {
+    iface.poll_maintenance(now);
+    while iface.poll_ingress_single(now, device, sockets) != PollIngressSingleResult::None {}
+}
+
+/// The second half: everything the sockets have to send, sent.
+fn send(iface: &mut Interface, now: Instant, device: &mut Mtu<'_>, sockets: &mut SocketSet) {
+    while iface.poll_egress(now, device, sockets) != PollResult::None {}
+}
+
 /// One exchange; the timer ticks its polling loop took and how many polls.
 fn exchange(
     systick: &Timer,
@@ -237,10 +248,7 @@ fn exchange(
         let now = clock.now();
         // What has arrived, then the programs, then what they have to send: `Interface::poll`
         // in two halves with the reading and writing between them.
-        iface.poll_maintenance(now);
-        while iface.poll_ingress_single(now, device, &mut sockets) != PollIngressSingleResult::None
-        {
-        }
+        receive(&mut iface, now, device, &mut sockets);
         for result in server.poll(now, &mut sockets) {
             server_done = Some(result.is_ok_and(|r| r.bytes == payload::LEN as u64));
         }
@@ -249,7 +257,7 @@ fn exchange(
         {
             client_done = Some(result.is_ok_and(|r| r.bytes == payload::LEN as u64));
         }
-        while iface.poll_egress(now, device, &mut sockets) != PollResult::None {}
+        send(&mut iface, now, device, &mut sockets);
         if server_done.is_some() && client_done.is_some() {
             break;
         }
