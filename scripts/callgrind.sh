@@ -7,11 +7,20 @@
 #   bash scripts/callgrind.sh          # 4 MiB at an embedded-like setting: MTU 1500, checksums
 #                                      # on, 4 KiB socket buffers
 #   bash scripts/callgrind.sh --grid   # every point of the bench's grid, and the geometric mean
+#   SMOLTCP=patched bash scripts/callgrind.sh [--grid]
+#                                      # the same with smoltcp's patches/ on both sides
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind > /dev/null || { apt-get update -qq && apt-get install -y -qq valgrind > /dev/null; }
-cargo build --release --quiet -p halfclose-tools --bin bench
-bench="${CARGO_TARGET_DIR:-target}/release/bench"
+# SMOLTCP=patched: both sides on smoltcp with patches/ applied (scripts/smoltcp-patched.sh), so
+# that the ratio compares the same smoltcp.
+if [[ ${SMOLTCP:-stock} == patched ]]; then
+  bash scripts/smoltcp-patched.sh build --release --quiet -p halfclose-tools --bin bench
+  bench="${CARGO_TARGET_DIR:-target}/patched/release/bench"
+else
+  cargo build --release --quiet -p halfclose-tools --bin bench
+  bench="${CARGO_TARGET_DIR:-target}/release/bench"
+fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 bytes=$((4 << 20))
