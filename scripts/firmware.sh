@@ -40,8 +40,8 @@ BUDGET_BOARDS=(lm3s6965 microbit virt)
 FLASH_SPARE=2048
 RAM_SPARE=512
 LM3S_SERVER_FLASH=20480
-SPARE_HELD=(lm3s6965/client/flash lm3s6965/client/ram microbit/client/flash virt/client/ram
-    lm3s6965/server/ram microbit/server/ram virt/server/ram virt/client/flash)
+SPARE_HELD=(lm3s6965/client/flash lm3s6965/client/ram microbit/client/flash microbit/client/ram
+    virt/client/ram lm3s6965/server/ram microbit/server/ram virt/server/ram virt/client/flash)
 
 say() { printf '== %s\n' "$*"; }
 die() { printf 'firmware.sh: error: %s\n' "$*" >&2; exit 1; }

@@ -239,7 +239,9 @@ pub struct Client<W> {
     limits: Limits,
     remote: IpEndpoint,
     started_at: Instant,
-    connected_at: Option<Instant>,
+    /// When the connection was established; `started_at` until it is (8 bytes, where an
+    /// `Option<Instant>` takes 16).
+    connected_at: Instant,
     last_progress: Instant,
     /// When the current phase times out if nothing moves (as of the last poll).
     deadline: Instant,
@@ -302,7 +304,7 @@ impl<W: Write> Client<W> {
             },
             remote,
             started_at: now,
-            connected_at: None,
+            connected_at: now,
             last_progress: now,
             deadline: now + timeouts.connect,
             last_send_queue: 0,
@@ -392,7 +394,7 @@ impl<W: Write> Client<W> {
                 | tcp::State::Closing
                 | tcp::State::LastAck
                 | tcp::State::TimeWait => {
-                    self.connected_at = Some(now);
+                    self.connected_at = now;
                     self.progress(now);
                     self.set_state(State::Receiving { received: 0 });
                 }
@@ -511,7 +513,7 @@ impl<W: Write> Client<W> {
                     remote: self.remote,
                     bytes: received,
                     started_at: self.started_at,
-                    connected_at: self.connected_at.unwrap_or(self.started_at),
+                    connected_at: self.connected_at,
                     eof_at,
                     finished_at: now,
                 };

@@ -84,8 +84,9 @@ pub struct Check {
     expected: Generator,
     crc: Crc32,
     bytes: u64,
-    /// Offset of the first byte that differed from the payload.
-    pub first_mismatch: Option<u64>,
+    /// How many bytes, from the first, matched the payload: `bytes` while all have, else the
+    /// offset of the first that differed (8 bytes where an `Option<u64>` takes 16).
+    matched: u64,
 }
 
 #[cfg(feature = "client")]
@@ -95,8 +96,13 @@ impl Check {
             expected: Generator::new(),
             crc: Crc32::new(),
             bytes: 0,
-            first_mismatch: None,
+            matched: 0,
         }
+    }
+
+    /// Offset of the first byte that differed from the payload.
+    pub fn first_mismatch(&self) -> Option<u64> {
+        (self.matched < self.bytes).then_some(self.matched)
     }
 
     pub fn bytes(&self) -> u64 {
@@ -109,7 +115,7 @@ impl Check {
 
     /// Whether exactly the payload arrived: its length, every byte, and so its CRC.
     pub fn is_payload(&self) -> bool {
-        self.bytes == LEN as u64 && self.first_mismatch.is_none() && self.crc() == CRC
+        self.bytes == LEN as u64 && self.matched == self.bytes && self.crc() == CRC
     }
 
     /// [`is_payload`](Self::is_payload) in words, for the client's summary line.
@@ -131,8 +137,8 @@ impl embedded_io::ErrorType for Check {
 impl embedded_io::Write for Check {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
         for &byte in buf {
-            if byte != self.expected.next_byte() && self.first_mismatch.is_none() {
-                self.first_mismatch = Some(self.bytes);
+            if byte == self.expected.next_byte() && self.matched == self.bytes {
+                self.matched += 1;
             }
             self.crc = self.crc.update(byte);
             self.bytes += 1;

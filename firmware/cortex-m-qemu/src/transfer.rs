@@ -6,9 +6,6 @@
 //! with the same `now`, then the clock moves on. On a board, `now` comes from a hardware
 //! timer and the loop sleeps (`wfi`) until `iface.poll_delay` or the NIC's interrupt.
 
-#[cfg(feature = "client")]
-use core::task::Poll;
-
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketSet, SocketStorage,
 };
@@ -118,25 +115,26 @@ struct Parts {
     client: &'static mut Client,
 }
 
-/// What each side ended with. The polls write into it where it lies, in [`run`]'s frame: a
-/// result returned by value would have a copy in every frame it passes through, and the
-/// deepest of those frames are the stack's peak.
+/// What each side ended with. The server's result is written where it lies, in [`run`]'s
+/// frame: a result returned by value would have a copy in every frame it passes through, and
+/// the deepest of those frames are the stack's peak. The client keeps its own (its
+/// [`State`](halfclose::client::State) is `Done` or `Failed`): here only whether it ended, so
+/// that the 56-byte result is not held twice, once under the whole transfer.
 #[derive(Default)]
 struct Results {
     #[cfg(feature = "server")]
     server: Option<Result<halfclose::server::Report, Error>>,
     #[cfg(feature = "client")]
-    client: Option<Result<halfclose::client::Report, Error>>,
+    client_ended: bool,
 }
 
-/// How the run ended, for [`report`].
+/// How the run ended, for [`report`]. Only what [`run`]'s frame does not hold already: the
+/// clock and the parts are lent to `report` where they lie (a copy of each would be in `run`'s
+/// frame, under the whole transfer: 24 bytes on a Cortex-M0).
 struct Outcome {
     /// The simulated-time limit passed before the sides were done.
     over: bool,
-    /// What the client's sink saw.
-    #[cfg(feature = "client")]
-    check: &'static payload::Check,
-    clock: StepClock,
+    /// Timer ticks the transfer took.
     cycles: u64,
     /// The stack's peak when the transfer was over, before the summary was printed.
     stack_peak: usize,
@@ -148,12 +146,18 @@ pub fn run() -> bool {
         return timer_taken();
     };
     banner();
-    let clock = StepClock::new();
+    let mut clock = StepClock::new();
     let mut results = Results::default();
     match set_up(&clock) {
-        Some(parts) => {
-            let outcome = transfer(&systick, clock, parts, &mut results);
-            report(&outcome, &results)
+        Some(mut parts) => {
+            let outcome = transfer(&systick, &mut clock, &mut parts, &mut results);
+            report(
+                &outcome,
+                &clock,
+                &results,
+                #[cfg(feature = "client")]
+                parts.client,
+            )
         }
         None => false,
     }
@@ -260,14 +264,19 @@ fn build(clock: &StepClock) -> Result<Parts, Error> {
 }
 
 /// Poll the interface, the server and/or the client until each side is done. In `run`'s frame:
-/// a frame of its own, under every poll, would add its saved registers and the parts passed by
-/// reference to the stack's peak (32 to 40 bytes).
+/// a frame of its own, under every poll, would add its saved registers and the references it
+/// is passed to the stack's peak (32 to 40 bytes).
 #[inline(always)]
-fn transfer(systick: &Timer, mut clock: StepClock, parts: Parts, results: &mut Results) -> Outcome {
+fn transfer(
+    systick: &Timer,
+    clock: &mut StepClock,
+    parts: &mut Parts,
+    results: &mut Results,
+) -> Outcome {
     let Parts {
         device,
         iface,
-        mut sockets,
+        sockets,
         #[cfg(feature = "server")]
         server,
         #[cfg(feature = "client")]
@@ -276,40 +285,34 @@ fn transfer(systick: &Timer, mut clock: StepClock, parts: Parts, results: &mut R
     let start_cycles = systick.ticks();
     let over = loop {
         let now = clock.now();
-        poll_iface(iface, now, device, &mut sockets);
+        poll_iface(iface, now, device, sockets);
 
         #[cfg(feature = "server")]
-        poll_server(server, now, &mut sockets, &mut results.server);
+        poll_server(server, now, sockets, &mut results.server);
         #[cfg(feature = "client")]
-        if results.client.is_none() {
-            poll_client(client, now, &mut sockets, &mut results.client);
+        if !results.client_ended {
+            results.client_ended = poll_client(client, now, sockets);
         }
 
         // The full image is over when both sides are; each single-side image when its side is
         // (the client's connection is refused), or, for the server, after it listened a while.
         #[cfg(all(feature = "server", feature = "client"))]
-        let done = results.server.is_some() && results.client.is_some();
+        let done = results.server.is_some() && results.client_ended;
         #[cfg(all(feature = "server", not(feature = "client")))]
         let done = results.server.is_some() || now >= Instant::ZERO + LISTEN_ALONE;
         #[cfg(all(feature = "client", not(feature = "server")))]
-        let done = results.client.is_some();
+        let done = results.client_ended;
         if done {
             break false;
         }
         if now >= Instant::ZERO + LIMIT {
             break true;
         }
-        clock.advance(device.queued() > 0, iface.poll_delay(now, &sockets));
+        advance(clock, iface, now, device, sockets);
     };
     let cycles = systick.ticks() - start_cycles;
-    #[cfg(feature = "client")]
-    let client: &'static Client = client;
-
     Outcome {
         over,
-        #[cfg(feature = "client")]
-        check: client.sink(),
-        clock,
         cycles,
         stack_peak: stack::peak(),
     }
@@ -356,6 +359,20 @@ fn send(
     iface.poll_egress(now, device, sockets) != PollResult::None
 }
 
+/// The clock moved on after a poll: by a step while packets wait on the link, else to smoltcp's
+/// next deadline. Out of line: smoltcp's `poll_delay` walks the sockets, and inlined into the
+/// loop its temporaries would be in the loop's frame, under the whole transfer.
+#[inline(never)]
+fn advance(
+    clock: &mut StepClock,
+    iface: &mut Interface,
+    now: Instant,
+    device: &Loopback<MTU, SLOTS>,
+    sockets: &SocketSet<'_>,
+) {
+    clock.advance(device.queued() > 0, iface.poll_delay(now, sockets));
+}
+
 /// Keeps the last connection the server finished in this poll, if any.
 #[cfg(feature = "server")]
 #[inline(never)]
@@ -372,17 +389,11 @@ fn poll_server(
     }
 }
 
+/// Whether the client ended (its state then says how).
 #[cfg(feature = "client")]
 #[inline(never)]
-fn poll_client(
-    client: &mut Client,
-    now: Instant,
-    sockets: &mut SocketSet<'_>,
-    result: &mut Option<Result<halfclose::client::Report, Error>>,
-) {
-    if let Poll::Ready(ended) = client.poll(now, sockets) {
-        *result = Some(ended);
-    }
+fn poll_client(client: &mut Client, now: Instant, sockets: &mut SocketSet<'_>) -> bool {
+    client.poll(now, sockets).is_ready()
 }
 
 /// The medium's name, for the banner.
@@ -421,7 +432,12 @@ fn banner() {
 
 /// Print the summary; returns whether the run went as this image expects.
 #[inline(never)]
-fn report(outcome: &Outcome, results: &Results) -> bool {
+fn report(
+    outcome: &Outcome,
+    clock: &StepClock,
+    results: &Results,
+    #[cfg(feature = "client")] client: &Client,
+) -> bool {
     let mut passed = !outcome.over;
     if outcome.over {
         line!(
@@ -470,9 +486,10 @@ fn report(outcome: &Outcome, results: &Results) -> bool {
 
     #[cfg(feature = "client")]
     {
-        let check = outcome.check;
-        match &results.client {
-            Some(Ok(report)) => {
+        use halfclose::client::State;
+        let check = client.sink();
+        match client.state() {
+            State::Done(report) => {
                 line!(
                     "client: received ",
                     dec(report.bytes),
@@ -481,7 +498,7 @@ fn report(outcome: &Outcome, results: &Results) -> bool {
                     " us, crc32 ",
                     hex(check.crc()),
                     ", ",
-                    match check.first_mismatch {
+                    match check.first_mismatch() {
                         None => "every byte matches",
                         Some(_) => "BYTES DIFFER",
                     },
@@ -493,7 +510,7 @@ fn report(outcome: &Outcome, results: &Results) -> bool {
                         .str(" bytes with crc32 ")
                         .hex(payload::CRC)
                         .str(", first difference at ");
-                    match check.first_mismatch {
+                    match check.first_mismatch() {
                         Some(at) => line.dec(at),
                         None => line.str("none"),
                     };
@@ -503,10 +520,10 @@ fn report(outcome: &Outcome, results: &Results) -> bool {
             }
             // With no server in the image, nobody listens: a refused connection is the
             // expected end.
-            Some(Err(Error::Refused)) if !cfg!(feature = "server") => {
+            State::Failed(Error::Refused) if !cfg!(feature = "server") => {
                 line!("client: connection refused, as expected with no server in this image");
             }
-            Some(Err(error)) => {
+            State::Failed(error) => {
                 line!(
                     "client: error: ",
                     error,
@@ -516,15 +533,16 @@ fn report(outcome: &Outcome, results: &Results) -> bool {
                 );
                 passed = false;
             }
-            None => passed = false,
+            // Not over: the limit passed, reported above.
+            _ => passed = false,
         }
     }
 
     line!(
         "time: ",
-        dec((outcome.clock.now() - Instant::ZERO).total_micros()),
+        dec((clock.now() - Instant::ZERO).total_micros()),
         " us on the step clock (",
-        dec(outcome.clock.steps().into()),
+        dec(clock.steps().into()),
         " polls), ",
         dec(outcome.cycles),
         " ",
