@@ -283,6 +283,40 @@ mod reports {
         );
     }
 
+    /// The client's report times the handshake: over a link of 10 ms each way, the connection
+    /// is established one round trip (SYN, then SYN-ACK) after the client started, and the
+    /// file ends after that.
+    #[test]
+    fn a_client_report_is_connected_one_round_trip_after_it_started() {
+        use halfclose::sim::{self, Link, Setup, Wire};
+        let latency = Duration::from_millis(10);
+        let link = Link {
+            latency,
+            ..Link::clean(1500)
+        };
+        let mut wire = Box::new(Wire::<1500, 16>::new(3, link, link));
+        let file = random_bytes(20 * 1024, 3);
+        let mut sink = vec![0u8; file.len()];
+        let mut buffers = vec![0u8; 4 * 4096];
+        let outcome = sim::transfer(
+            &mut wire,
+            &file,
+            &mut sink,
+            &mut buffers,
+            Setup::new(TIMEOUTS),
+        );
+        assert!(outcome.delivered(), "{outcome:?}");
+        let report = outcome.client.unwrap().unwrap();
+        let handshake = report.connected_at - report.started_at;
+        assert!(
+            handshake >= latency * 2 && handshake < latency * 3,
+            "connected {handshake} after the start, over a round trip of {}",
+            latency * 2
+        );
+        assert!(report.connected_at < report.eof_at, "{report:?}");
+        assert_eq!(report.transfer_time(), report.eof_at - report.connected_at);
+    }
+
     /// A client's report in the units a person reads: size, server, the whole exchange, the
     /// file alone and the handshake.
     #[test]
