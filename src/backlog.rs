@@ -13,7 +13,11 @@
 //! `Interface::poll`). It holds the others, in arrival order, and hands them to the interface as
 //! soon as a socket listens again: the client is connected within a poll of a slot freeing,
 //! without waiting for its own SYN retransmission (1, 3, 7 s later). A client's retransmitted
-//! SYN replaces the one held for it (keeping its place in the queue). When the queue is full a
+//! SYN replaces the one held for it (keeping its place in the queue). A retransmitted SYN is
+//! told from a new connection by its sequence number, not its addresses alone: a kernel client
+//! reuses a source port as soon as its last connection on it has closed (the server, which
+//! closed first, keeps the TIME-WAIT), so a new client may come from the very address and port
+//! of one let through a moment ago, and it waits for a listener like any other. When the queue is full a
 //! new SYN is dropped, as the kernel drops one, and the client retransmits it. A SYN held longer
 //! than [`Backlog::with_hold`] (default [`Backlog::DEFAULT_HOLD`]) is handed to the interface
 //! while no socket listens, so the client is refused cleanly, with a RST, and knows at once.
@@ -66,6 +70,8 @@ pub struct Stats {
 struct Held {
     /// Client and server endpoints, the connection this SYN opens.
     key: (IpEndpoint, IpEndpoint),
+    /// Its sequence number.
+    seq: u32,
     /// When its first SYN arrived.
     since: Instant,
     len: usize,
@@ -77,6 +83,9 @@ struct Held {
 #[derive(Clone, Copy)]
 struct Admitted {
     key: (IpEndpoint, IpEndpoint),
+    /// Its SYN's sequence number (the client's initial sequence number), which a retransmission
+    /// repeats and a new connection from the same address and port does not.
+    seq: u32,
     at: Instant,
 }
 
@@ -88,20 +97,27 @@ struct Recent<const LEN: usize> {
 }
 
 impl<const LEN: usize> Recent<LEN> {
-    fn remember(&mut self, key: (IpEndpoint, IpEndpoint), at: Instant) {
+    fn remember(&mut self, key: (IpEndpoint, IpEndpoint), seq: u32, at: Instant) {
         if LEN == 0 {
             return;
         }
-        self.ring[self.next] = Some(Admitted { key, at });
+        self.ring[self.next] = Some(Admitted { key, seq, at });
         self.next = (self.next + 1) % LEN;
     }
 
-    /// Whether `key` was let through less than `within` before `now`.
-    fn contains(&self, key: (IpEndpoint, IpEndpoint), now: Instant, within: Duration) -> bool {
+    /// Whether the SYN `seq` of `key` was let through less than `within` before `now` (so this
+    /// one is its retransmission).
+    fn contains(
+        &self,
+        key: (IpEndpoint, IpEndpoint),
+        seq: u32,
+        now: Instant,
+        within: Duration,
+    ) -> bool {
         self.ring
             .iter()
             .flatten()
-            .any(|a| a.key == key && now < a.at + within)
+            .any(|a| a.key == key && a.seq == seq && now < a.at + within)
     }
 }
 
@@ -294,28 +310,31 @@ impl<const LEN: usize> Judge<'_, LEN> {
         if !segment.syn || segment.ack.is_some() || segment.rst || segment.dst.port != self.port {
             return Verdict::Pass;
         }
-        let key = (segment.src, segment.dst);
+        let (key, seq) = ((segment.src, segment.dst), segment.seq);
         if let Some(held) = self.queue.iter_mut().flatten().find(|h| h.key == key) {
-            // A retransmission of a SYN already waiting: the newest copy, the oldest place.
+            // A retransmission of a SYN already waiting: the newest copy, the oldest place. (A
+            // new connection from the same port means the client gave up on the held one: it
+            // takes that place.)
             if packet.len() <= SYN_MAX {
                 held.bytes[..packet.len()].copy_from_slice(packet);
                 held.len = packet.len();
+                held.seq = seq;
             }
             return Verdict::Drop;
         }
-        if self.recent.contains(key, self.now, self.hold) {
-            // Its first SYN went to a socket, which answers this one.
+        if self.recent.contains(key, seq, self.now, self.hold) {
+            // A retransmission: its first SYN went to a socket, which answers this one.
             return Verdict::Pass;
         }
         if *self.listeners > 0 {
             *self.listeners -= 1;
-            self.recent.remember(key, self.now);
+            self.recent.remember(key, seq, self.now);
             return Verdict::Pass;
         }
-        self.hold(key, packet)
+        self.hold(key, seq, packet)
     }
 
-    fn hold(&mut self, key: (IpEndpoint, IpEndpoint), packet: &[u8]) -> Verdict {
+    fn hold(&mut self, key: (IpEndpoint, IpEndpoint), seq: u32, packet: &[u8]) -> Verdict {
         let Some(free) = self.queue.iter_mut().find(|h| h.is_none()) else {
             self.stats.dropped += 1;
             return Verdict::Drop;
@@ -326,6 +345,7 @@ impl<const LEN: usize> Judge<'_, LEN> {
         }
         let mut held = Held {
             key,
+            seq,
             since: self.now,
             len: packet.len(),
             bytes: [0; SYN_MAX],
@@ -359,7 +379,7 @@ impl<D: Device, const LEN: usize> Device for Guarded<'_, D, LEN> {
                     backlog.listeners -= 1;
                     backlog.stats.released += 1;
                     // Its retransmissions go to the socket that takes it, not to the queue.
-                    backlog.recent.remember(held.key, now);
+                    backlog.recent.remember(held.key, held.seq, now);
                 }
                 Release::Refused => backlog.stats.refused += 1,
             }
@@ -474,6 +494,17 @@ mod tests {
         })
     }
 
+    /// The TCP sequence number of the SYN the backlog releases now.
+    fn released_seq<const LEN: usize>(backlog: &mut Backlog<LEN>) -> u32 {
+        let mut device = Loopback::<256, 2>::new(Medium::Ip);
+        let mut guarded = backlog.guard(&mut device);
+        let (rx, _) = guarded.receive(Instant::from_millis(0)).unwrap();
+        rx.consume(|packet| {
+            let ip = Ipv4Packet::new_checked(packet).unwrap();
+            TcpPacket::new_checked(ip.payload()).unwrap().seq_number().0 as u32
+        })
+    }
+
     #[test]
     fn a_client_let_through_has_its_retransmitted_syns_passed_while_no_socket_listens() {
         let mut backlog = Backlog::<4>::new(PORT);
@@ -485,6 +516,42 @@ mod tests {
         assert_eq!(backlog.stats().held, 0);
         assert!(!arrives(&mut backlog, 3, 1000));
         assert_eq!((backlog.stats().held, backlog.waiting()), (1, 1));
+    }
+
+    /// A kernel client reuses a source port as soon as its connection on it has closed (the
+    /// server, which closed first, keeps the TIME-WAIT): a new connection may come from the
+    /// address and port of a client let through a moment ago. Its SYN carries a new initial
+    /// sequence number (RFC 9293, 3.4.1), and it must wait for a listener: let through as a
+    /// retransmission while no socket listens, smoltcp would refuse it.
+    #[test]
+    fn a_new_connection_from_the_port_of_a_client_let_through_waits_for_a_listener() {
+        let mut backlog = Backlog::<4>::new(PORT);
+        backlog.admit(1);
+        assert!(arrives(&mut backlog, 2, 0));
+        backlog.admit(0);
+        let seq = |isn: u32| {
+            move |tcp: &mut TcpPacket<&mut [u8]>| tcp.set_seq_number(TcpSeqNumber(isn as i32))
+        };
+        assert!(
+            arrives_with(&mut backlog, 2, 500, 0, seq(1)),
+            "the same SYN again is a retransmission"
+        );
+        assert!(
+            !arrives_with(&mut backlog, 2, 600, 0, seq(900_000)),
+            "a new connection from the same port waits"
+        );
+        assert_eq!((backlog.stats().held, backlog.waiting()), (1, 1));
+        backlog.admit(1);
+        assert_eq!(
+            released_seq(&mut backlog),
+            900_000,
+            "the new connection's SYN goes on"
+        );
+        backlog.admit(0);
+        assert!(
+            arrives_with(&mut backlog, 2, 700, 0, seq(900_000)),
+            "and its own retransmission passes"
+        );
     }
 
     #[test]

@@ -165,8 +165,18 @@ struct Crowd {
 }
 
 /// `clients` clients of a `LEN`-byte file connect to a pool of `POOL` sockets, `apart` after one
-/// another (all at once if zero).
+/// another (all at once if zero), each from a port of its own.
 fn crowd<const POOL: usize>(net: impl Gate, clients: usize, apart: Duration) -> Crowd {
+    let arrivals: Vec<_> = (0..clients)
+        .map(|i| (apart * i as u32, 40_000 + i as u16))
+        .collect();
+    crowd_at::<POOL>(net, &arrivals)
+}
+
+/// Clients of a `LEN`-byte file connect to a pool of `POOL` sockets, each at its time after the
+/// first and from its port.
+fn crowd_at<const POOL: usize>(net: impl Gate, arrivals: &[(Duration, u16)]) -> Crowd {
+    let clients = arrivals.len();
     let file = common::random_bytes(LEN, 7);
     let mut pair = Pair::new(net);
     let slots: [SocketHandle; POOL] =
@@ -179,14 +189,14 @@ fn crowd<const POOL: usize>(net: impl Gate, clients: usize, apart: Duration) -> 
         .collect();
     let mut running: Vec<(Option<Fetching>, Option<Fetched>)> =
         (0..clients).map(|_| (None, None)).collect();
-    let start_at = |i: usize| first + apart * i as u32;
+    let start_at = |i: usize| first + arrivals[i].0;
     // Connect the clients whose time has come.
     let start = |net: &mut dyn Hosts, running: &mut Vec<(Option<Fetching>, Option<Fetched>)>| {
         let now = net.now();
         for (i, (client, _)) in running.iter_mut().enumerate() {
             if client.is_none() && now >= start_at(i) {
                 let to = client::Connect::to((SERVER_V4, PORT))
-                    .from_port(40_000 + i as u16)
+                    .from_port(arrivals[i].1)
                     .timeouts(TIMEOUTS);
                 let (cx, sockets) = net.host(Side::Client);
                 *client = Some(
@@ -264,6 +274,33 @@ fn clients_let_in_together_over_a_slow_link_are_all_served() {
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(crowd.served, 16);
     assert_eq!(crowd.stats.held, 12, "{:?}", crowd.stats);
+    assert_eq!((crowd.stats.dropped, crowd.stats.refused), (0, 0));
+}
+
+/// A kernel client reuses a source port as soon as its last connection on it has closed, so a
+/// new client may come from the port of one served a moment ago. When it finds the pool full it
+/// waits in the backlog like any other (its SYN is no retransmission of the first one's), and
+/// is served.
+#[test]
+fn a_new_client_from_the_port_of_one_just_served_waits_for_a_full_pool_and_is_served() {
+    let link = Link {
+        latency: Duration::from_millis(5),
+        queue: 64,
+        ..Link::clean(1500)
+    };
+    let mut wire = Box::new(SimWire::new(1, link, link));
+    let net = Behind {
+        net: Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![])),
+        backlog: Backlog::<4>::new(PORT),
+    };
+    // One slot. The second client waits for the first; the third comes from the first one's
+    // port once that one is done, while the second is being served.
+    let ms = Duration::from_millis;
+    let crowd = crowd_at::<1>(net, &[(ms(0), 40_000), (ms(1), 40_001), (ms(110), 40_000)]);
+    let failed: Vec<_> = crowd.results.iter().filter(|r| r.is_err()).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(crowd.served, 3);
+    assert_eq!(crowd.stats.held, 2, "{:?}", crowd.stats);
     assert_eq!((crowd.stats.dropped, crowd.stats.refused), (0, 0));
 }
 
