@@ -189,7 +189,8 @@ mod linux {
                 self.ended(result);
                 self.idle_since = now;
             }
-            backlog.admit(self.server.listening());
+            // Also frees a lingering slot whose client comes back from the same port.
+            self.server.admit(backlog, sockets);
             if status::asked() {
                 self.print_status(backlog);
             }

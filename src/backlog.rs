@@ -13,11 +13,18 @@
 //! `Interface::poll`). It holds the others, in arrival order, and hands them to the interface as
 //! soon as a socket listens again: the client is connected within a poll of a slot freeing,
 //! without waiting for its own SYN retransmission (1, 3, 7 s later). A client's retransmitted
-//! SYN replaces the one held for it (keeping its place in the queue). A retransmitted SYN is
-//! told from a new connection by its sequence number, not its addresses alone: a kernel client
-//! reuses a source port as soon as its last connection on it has closed (the server, which
-//! closed first, keeps the TIME-WAIT), so a new client may come from the very address and port
-//! of one let through a moment ago, and it waits for a listener like any other. When the queue is full a
+//! SYN replaces the one held for it (keeping its place in the queue).
+//!
+//! A retransmitted SYN is told from a new connection by its sequence number, not its addresses
+//! alone: a kernel client reuses a source port as soon as its last connection on it has closed,
+//! so a new client may come from the very address and port of one let through a moment ago.
+//! Its SYN waits for a listener like any other. It waits one poll more: the server's socket for
+//! the last connection on that port may still linger in TIME-WAIT, and smoltcp hands a SYN to
+//! that socket, which drops it, rather than to a listener (`docs/upstream/syn-in-time-wait.md`);
+//! the client would try again only a second later, and again until the linger is over.
+//! [`Server::admit`](crate::server::Server::admit) makes such a socket listen again (the client
+//! has closed its end, or it could not have reused the port) before it lets the SYN through.
+//! With [`Backlog::admit`] alone, the SYN goes on at the next poll as it would have. When the queue is full a
 //! new SYN is dropped, as the kernel drops one, and the client retransmits it. A SYN held longer
 //! than [`Backlog::with_hold`] (default [`Backlog::DEFAULT_HOLD`]) is handed to the interface
 //! while no socket listens, so the client is refused cleanly, with a RST, and knows at once.
@@ -32,10 +39,13 @@
 //!   loop {
 //!       iface.poll(now, &mut backlog.guard(&mut device), &mut sockets);
 //!       server.poll(now, &mut sockets);
-//!       backlog.admit(server.listening());    // how many SYNs may pass at the next poll
+//!       server.admit(&mut backlog, &mut sockets);   // how many SYNs may pass at the next poll
 //!       sleep until the earliest of iface.poll_at, server.poll_at, backlog.poll_at, a frame
 //!   }
 //! ```
+//!
+//! A server of its own tells the backlog how many sockets listen instead:
+//! `backlog.admit(listening)`.
 //!
 //! Memory: `LEN` held SYNs of [`SYN_MAX`] bytes each, and `LEN` recently admitted clients.
 
@@ -72,6 +82,10 @@ struct Held {
     key: (IpEndpoint, IpEndpoint),
     /// Its sequence number.
     seq: u32,
+    /// A new connection from the address and port of a client let through recently: it waits
+    /// until the next [`Backlog::admit`], after the server has had a chance to free the socket
+    /// that may still hold the last connection on that port.
+    reopen: bool,
     /// When its first SYN arrived.
     since: Instant,
     len: usize,
@@ -118,6 +132,14 @@ impl<const LEN: usize> Recent<LEN> {
             .iter()
             .flatten()
             .any(|a| a.key == key && a.seq == seq && now < a.at + within)
+    }
+
+    /// Whether any SYN of `key` was let through less than `within` before `now`.
+    fn knows(&self, key: (IpEndpoint, IpEndpoint), now: Instant, within: Duration) -> bool {
+        self.ring
+            .iter()
+            .flatten()
+            .any(|a| a.key == key && now < a.at + within)
     }
 }
 
@@ -197,10 +219,26 @@ impl<const LEN: usize> Backlog<LEN> {
     }
 
     /// Let `listeners` SYNs through until the next call: how many sockets of the server listen
-    /// now ([`Server::listening`](crate::server::Server::listening) after `Server::poll`). Call
-    /// it after every `Server::poll`.
+    /// now. Call it after every poll of the server. Our [`Server`](crate::server::Server) calls
+    /// it from [`Server::admit`](crate::server::Server::admit), which first frees the sockets
+    /// that clients coming back from the same port need ([module docs](self)); a server of
+    /// your own calls it with the number of its sockets that listen.
     pub fn admit(&mut self, listeners: usize) {
         self.listeners = listeners;
+        for held in self.queue.iter_mut().flatten() {
+            held.reopen = false;
+        }
+    }
+
+    /// The clients whose new connection comes from the address and port of one let through
+    /// recently, held until the next [`admit`](Self::admit): a socket of the server still
+    /// holding the last connection from that endpoint (in TIME-WAIT) should listen again first.
+    pub fn reopening(&self) -> impl Iterator<Item = IpEndpoint> + '_ {
+        self.queue
+            .iter()
+            .flatten()
+            .filter(|h| h.reopen)
+            .map(|h| h.key.0)
     }
 
     /// `device` with this backlog in front of it, for one `Interface::poll`.
@@ -232,7 +270,8 @@ impl<const LEN: usize> Backlog<LEN> {
     /// [`Pending`](crate::clock::Pending) of the device, what a simulated clock must not move
     /// past.
     pub fn releasable(&self) -> usize {
-        self.waiting().min(self.listeners)
+        let ready = self.queue.iter().flatten().filter(|h| !h.reopen).count();
+        ready.min(self.listeners)
     }
 
     /// What the backlog has done so far.
@@ -241,13 +280,16 @@ impl<const LEN: usize> Backlog<LEN> {
     }
 
     /// The held SYN to hand to the interface now, if any: the oldest, when a socket listens
-    /// (it takes that listener), or one held too long, when none does (it is refused).
+    /// (it takes that listener), or one held too long, when none does (it is refused). A SYN
+    /// that waits for the next `admit` (`reopen`) goes to no listener before.
     fn next_release(&self, now: Instant) -> Option<(usize, Release)> {
         if self.listeners > 0 {
             let oldest = (0..LEN)
-                .filter_map(|i| self.queue[i].map(|h| (i, h.since)))
-                .min_by_key(|&(_, since)| since)?;
-            return Some((oldest.0, Release::ToListener));
+                .filter_map(|i| self.queue[i].filter(|h| !h.reopen).map(|h| (i, h.since)))
+                .min_by_key(|&(_, since)| since);
+            if let Some((i, _)) = oldest {
+                return Some((i, Release::ToListener));
+            }
         }
         let expired = |i: &usize| self.queue[*i].is_some_and(|h| now >= h.since + self.hold);
         (0..LEN).find(expired).map(|i| (i, Release::Refused))
@@ -326,15 +368,26 @@ impl<const LEN: usize> Judge<'_, LEN> {
             // A retransmission: its first SYN went to a socket, which answers this one.
             return Verdict::Pass;
         }
+        if self.recent.knows(key, self.now, self.hold) {
+            // A new connection from a port used a moment ago: the socket of the last one may
+            // still be in TIME-WAIT, which would take this SYN and drop it.
+            return self.hold(key, seq, true, packet);
+        }
         if *self.listeners > 0 {
             *self.listeners -= 1;
             self.recent.remember(key, seq, self.now);
             return Verdict::Pass;
         }
-        self.hold(key, seq, packet)
+        self.hold(key, seq, false, packet)
     }
 
-    fn hold(&mut self, key: (IpEndpoint, IpEndpoint), seq: u32, packet: &[u8]) -> Verdict {
+    fn hold(
+        &mut self,
+        key: (IpEndpoint, IpEndpoint),
+        seq: u32,
+        reopen: bool,
+        packet: &[u8],
+    ) -> Verdict {
         let Some(free) = self.queue.iter_mut().find(|h| h.is_none()) else {
             self.stats.dropped += 1;
             return Verdict::Drop;
@@ -346,6 +399,7 @@ impl<const LEN: usize> Judge<'_, LEN> {
         let mut held = Held {
             key,
             seq,
+            reopen,
             since: self.now,
             len: packet.len(),
             bytes: [0; SYN_MAX],
@@ -552,6 +606,35 @@ mod tests {
             arrives_with(&mut backlog, 2, 700, 0, seq(900_000)),
             "and its own retransmission passes"
         );
+    }
+
+    /// The socket of the last connection from that port may still be in TIME-WAIT, where
+    /// smoltcp would drop the SYN: it waits for the next `admit`, which comes after the server
+    /// has had a chance to free that socket (`Server::admit`), even while a socket listens.
+    #[test]
+    fn a_new_connection_from_a_recent_clients_port_waits_for_the_next_admit() {
+        let mut backlog = Backlog::<4>::new(PORT);
+        backlog.admit(2);
+        assert!(arrives(&mut backlog, 2, 0));
+        let seq = |tcp: &mut TcpPacket<&mut [u8]>| tcp.set_seq_number(TcpSeqNumber(7_000));
+        assert!(
+            !arrives_with(&mut backlog, 2, 100, 0, seq),
+            "held, a socket listening"
+        );
+        let client = IpEndpoint::new(Ipv4Address::new(10, 0, 0, 2).into(), 40000);
+        assert!(backlog.reopening().eq([client]));
+        assert_eq!((backlog.waiting(), backlog.releasable()), (1, 0));
+        // Not handed on before the next `admit`: the device's own packet comes first.
+        assert!(
+            arrives(&mut backlog, 3, 100),
+            "another client passes meanwhile"
+        );
+        assert_eq!(backlog.stats().released, 0);
+        backlog.admit(1);
+        assert_eq!(backlog.reopening().count(), 0);
+        assert_eq!(backlog.releasable(), 1);
+        assert_eq!(released_seq(&mut backlog), 7_000);
+        assert_eq!(backlog.stats().released, 1);
     }
 
     #[test]

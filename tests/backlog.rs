@@ -10,8 +10,9 @@ use common::{CLIENT_V4, LEN, PORT, SERVER_V4, TIMEOUTS, socket};
 use halfclose::backlog::{Backlog, Stats};
 use halfclose::clock::{Pending, SimClock, Stalled};
 use halfclose::device::Loopback;
+use halfclose::server::{Server, Source};
 use halfclose::sim::{Link, Network, Side};
-use halfclose::{Error, client};
+use halfclose::{Error, Timeouts, client};
 use smoltcp::iface::{Config, Context, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Medium;
 use smoltcp::time::{Duration, Instant};
@@ -53,6 +54,10 @@ impl<const Q: usize> Gated<Q> {
 trait Gate: Hosts {
     /// What the server said after its poll: how many SYNs may pass.
     fn admit(&mut self, listeners: usize);
+    /// The same from `server` itself, `Server::admit` (which first frees a lingering slot that
+    /// a client coming back from the same port needs); `admit(server.listening())` where the
+    /// test says so.
+    fn admit_from<S: Source, const N: usize>(&mut self, server: &mut Server<S, N>);
     /// What the backlog has done.
     fn stats(&self) -> Stats;
 }
@@ -62,6 +67,14 @@ impl<const Q: usize> Gate for Gated<Q> {
     fn admit(&mut self, listeners: usize) {
         self.backlog
             .admit(if self.open { usize::MAX } else { listeners });
+    }
+
+    fn admit_from<S: Source, const N: usize>(&mut self, server: &mut Server<S, N>) {
+        if self.open {
+            self.backlog.admit(usize::MAX);
+        } else {
+            server.admit(&mut self.backlog, &mut self.sockets);
+        }
     }
 
     fn stats(&self) -> Stats {
@@ -107,6 +120,18 @@ impl<const Q: usize> Hosts for Gated<Q> {
 struct Behind<'w, const Q: usize> {
     net: SimNet<'w>,
     backlog: Backlog<Q>,
+    /// The backlog hears only how many sockets listen (`Backlog::admit`), not from the server.
+    plain: bool,
+}
+
+impl<'w, const Q: usize> Behind<'w, Q> {
+    fn new(net: SimNet<'w>) -> Self {
+        Behind {
+            net,
+            backlog: Backlog::new(PORT),
+            plain: false,
+        }
+    }
 }
 
 impl<const Q: usize> Hosts for Behind<'_, Q> {
@@ -148,6 +173,14 @@ impl<const Q: usize> Gate for Behind<'_, Q> {
         self.backlog.admit(listeners);
     }
 
+    fn admit_from<S: Source, const N: usize>(&mut self, server: &mut Server<S, N>) {
+        if self.plain {
+            self.backlog.admit(server.listening());
+        } else {
+            server.admit(&mut self.backlog, self.net.host(Side::Server).1);
+        }
+    }
+
     fn stats(&self) -> Stats {
         self.backlog.stats()
     }
@@ -170,18 +203,22 @@ fn crowd<const POOL: usize>(net: impl Gate, clients: usize, apart: Duration) -> 
     let arrivals: Vec<_> = (0..clients)
         .map(|i| (apart * i as u32, 40_000 + i as u16))
         .collect();
-    crowd_at::<POOL>(net, &arrivals)
+    crowd_at::<POOL>(net, &arrivals, TIMEOUTS)
 }
 
-/// Clients of a `LEN`-byte file connect to a pool of `POOL` sockets, each at its time after the
-/// first and from its port.
-fn crowd_at<const POOL: usize>(net: impl Gate, arrivals: &[(Duration, u16)]) -> Crowd {
+/// Clients of a `LEN`-byte file connect to a pool of `POOL` sockets with `timeouts`, each at its
+/// time after the first and from its port.
+fn crowd_at<const POOL: usize>(
+    net: impl Gate,
+    arrivals: &[(Duration, u16)],
+    timeouts: Timeouts,
+) -> Crowd {
     let clients = arrivals.len();
     let file = common::random_bytes(LEN, 7);
     let mut pair = Pair::new(net);
     let slots: [SocketHandle; POOL] =
         core::array::from_fn(|_| pair.add(Side::Server, socket(8192, 8192)));
-    let mut server = pair.listen(slots, &file[..], TIMEOUTS);
+    let mut server = pair.listen(slots, &file[..], timeouts);
     pair.net.admit(server.listening());
     let first = pair.now();
     let handles: Vec<_> = (0..clients)
@@ -212,7 +249,7 @@ fn crowd_at<const POOL: usize>(net: impl Gate, arrivals: &[(Duration, u16)]) -> 
         for report in server.poll(now, net.host(Side::Server).1) {
             served += usize::from(report.is_ok_and(|r| r.reply.is_thank_you()));
         }
-        net.admit(server.listening());
+        net.admit_from(&mut server);
         start(net, &mut running);
         for (client, result) in &mut running {
             if let Some(client) = client
@@ -265,10 +302,11 @@ fn clients_let_in_together_over_a_slow_link_are_all_served() {
         ..Link::clean(1500)
     };
     let mut wire = Box::new(SimWire::new(1, link, link));
-    let net = Behind {
-        net: Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![])),
-        backlog: Backlog::<32>::new(PORT),
-    };
+    let net = Behind::<32>::new(Network::new(
+        &mut wire,
+        SocketSet::new(vec![]),
+        SocketSet::new(vec![]),
+    ));
     let crowd = crowd::<4>(net, 16, Duration::from_micros(500));
     let failed: Vec<_> = crowd.results.iter().filter(|r| r.is_err()).collect();
     assert!(failed.is_empty(), "{failed:?}");
@@ -289,19 +327,80 @@ fn a_new_client_from_the_port_of_one_just_served_waits_for_a_full_pool_and_is_se
         ..Link::clean(1500)
     };
     let mut wire = Box::new(SimWire::new(1, link, link));
-    let net = Behind {
-        net: Network::new(&mut wire, SocketSet::new(vec![]), SocketSet::new(vec![])),
-        backlog: Backlog::<4>::new(PORT),
-    };
+    let net = Behind::<4>::new(Network::new(
+        &mut wire,
+        SocketSet::new(vec![]),
+        SocketSet::new(vec![]),
+    ));
     // One slot. The second client waits for the first; the third comes from the first one's
     // port once that one is done, while the second is being served.
     let ms = Duration::from_millis;
-    let crowd = crowd_at::<1>(net, &[(ms(0), 40_000), (ms(1), 40_001), (ms(110), 40_000)]);
+    let arrivals = [(ms(0), 40_000), (ms(1), 40_001), (ms(110), 40_000)];
+    let crowd = crowd_at::<1>(net, &arrivals, TIMEOUTS);
     let failed: Vec<_> = crowd.results.iter().filter(|r| r.is_err()).collect();
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(crowd.served, 3);
     assert_eq!(crowd.stats.held, 2, "{:?}", crowd.stats);
     assert_eq!((crowd.stats.dropped, crowd.stats.refused), (0, 0));
+}
+
+/// A client that connects again from the port of its last connection, 50 ms after that one
+/// ended (a kernel client that binds its port, or whose ports wrapped round), over a 5 ms link,
+/// to a pool of two: how its second connection ended, and what the backlog did. `plain`: the
+/// backlog hears only `Backlog::admit(server.listening())`.
+fn back_from_the_same_port(plain: bool) -> (Fetched, Stats) {
+    let link = Link {
+        latency: Duration::from_millis(5),
+        queue: 64,
+        ..Link::clean(1500)
+    };
+    let mut wire = Box::new(SimWire::new(1, link, link));
+    let mut net = Behind::<4>::new(Network::new(
+        &mut wire,
+        SocketSet::new(vec![]),
+        SocketSet::new(vec![]),
+    ));
+    net.plain = plain;
+    // The first connection is over (for the client) 90 ms after its start; its slot lingers
+    // for the default 8 s.
+    let ms = Duration::from_millis;
+    let linger = TIMEOUTS.with_linger(Timeouts::default().linger);
+    let crowd = crowd_at::<2>(net, &[(ms(0), 40_000), (ms(140), 40_000)], linger);
+    let [first, again] = <[Fetched; 2]>::try_from(crowd.results).unwrap();
+    let first = first.unwrap();
+    assert!(first.finished_at + ms(40) < first.started_at + ms(140));
+    (again, crowd.stats)
+}
+
+/// The pool's socket for the client's last connection lingers in TIME-WAIT (8 s, for a FIN
+/// retransmitted after a lost ACK), and the other listens. A kernel server accepts such a SYN
+/// at once (RFC 9293 3.10.7.4, RFC 6191). Behind our backlog the lingering socket listens again
+/// before the SYN goes on, and the client connects in one round trip.
+#[test]
+fn a_client_back_from_the_port_of_its_last_connection_connects_in_one_round_trip() {
+    let (again, stats) = back_from_the_same_port(false);
+    let again = again.unwrap();
+    let connect = again.connected_at - again.started_at;
+    assert!(
+        connect < Duration::from_millis(12),
+        "connected after {connect}"
+    );
+    assert_eq!((stats.held, stats.released, stats.refused), (1, 1, 0));
+}
+
+/// Why `Server::admit` frees that socket: smoltcp hands the SYN to the socket of its four-tuple,
+/// which drops it in TIME-WAIT. The client's SYN, retransmitted meanwhile, meets the TIME-WAIT
+/// each time until the client's 10 s connect limit, and it gives up.
+#[test]
+fn without_the_server_freeing_its_lingering_socket_that_client_waits_out_the_linger() {
+    let (again, _) = back_from_the_same_port(true);
+    assert_eq!(
+        again.unwrap_err(),
+        Error::TimedOut {
+            phase: halfclose::Phase::Connect,
+            bytes: 0
+        }
+    );
 }
 
 #[test]

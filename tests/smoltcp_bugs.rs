@@ -5,9 +5,11 @@
 //! [`lone_fin_stall`] (a lost lone FIN never resent after three duplicate ACKs),
 //! [`fast_retransmit_refused`] (a fast retransmit the device had no room for never sent),
 //! [`unscaled_window_cost`] (what avoiding the first costs), [`neighbor_silence`] (a socket
-//! kept silent after `listen()` for a forged peer's unanswered ARP), and [`loss_recovery`]
+//! kept silent after `listen()` for a forged peer's unanswered ARP), [`loss_recovery`]
 //! (losses that wait out the one-second retransmission timeout: duplicate ACKs from a receiver
-//! whose window grows, as Linux's does, and a lost fast retransmission). Everything but
+//! whose window grows, as Linux's does, and a lost fast retransmission), and
+//! [`syn_in_time_wait`] (a new connection's SYN dropped by the socket of the last connection
+//! from the same port, in TIME-WAIT), among others. Everything but
 //! `neighbor_silence` runs on the one harness, `common::pair::Pair`, on the simulated two-host
 //! wire; that one needs ARP, which the wire does not have, and plays a LAN's frames to one
 //! Ethernet interface.
@@ -1935,5 +1937,125 @@ mod retransmitted_syn {
             raw_retransmitted_syn(),
             (tcp::State::Listen, tcp::State::Established)
         );
+    }
+}
+
+/// smoltcp 0.14 drops, without a word, a SYN that arrives for a connection in TIME-WAIT: a
+/// socket in TIME-WAIT accepts the segment (its four-tuple matches, so no listener behind it
+/// sees it) and `process` throws away any segment without ACK ("expecting an ACK"). A client
+/// whose system reuses its port for a new connection to the same server (as a kernel does as
+/// soon as its end of the last one has closed, and as a client that binds its port must) gets no
+/// answer until the TIME-WAIT is over: 10 s in smoltcp, during which its SYN is retransmitted
+/// and dropped again.
+///
+/// RFC 9293 §3.6 (MAY-2, from RFC 1122 §4.2.2.13) lets a TCP in TIME-WAIT accept the new SYN
+/// and open the new connection from there (Linux does, for a SYN whose sequence number is past
+/// the old connection's); §3.10.7.4 says that a SYN in a synchronized state may be such a
+/// legitimate new connection attempt, accepted in TIME-WAIT per RFC 6191, and otherwise has
+/// RFC 5961 §4 answer it with a challenge ACK, to which a client in SYN-SENT replies with a
+/// reset that ends the TIME-WAIT, so that its next SYN finds a listener. Neither is silence.
+///
+/// Our guard is in front of smoltcp: the listen backlog holds a SYN from the address and port of
+/// a client let through recently, and `Server::admit` makes the slot that still lingers for
+/// that client listen again before the SYN goes on (`tests/backlog.rs`,
+/// `a_client_back_from_the_port_of_its_last_connection_connects_in_one_round_trip`, beside the
+/// same without it). `patches/0017` answers the SYN with a challenge ACK, which frees the
+/// TIME-WAIT a second later, at the client's next SYN; the guard, which needs no second, stays.
+mod syn_in_time_wait {
+    use super::*;
+    use common::pair::{SimNet, wire};
+
+    /// What the server host sent the client's port in answer to its new SYN.
+    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+    struct Answer {
+        syn_acks: usize,
+        acks: usize,
+        resets: usize,
+    }
+
+    impl Answer {
+        /// Count `s` if it goes to the client's port.
+        fn count(&mut self, s: Segment) {
+            if s.dst.port == 49152 {
+                self.syn_acks += usize::from(s.syn && s.ack.is_some());
+                self.acks += usize::from(!s.syn && !s.rst && s.ack.is_some());
+                self.resets += usize::from(s.rst);
+            }
+        }
+    }
+
+    /// A server socket serves a client from port 49152 and closes first, so it ends in
+    /// TIME-WAIT; a second server socket, behind it in the set, listens on the same port. Then a
+    /// new client socket connects from port 49152 (a new initial sequence number). What the
+    /// server host sent in answer within 500 ms (before the client's first SYN retransmission),
+    /// and the states of the TIME-WAIT socket, the listener and the new client then.
+    fn raw_syn_into_time_wait() -> (Answer, [tcp::State; 3]) {
+        let mut wire = wire();
+        let mut pair = sim(&mut wire);
+        let old = pair.add(Side::Server, raw_socket(1024, 1024));
+        let listener = pair.add(Side::Server, raw_socket(1024, 1024));
+        let first = pair.add(Side::Client, raw_socket(1024, 1024));
+        pair.tcp(Side::Server, old).listen(PORT).unwrap();
+        pair.connect_raw(first, 49152);
+        // The server closes first; the client closes once it has read the server's FIN.
+        pair.drive(|net: &mut SimNet<'_>| {
+            let server = net.server_sockets.get_mut::<tcp::Socket>(old);
+            if server.state() == tcp::State::Established {
+                server.close();
+            }
+            let client = net.client_sockets.get_mut::<tcp::Socket>(first);
+            if client.state() == tcp::State::CloseWait {
+                client.close();
+            }
+            let done = net.server_sockets.get::<tcp::Socket>(old).state() == tcp::State::TimeWait
+                && net.client_sockets.get::<tcp::Socket>(first).state() == tcp::State::Closed;
+            (done, None)
+        });
+        pair.tcp(Side::Server, listener).listen(PORT).unwrap();
+        let again = pair.add(Side::Client, raw_socket(1024, 1024));
+        pair.connect_raw(again, 49152);
+        let end = pair.now() + Duration::from_millis(500);
+        let mut answer = Answer::default();
+        pair.drive(|net| {
+            net.wire.lose_in_flight(Side::Client, |p| {
+                answer.count(segment(p));
+                false
+            });
+            (net.now() >= end, Some(end))
+        });
+        let states = [
+            pair.tcp(Side::Server, old).state(),
+            pair.tcp(Side::Server, listener).state(),
+            pair.tcp(Side::Client, again).state(),
+        ];
+        (answer, states)
+    }
+
+    /// This asserts the bug is present; see `upstream_a_syn_for_a_connection_in_time_wait_is_answered`.
+    #[test]
+    fn stock_smoltcp_drops_a_new_syn_for_a_connection_in_time_wait() {
+        let (answer, states) = raw_syn_into_time_wait();
+        assert_eq!(
+            (answer, states),
+            (
+                Answer::default(),
+                [
+                    tcp::State::TimeWait,
+                    tcp::State::Listen,
+                    tcp::State::SynSent
+                ]
+            ),
+            "the SYN was answered: has smoltcp been fixed? then drop this test"
+        );
+    }
+
+    /// What RFC 9293 asks: an answer, either a SYN-ACK (the new connection accepted, from
+    /// TIME-WAIT or by a listener) or a challenge ACK (RFC 5961 §4), well before the client's
+    /// retransmission timeout.
+    #[test]
+    #[ignore = "fails on stock smoltcp 0.14: run by scripts/smoltcp-fixes.sh"]
+    fn upstream_a_syn_for_a_connection_in_time_wait_is_answered() {
+        let (answer, _) = raw_syn_into_time_wait();
+        assert!(answer.syn_acks + answer.acks > 0, "{answer:?}");
     }
 }

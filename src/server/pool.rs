@@ -9,6 +9,7 @@ use smoltcp::wire::IpListenEndpoint;
 
 use super::sender::Conn;
 use super::{Report, Source, State};
+use crate::backlog::Backlog;
 use crate::{Error, Timeouts};
 
 /// What one socket of the pool is doing.
@@ -93,7 +94,8 @@ fn reset_pending(socket: &tcp::Socket) -> bool {
 /// until one finishes.
 ///
 /// Call [`poll`](Server::poll) after every `Interface::poll`: the pool relies on the interface
-/// having sent what the sockets queued between two calls.
+/// having sent what the sockets queued between two calls. Behind a listen backlog
+/// ([`crate::backlog`]), call [`admit`](Server::admit) after each `poll`.
 ///
 /// # Example
 ///
@@ -538,6 +540,39 @@ impl<S: Source, const N: usize> Server<S, N> {
             .iter()
             .filter(|s| matches!(s, Slot::Serving(_)))
             .count()
+    }
+
+    /// Tell a listen `backlog` in front of the interface how many SYNs may pass at its next
+    /// poll: how many slots listen ([`Backlog::admit`]). Call it after every
+    /// [`poll`](Self::poll).
+    ///
+    /// First, a slot that lingers after a client whose address and port a new connection now
+    /// comes from ([`Backlog::reopening`]) listens again. That client has closed its end, or
+    /// its system would not have given the port to a new connection, so the TIME-WAIT has
+    /// nothing left to guard; kept, it would take the new SYN and drop it (smoltcp 0.14 hands a
+    /// SYN to the socket of its four-tuple, which drops it in TIME-WAIT:
+    /// `docs/upstream/syn-in-time-wait.md`), and the client would connect only after the
+    /// linger, its SYN retransmitted every second meanwhile.
+    pub fn admit<const LEN: usize>(
+        &mut self,
+        backlog: &mut Backlog<LEN>,
+        sockets: &mut SocketSet<'_>,
+    ) {
+        for peer in backlog.reopening() {
+            let lingering = (0..N).find(|&i| {
+                matches!(self.slots[i], Slot::Lingering { .. })
+                    && sockets
+                        .get::<tcp::Socket>(self.handles[i])
+                        .remote_endpoint()
+                        == Some(peer)
+            });
+            if let Some(i) = lingering
+                && let Slot::Lingering { ack_delay, .. } = self.slots[i]
+            {
+                self.relisten(i, sockets, ack_delay);
+            }
+        }
+        backlog.admit(self.listening());
     }
 
     /// How many slots are listening for a new client.

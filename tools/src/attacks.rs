@@ -277,7 +277,7 @@ pub fn run(
             }
         }
         if let Some(backlog) = &mut backlog {
-            backlog.admit(server.listening());
+            server.admit(backlog, &mut net.server_sockets);
         }
         for (i, state) in server.states().enumerate() {
             match (state.is_some(), holds[i]) {

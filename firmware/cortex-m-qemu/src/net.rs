@@ -185,7 +185,7 @@ pub fn run() -> bool {
             ended += 1;
             served += usize::from(print_served(result));
         }
-        backlog.admit(server.listening());
+        server.admit(backlog, &mut sockets);
     }
     // Let the last ACK leave before the sockets are used no more.
     while server.lingering() > 0 && clock.now() - begin < LIMIT {

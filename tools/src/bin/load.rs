@@ -2,7 +2,7 @@
 //! another, each checked byte for byte and timed.
 //!
 //! ```text
-//! load (--at-once N | --sequential N) [--flood RATE] --expect FILE ADDR PORT
+//! load (--at-once N | --sequential N) [--from-port P] [--flood RATE] --expect FILE ADDR PORT
 //! ```
 //!
 //! Each client connects, reads to EOF, compares what arrived with FILE, writes `"Thank you\0"`,
@@ -10,7 +10,10 @@
 //! (`--timeout`), and the whole run a limit (`--limit`): clients not started by then count as
 //! failed. Prints how many were served, why the others failed, the median and 99th percentile of
 //! the connect time (from the `connect()` call to its return) and the time for all. With
-//! `--flood`, forged SYNs arrive meanwhile (`halfclose_tools::flood`). Exits 0 when
+//! `--flood`, forged SYNs arrive meanwhile (`halfclose_tools::flood`). With `--from-port`, the
+//! clients one after another all connect from one source port, as a client that binds its port
+//! does, or one whose system's ports wrapped round: each new connection has the four-tuple of the
+//! last one. Exits 0 when
 //! every client was served, 1 otherwise, 2 on bad arguments.
 
 use std::collections::BTreeMap;
@@ -37,6 +40,10 @@ struct Args {
     /// N clients one after another, with no pause between them
     #[arg(long, value_name = "N", value_parser = value_parser!(u64).range(1..=MAX_CLIENTS))]
     sequential: Option<u64>,
+    /// With --sequential: every client connects from this source port (each waits, at most a
+    /// second, for the kernel to free the port of the connection before it)
+    #[arg(long, value_name = "P", requires = "sequential", value_parser = value_parser!(u16).range(1..))]
+    from_port: Option<u16>,
     /// The file every client must receive, byte for byte
     #[arg(long, value_name = "FILE")]
     expect: PathBuf,
@@ -88,7 +95,7 @@ fn main() -> ExitCode {
         (None, n) => {
             let n = n.unwrap_or(1);
             let started = Instant::now();
-            let outcomes = sequential(n, addr, &expected, timeout, started + limit);
+            let outcomes = sequential(n, addr, args.from_port, &expected, timeout, started + limit);
             (format!("{n} clients one after another"), started, outcomes)
         }
     };
@@ -172,7 +179,7 @@ fn at_once(n: u64, addr: SocketAddr, expected: &Arc<Vec<u8>>, timeout: Duration)
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     start.wait();
-                    client(addr, &expected, timeout)
+                    client(addr, None, &expected, timeout)
                 })
         })
         .collect();
@@ -194,10 +201,11 @@ fn failed_outcome(why: &str) -> Outcome {
     }
 }
 
-/// `n` clients one after another, none started after `until`.
+/// `n` clients one after another (from `port`, if given), none started after `until`.
 fn sequential(
     n: u64,
     addr: SocketAddr,
+    port: Option<u16>,
     expected: &[u8],
     timeout: Duration,
     until: Instant,
@@ -207,18 +215,23 @@ fn sequential(
             if Instant::now() >= until {
                 failed_outcome("not started: the run's --limit passed")
             } else {
-                client(addr, expected, timeout)
+                client(addr, port, expected, timeout)
             }
         })
         .collect()
 }
 
-/// One client: connect, read to EOF comparing with `expected`, reply, shut down, read to the
-/// server's close.
-fn client(addr: SocketAddr, expected: &[u8], timeout: Duration) -> Outcome {
-    let start = Instant::now();
+/// One client: connect (from `port`, if given), read to EOF comparing with `expected`, reply,
+/// shut down, read to the server's close.
+fn client(addr: SocketAddr, port: Option<u16>, expected: &[u8], timeout: Duration) -> Outcome {
+    let (stream, start) = match port {
+        None => {
+            let start = Instant::now();
+            (TcpStream::connect_timeout(&addr, timeout), start)
+        }
+        Some(port) => connect_from(port, addr, timeout),
+    };
     let deadline = start + timeout;
-    let stream = TcpStream::connect_timeout(&addr, timeout);
     let connect = start.elapsed();
     let result = match stream {
         Ok(stream) => exchange(stream, expected, deadline),
@@ -234,6 +247,43 @@ fn client(addr: SocketAddr, expected: &[u8], timeout: Duration) -> Outcome {
         connect: Some(connect),
         end: Instant::now(),
         result,
+    }
+}
+
+/// A connection to `addr` from source `port`, and when the `connect()` that made it was
+/// called. The connection before, from the same port, may still hold it for a moment (the
+/// client closed last, so its side waits for the server's ACK of its FIN): while the kernel
+/// says the address is taken, try again, for at most a second.
+fn connect_from(
+    port: u16,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> (std::io::Result<TcpStream>, Instant) {
+    use socket2::{Domain, Socket, Type};
+    let local = match addr {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], port)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], port)),
+    };
+    let give_up = Instant::now() + Duration::from_secs(1);
+    loop {
+        let start = Instant::now();
+        let attempt = Socket::new(Domain::for_address(addr), Type::STREAM, None).and_then(|s| {
+            s.set_reuse_address(true)?;
+            s.bind(&local.into())?;
+            s.connect_timeout(&addr.into(), timeout)?;
+            Ok(TcpStream::from(s))
+        });
+        match attempt {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable
+                ) && Instant::now() < give_up =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            attempt => return (attempt, start),
+        }
     }
 }
 
