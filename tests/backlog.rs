@@ -195,6 +195,9 @@ struct Crowd {
     results: Vec<Result<client::Report, Error>>,
     served: usize,
     stats: Stats,
+    /// The ports of the clients whose connections the pool's sockets hold in TIME-WAIT at the
+    /// end, in slot order.
+    time_wait: Vec<u16>,
 }
 
 /// `clients` clients of a `LEN`-byte file connect to a pool of `POOL` sockets, `apart` after one
@@ -274,10 +277,19 @@ fn crowd_at<const POOL: usize>(
             assert!(client.sink() == &file, "a client's copy differs");
         }
     }
+    let sockets = pair.net.host(Side::Server).1;
+    let time_wait = server
+        .handles()
+        .iter()
+        .map(|&h| sockets.get::<smoltcp::socket::tcp::Socket>(h))
+        .filter(|s| s.state() == smoltcp::socket::tcp::State::TimeWait)
+        .filter_map(|s| s.remote_endpoint().map(|e| e.port))
+        .collect();
     Crowd {
         results: running.into_iter().map(|(_, r)| r.unwrap()).collect(),
         served,
         stats: pair.net.stats(),
+        time_wait,
     }
 }
 
@@ -391,6 +403,33 @@ fn a_client_back_from_the_port_of_its_last_connection_connects_in_one_round_trip
 /// Why `Server::admit` frees that socket: smoltcp hands the SYN to the socket of its four-tuple,
 /// which drops it in TIME-WAIT. The client's SYN, retransmitted meanwhile, meets the TIME-WAIT
 /// each time until the client's 10 s connect limit, and it gives up.
+/// Only the slot that lingers for the returning client listens again: another client's
+/// TIME-WAIT, lingering beside it, is kept (it still re-acknowledges that client's FIN should
+/// its last ACK have been lost).
+#[test]
+fn a_client_back_from_its_port_frees_its_own_lingering_slot_and_no_other() {
+    let link = Link {
+        latency: Duration::from_millis(5),
+        queue: 64,
+        ..Link::clean(1500)
+    };
+    let mut wire = Box::new(SimWire::new(1, link, link));
+    let net = Behind::<4>::new(Network::new(
+        &mut wire,
+        SocketSet::new(vec![]),
+        SocketSet::new(vec![]),
+    ));
+    // Two clients at once take the first two slots; both lingers; the second comes back.
+    let ms = Duration::from_millis;
+    let linger = TIMEOUTS.with_linger(Timeouts::default().linger);
+    let arrivals = [(ms(0), 40_001), (ms(1), 40_000), (ms(140), 40_000)];
+    let crowd = crowd_at::<3>(net, &arrivals, linger);
+    assert_eq!(crowd.served, 3, "{:?}", crowd.results);
+    let again = crowd.results[2].as_ref().unwrap();
+    assert!(again.connected_at - again.started_at < ms(12));
+    assert_eq!(crowd.time_wait, [40_001, 40_000]);
+}
+
 #[test]
 fn without_the_server_freeing_its_lingering_socket_that_client_waits_out_the_linger() {
     let (again, _) = back_from_the_same_port(true);
