@@ -9,27 +9,27 @@
 //!
 //! [`Backlog`] does that in front of any smoltcp `Device`. It reads the SYNs that arrive for the
 //! server's port (a SYN without ACK) and lets through as many as there are listening sockets
-//! ([`Backlog::admit`], from [`Server::listening`](crate::server::Server::listening) before each
-//! `Interface::poll`). It holds the others, in arrival order, and hands them to the interface as
-//! soon as a socket listens again: the client is connected within a poll of a slot freeing,
-//! without waiting for its own SYN retransmission (1, 3, 7 s later). A client's retransmitted
-//! SYN replaces the one held for it (keeping its place in the queue).
-//!
-//! A retransmitted SYN is told from a new connection by its sequence number, not its addresses
-//! alone: a kernel client reuses a source port as soon as its last connection on it has closed,
-//! so a new client may come from the very address and port of one let through a moment ago.
-//! Its SYN waits for a listener like any other. It waits one poll more: the server's socket for
-//! the last connection on that port may still linger in TIME-WAIT, and smoltcp hands a SYN to
-//! that socket, which drops it, rather than to a listener (`docs/upstream/syn-in-time-wait.md`);
-//! the client would try again only a second later, and again until the linger is over.
-//! [`Server::admit`](crate::server::Server::admit) makes such a socket listen again (the client
-//! has closed its end, or it could not have reused the port) before it lets the SYN through.
-//! With [`Backlog::admit`] alone, the SYN goes on at the next poll as it would have. When the queue is full a
-//! new SYN is dropped, as the kernel drops one, and the client retransmits it. A SYN held longer
+//! ([`Server::admit`](crate::server::Server::admit) after each poll of the server tells it how
+//! many). It holds the others, in arrival order, and hands them to the interface as soon as a
+//! socket listens again: the client is connected within a poll of a slot freeing, without
+//! waiting for its own SYN retransmission (1, 3, 7 s later). A client's retransmitted SYN
+//! replaces the one held for it (keeping its place in the queue). When the queue is full a new
+//! SYN is dropped, as the kernel drops one, and the client retransmits it. A SYN held longer
 //! than [`Backlog::with_hold`] (default [`Backlog::DEFAULT_HOLD`]) is handed to the interface
 //! while no socket listens, so the client is refused cleanly, with a RST, and knows at once.
 //! Everything else (segments of open connections, other ports, ARP) passes untouched, in
 //! place: nothing is copied but the held SYNs.
+//!
+//! A retransmitted SYN is told from a new connection by its sequence number, not its addresses
+//! alone: a kernel client reuses a source port as soon as its last connection on it has closed,
+//! so a new client may come from the very address and port of one let through a moment ago.
+//! Its SYN waits for a listener like any other, and one poll more: the server's socket for the
+//! last connection on that port may still linger in TIME-WAIT, and smoltcp hands the SYN to
+//! that socket, which drops it, rather than to a listener (`docs/upstream/syn-in-time-wait.md`);
+//! the client would try again only a second later, and again until the linger is over.
+//! [`Server::admit`](crate::server::Server::admit) makes such a socket listen again (the client
+//! has closed its end, or it could not have reused the port) before it lets the SYN through.
+//! With [`Backlog::admit`] alone, the SYN goes on at the next poll as it would have.
 //!
 //! A port with no server at all is not this crate's concern: no `Backlog` guards it, and smoltcp
 //! answers its SYNs with a RST as before.
