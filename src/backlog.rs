@@ -233,6 +233,19 @@ impl<const LEN: usize> Backlog<LEN> {
     /// The clients whose new connection comes from the address and port of one let through
     /// recently, held until the next [`admit`](Self::admit): a socket of the server still
     /// holding the last connection from that endpoint (in TIME-WAIT) should listen again first.
+    ///
+    /// ```
+    /// use halfclose::backlog::Backlog;
+    ///
+    /// let mut backlog = Backlog::<4>::new(7891);
+    /// // A server of one's own, after each of its polls: first free the socket that holds each
+    /// // such client's last connection, then say how many sockets listen.
+    /// for client in backlog.reopening() {
+    ///     println!("{client} is back: its socket in TIME-WAIT listens again");
+    /// }
+    /// backlog.admit(1);
+    /// assert_eq!(backlog.reopening().count(), 0);
+    /// ```
     pub fn reopening(&self) -> impl Iterator<Item = IpEndpoint> + '_ {
         self.queue
             .iter()

@@ -125,9 +125,10 @@ struct Behind<'w, const Q: usize> {
 }
 
 impl<'w, const Q: usize> Behind<'w, Q> {
-    fn new(net: SimNet<'w>) -> Self {
+    /// Both hosts on `wire`, the backlog in front of the server's.
+    fn on(wire: &'w mut SimWire) -> Self {
         Behind {
-            net,
+            net: Network::new(wire, SocketSet::new(vec![]), SocketSet::new(vec![])),
             backlog: Backlog::new(PORT),
             plain: false,
         }
@@ -184,6 +185,16 @@ impl<const Q: usize> Gate for Behind<'_, Q> {
     fn stats(&self) -> Stats {
         self.backlog.stats()
     }
+}
+
+/// The simulated wire with 5 ms of delay each way (a 10 ms round trip).
+fn slow_wire() -> Box<SimWire> {
+    let link = Link {
+        latency: Duration::from_millis(5),
+        queue: 64,
+        ..Link::clean(1500)
+    };
+    Box::new(SimWire::new(1, link, link))
 }
 
 /// A client of the crowd, and how it ended.
@@ -308,17 +319,8 @@ fn clients_that_find_the_pool_full_wait_and_are_all_served() {
 /// must not take its slot for the next one let in before it has had time to answer.
 #[test]
 fn clients_let_in_together_over_a_slow_link_are_all_served() {
-    let link = Link {
-        latency: Duration::from_millis(5),
-        queue: 64,
-        ..Link::clean(1500)
-    };
-    let mut wire = Box::new(SimWire::new(1, link, link));
-    let net = Behind::<32>::new(Network::new(
-        &mut wire,
-        SocketSet::new(vec![]),
-        SocketSet::new(vec![]),
-    ));
+    let mut wire = slow_wire();
+    let net = Behind::<32>::on(&mut wire);
     let crowd = crowd::<4>(net, 16, Duration::from_micros(500));
     let failed: Vec<_> = crowd.results.iter().filter(|r| r.is_err()).collect();
     assert!(failed.is_empty(), "{failed:?}");
@@ -333,17 +335,8 @@ fn clients_let_in_together_over_a_slow_link_are_all_served() {
 /// is served.
 #[test]
 fn a_new_client_from_the_port_of_one_just_served_waits_for_a_full_pool_and_is_served() {
-    let link = Link {
-        latency: Duration::from_millis(5),
-        queue: 64,
-        ..Link::clean(1500)
-    };
-    let mut wire = Box::new(SimWire::new(1, link, link));
-    let net = Behind::<4>::new(Network::new(
-        &mut wire,
-        SocketSet::new(vec![]),
-        SocketSet::new(vec![]),
-    ));
+    let mut wire = slow_wire();
+    let net = Behind::<4>::on(&mut wire);
     // One slot. The second client waits for the first; the third comes from the first one's
     // port once that one is done, while the second is being served.
     let ms = Duration::from_millis;
@@ -361,17 +354,8 @@ fn a_new_client_from_the_port_of_one_just_served_waits_for_a_full_pool_and_is_se
 /// to a pool of two: how its second connection ended, and what the backlog did. `plain`: the
 /// backlog hears only `Backlog::admit(server.listening())`.
 fn back_from_the_same_port(plain: bool) -> (Fetched, Stats) {
-    let link = Link {
-        latency: Duration::from_millis(5),
-        queue: 64,
-        ..Link::clean(1500)
-    };
-    let mut wire = Box::new(SimWire::new(1, link, link));
-    let mut net = Behind::<4>::new(Network::new(
-        &mut wire,
-        SocketSet::new(vec![]),
-        SocketSet::new(vec![]),
-    ));
+    let mut wire = slow_wire();
+    let mut net = Behind::<4>::on(&mut wire);
     net.plain = plain;
     // The first connection is over (for the client) 90 ms after its start; its slot lingers
     // for the default 8 s.
@@ -408,17 +392,8 @@ fn a_client_back_from_the_port_of_its_last_connection_connects_in_one_round_trip
 /// its last ACK have been lost).
 #[test]
 fn a_client_back_from_its_port_frees_its_own_lingering_slot_and_no_other() {
-    let link = Link {
-        latency: Duration::from_millis(5),
-        queue: 64,
-        ..Link::clean(1500)
-    };
-    let mut wire = Box::new(SimWire::new(1, link, link));
-    let net = Behind::<4>::new(Network::new(
-        &mut wire,
-        SocketSet::new(vec![]),
-        SocketSet::new(vec![]),
-    ));
+    let mut wire = slow_wire();
+    let net = Behind::<4>::on(&mut wire);
     // Two clients at once take the first two slots; both lingers; the second comes back.
     let ms = Duration::from_millis;
     let linger = TIMEOUTS.with_linger(Timeouts::default().linger);

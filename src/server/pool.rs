@@ -553,6 +553,64 @@ impl<S: Source, const N: usize> Server<S, N> {
     /// SYN to the socket of its four-tuple, which drops it in TIME-WAIT:
     /// `docs/upstream/syn-in-time-wait.md`), and the client would connect only after the
     /// linger, its SYN retransmitted every second meanwhile.
+    ///
+    /// # Example
+    ///
+    /// A pool of one behind a backlog, in memory: of two clients that connect at once, the
+    /// second waits in the backlog, not refused, and is served after the first.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn core::error::Error>> {
+    /// use core::task::Poll;
+    /// use halfclose::backlog::Backlog;
+    /// use halfclose::client::{Client, Connect};
+    /// use halfclose::clock::SimClock;
+    /// use halfclose::device::Loopback;
+    /// use halfclose::server::Server;
+    /// use halfclose::smoltcp::iface::{Config, Interface, SocketSet};
+    /// use halfclose::smoltcp::phy::Medium;
+    /// use halfclose::smoltcp::socket::tcp;
+    /// use halfclose::smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+    ///
+    /// let file = vec![7u8; 20_000];
+    /// let mut device = Loopback::<1500, 8>::new(Medium::Ip);
+    /// let mut clock = SimClock::new().with_limit(core::time::Duration::from_secs(60));
+    /// let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, clock.now());
+    /// iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
+    /// let mut sockets = SocketSet::new(vec![]);
+    /// let mut socket = || {
+    ///     let buffer = || tcp::SocketBuffer::new(vec![0u8; 8192]);
+    ///     sockets.add(tcp::Socket::new(buffer(), buffer()))
+    /// };
+    /// let (slot, a, b) = (socket(), socket(), socket());
+    ///
+    /// let mut server = Server::listen(&mut sockets, [slot], 7891, &file[..], Default::default())?;
+    /// let mut backlog = Backlog::<4>::new(7891);
+    /// server.admit(&mut backlog, &mut sockets);
+    /// let to = Connect::to((IpAddress::v4(127, 0, 0, 1), 7891));
+    /// let mut first = Client::connect(iface.context(), &mut sockets, a, to, Vec::new(), clock.now())?;
+    /// let mut second = Client::connect(iface.context(), &mut sockets, b, to, Vec::new(), clock.now())?;
+    /// loop {
+    ///     let now = clock.now();
+    ///     iface.poll(now, &mut backlog.guard(&mut device), &mut sockets);
+    ///     for report in server.poll(now, &mut sockets) {
+    ///         assert!(report?.reply.is_thank_you());
+    ///     }
+    ///     // After every poll of the server: how many SYNs may pass.
+    ///     server.admit(&mut backlog, &mut sockets);
+    ///     let (one, two) = (first.poll(now, &mut sockets), second.poll(now, &mut sockets));
+    ///     if one.is_ready() && two.is_ready() {
+    ///         assert!(matches!((one, two), (Poll::Ready(Ok(_)), Poll::Ready(Ok(_)))));
+    ///         break;
+    ///     }
+    ///     // Held SYNs a listening socket will take count as waiting, as the device's packets do.
+    ///     let wake = [server.poll_at(), backlog.poll_at(), first.deadline(), second.deadline()];
+    ///     clock.advance(&mut iface, &sockets, &backlog.guard(&mut device), wake)?;
+    /// }
+    /// assert_eq!(backlog.stats().held, 1);
+    /// assert!(first.into_sink() == file && second.into_sink() == file);
+    /// # Ok(()) }
+    /// ```
     pub fn admit<const LEN: usize>(
         &mut self,
         backlog: &mut Backlog<LEN>,
