@@ -550,26 +550,12 @@ mod tests {
         rx.consume(|packet| !packet.is_empty())
     }
 
-    /// The TCP window of the SYN the backlog releases now (to a listening socket).
-    fn released_window<const LEN: usize>(backlog: &mut Backlog<LEN>) -> u16 {
+    /// The SYN the backlog releases now (to a listening socket), its header read.
+    fn released<const LEN: usize>(backlog: &mut Backlog<LEN>) -> Segment {
         let mut device = Loopback::<256, 2>::new(Medium::Ip);
         let mut guarded = backlog.guard(&mut device);
         let (rx, _) = guarded.receive(Instant::from_millis(0)).unwrap();
-        rx.consume(|packet| {
-            let ip = Ipv4Packet::new_checked(packet).unwrap();
-            TcpPacket::new_checked(ip.payload()).unwrap().window_len()
-        })
-    }
-
-    /// The TCP sequence number of the SYN the backlog releases now.
-    fn released_seq<const LEN: usize>(backlog: &mut Backlog<LEN>) -> u32 {
-        let mut device = Loopback::<256, 2>::new(Medium::Ip);
-        let mut guarded = backlog.guard(&mut device);
-        let (rx, _) = guarded.receive(Instant::from_millis(0)).unwrap();
-        rx.consume(|packet| {
-            let ip = Ipv4Packet::new_checked(packet).unwrap();
-            TcpPacket::new_checked(ip.payload()).unwrap().seq_number().0 as u32
-        })
+        rx.consume(|packet| Segment::parse(Medium::Ip, packet).unwrap())
     }
 
     #[test]
@@ -610,7 +596,7 @@ mod tests {
         assert_eq!((backlog.stats().held, backlog.waiting()), (1, 1));
         backlog.admit(1);
         assert_eq!(
-            released_seq(&mut backlog),
+            released(&mut backlog).seq,
             900_000,
             "the new connection's SYN goes on"
         );
@@ -646,7 +632,7 @@ mod tests {
         backlog.admit(1);
         assert_eq!(backlog.reopening().count(), 0);
         assert_eq!(backlog.releasable(), 1);
-        assert_eq!(released_seq(&mut backlog), 7_000);
+        assert_eq!(released(&mut backlog).seq, 7_000);
         assert_eq!(backlog.stats().released, 1);
     }
 
@@ -710,7 +696,7 @@ mod tests {
         assert_eq!((backlog.waiting(), backlog.stats().held), (2, 2));
         backlog.admit(1);
         assert_eq!(
-            released_window(&mut backlog),
+            released(&mut backlog).window,
             2048,
             "the first client's newest copy, first"
         );
