@@ -5,11 +5,12 @@
 # Debian's packages the firmware builds need, installed only when missing: rustc-web/cargo-web
 # (/usr/bin/rustc and /usr/bin/cargo), rust-web-src (the sources -Zbuild-std compiles `core`
 # from), qemu-system-arm (the Arm boards), qemu-system-misc (qemu-system-riscv32, the RISC-V
-# board) and binutils (`size`); and any package named as an argument.
+# board), binutils (`size`) and python3 (scripts/summary.py reads the small images' records); and
+# any package named as an argument.
 # The oldest Debian rustc (1.N) the firmware is built and measured with.
 FW_RUSTC_MINOR=96
 fw_install_packages() {
-    local packages=(rustc-web cargo-web rust-web-src qemu-system-arm qemu-system-misc binutils "$@") missing=() pkg
+    local packages=(rustc-web cargo-web rust-web-src qemu-system-arm qemu-system-misc binutils python3 "$@") missing=() pkg
     for pkg in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done

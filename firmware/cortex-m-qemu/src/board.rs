@@ -2,7 +2,8 @@
 //! cost image sweeps. `build.rs` sets the `board` cfg from the target and gives the linker the
 //! board's memory map (`boards/<board>.x`). Everything else is the same code on every board.
 
-/// The board as the summary names it.
+// The board as the summary names it: in words (`messages`); the small build's records leave the
+// name to the host (`scripts/summary.py`).
 #[cfg(board = "lm3s6965")]
 pub const NAME: &str = "LM3S6965 (Cortex-M3)";
 #[cfg(board = "microbit")]

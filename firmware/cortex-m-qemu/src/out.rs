@@ -72,10 +72,20 @@ impl Line {
     }
 
     /// A 32-bit number as eight hexadecimal digits.
-    #[inline(never)]
     pub fn hex(&mut self, n: u32) -> &mut Self {
-        for shift in (0..8).rev() {
-            let nibble = ((n >> (shift * 4)) & 0xf) as u8;
+        self.hex_digits(n, 8)
+    }
+
+    /// A 32-bit number in hexadecimal: at least `min` digits (1 to 8), more where it needs them.
+    #[inline(never)]
+    fn hex_digits(&mut self, n: u32, min: u32) -> &mut Self {
+        let mut digits = 8;
+        while digits > min && n >> ((digits - 1) * 4) == 0 {
+            digits -= 1;
+        }
+        while digits > 0 {
+            digits -= 1;
+            let nibble = ((n >> (digits * 4)) & 0xf) as u8;
             let c = if nibble < 10 {
                 b'0' + nibble
             } else {
@@ -105,6 +115,76 @@ impl Line {
     }
 }
 
+/// A record for the host to read: a tag, then numbers in hexadecimal without leading zeros, one
+/// space apart (`summary 1 0 10000 ...`). The small build (no `messages`) prints its banner, its
+/// summary and its errors this way. The words that name each number live on the host, in
+/// `scripts/summary.py`, which turns each record back into the lines the `messages` build prints:
+/// they cost no flash, as defmt keeps its format strings on the host.
+#[cfg(not(feature = "messages"))]
+pub struct Record(Line);
+
+#[cfg(not(feature = "messages"))]
+impl Record {
+    /// A record whose layout `tag` names.
+    #[inline(never)]
+    pub fn new(tag: &str) -> Self {
+        let mut line = Line::new();
+        line.str(tag);
+        Record(line)
+    }
+
+    /// One number.
+    #[inline(never)]
+    pub fn num(&mut self, n: u64) -> &mut Self {
+        self.0.bytes(b" ");
+        let high = (n >> 32) as u32;
+        if high != 0 {
+            self.0.hex_digits(high, 1).hex_digits(n as u32, 8);
+        } else {
+            self.0.hex_digits(n as u32, 1);
+        }
+        self
+    }
+
+    /// An error, as three numbers: its variant, its phase and its byte count. The codes are
+    /// `scripts/summary.py`'s `ERRORS` and `PHASES`.
+    #[cfg(any(feature = "server", feature = "client"))]
+    #[inline(never)]
+    pub fn error(&mut self, error: &halfclose::Error) -> &mut Self {
+        use halfclose::{Error, Phase};
+        let (variant, phase) = match error {
+            Error::Listen(_) => (1, None),
+            Error::Connect(_) => (2, None),
+            Error::Unaddressable { .. } => (3, None),
+            Error::ReceiveBufferTooLarge { .. } => (4, None),
+            Error::Refused => (5, None),
+            Error::Reset { phase, .. } => (6, Some(phase)),
+            Error::TimedOut { phase, .. } => (7, Some(phase)),
+            Error::Source { .. } => (8, None),
+            Error::Sink { .. } => (9, None),
+            Error::WrongReply { .. } => (10, None),
+            Error::ReplyTooLong { .. } => (11, None),
+            // The library may grow variants: 0 is "an error" to the host.
+            #[allow(unreachable_patterns)]
+            _ => (0, None),
+        };
+        let phase = match phase {
+            None => 0,
+            Some(Phase::Connect) => 1,
+            Some(Phase::Transfer) => 2,
+            Some(Phase::Reply) => 3,
+            // `Phase` is non-exhaustive: a later release may add phases.
+            Some(_) => 4,
+        };
+        self.num(variant).num(phase).num(error.bytes())
+    }
+
+    /// End the record and write it.
+    pub fn end(&mut self) {
+        self.0.print();
+    }
+}
+
 #[cfg(feature = "messages")]
 impl core::fmt::Write for Line {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
@@ -113,8 +193,8 @@ impl core::fmt::Write for Line {
     }
 }
 
-/// `line!(a, b, ...)`: one [`Line`] made of the pieces, each a `&str` or an [`Arg`] (see
-/// [`dec`], [`hex`]), printed.
+/// `line!(a, b, ...)`: one [`Line`] made of the pieces, each a `&str`, a [`dec`] or a [`hex`]
+/// number, printed.
 macro_rules! line {
     ($($piece:expr),* $(,)?) => {{
         let mut line = $crate::out::Line::new();
@@ -135,77 +215,51 @@ impl Piece for &str {
     }
 }
 
-/// A number to print in decimal ([`dec`]) or hexadecimal ([`hex`]).
-pub enum Arg {
-    Dec(u64),
-    Hex(u32),
+/// A number to print in decimal ([`dec`]).
+pub struct Dec(u64);
+
+/// A number to print as eight hexadecimal digits ([`hex`]).
+pub struct Hex(u32);
+
+// One type each, not one enum for both: an image that prints only hexadecimal (a fault's
+// address) then links no decimal printing, and its 64-bit division.
+impl Piece for Dec {
+    fn put(self, line: &mut Line) {
+        line.dec(self.0);
+    }
 }
 
-impl Piece for Arg {
+impl Piece for Hex {
     fn put(self, line: &mut Line) {
-        match self {
-            Arg::Dec(n) => line.dec(n),
-            Arg::Hex(n) => line.hex(n),
-        };
+        line.hex(self.0);
     }
 }
 
 /// `n` in decimal.
-pub fn dec(n: u64) -> Arg {
-    Arg::Dec(n)
+pub fn dec(n: u64) -> Dec {
+    Dec(n)
 }
 
 /// `n` as eight hexadecimal digits.
-pub fn hex(n: u32) -> Arg {
-    Arg::Hex(n)
+pub fn hex(n: u32) -> Hex {
+    Hex(n)
 }
 
-/// An error: with `messages` its `Display` (the library's sentence), without it its variant,
-/// phase and byte count, which need no formatting.
-#[cfg(any(feature = "server", feature = "client"))]
+/// An error: its `Display` (the library's sentence). Without `messages` an error is a record's
+/// numbers ([`Record::error`]).
+#[cfg(all(feature = "messages", any(feature = "server", feature = "client")))]
 impl Piece for &halfclose::Error {
-    #[cfg(feature = "messages")]
     fn put(self, line: &mut Line) {
         use core::fmt::Write as _;
         let _ = write!(line, "{self}");
     }
-
-    #[cfg(not(feature = "messages"))]
-    fn put(self, line: &mut Line) {
-        use halfclose::{Error, Phase};
-        let (name, phase) = match self {
-            Error::Listen(_) => ("cannot listen", None),
-            Error::Connect(_) => ("cannot connect", None),
-            Error::Refused => ("connection refused", None),
-            Error::Reset { phase, .. } => ("connection reset", Some(phase)),
-            Error::TimedOut { phase, .. } => ("timed out", Some(phase)),
-            Error::Source { .. } => ("the file source failed", None),
-            Error::Sink { .. } => ("the file sink failed", None),
-            Error::WrongReply { .. } => ("wrong reply", None),
-            Error::ReplyTooLong { .. } => ("reply too long", None),
-            // The library may grow variants; the sentence for them comes with `messages`.
-            #[allow(unreachable_patterns)]
-            _ => ("error", None),
-        };
-        line.str(name);
-        if let Some(phase) = phase {
-            line.str(match phase {
-                Phase::Connect => " in the connect phase",
-                Phase::Transfer => " in the transfer phase",
-                Phase::Reply => " in the reply phase",
-                // `Phase` is non-exhaustive: a later release may add phases.
-                _ => " in a later phase",
-            });
-        }
-        line.str(" after ").dec(self.bytes()).str(" bytes");
-    }
 }
 
 /// Bytes in quotes, as Rust would write them (`"Thank you\0"`).
-#[cfg(feature = "server")]
+#[cfg(all(feature = "server", feature = "messages"))]
 pub struct Quoted<'a>(pub &'a [u8]);
 
-#[cfg(feature = "server")]
+#[cfg(all(feature = "server", feature = "messages"))]
 impl Piece for Quoted<'_> {
     fn put(self, line: &mut Line) {
         line.str("\"");

@@ -21,11 +21,15 @@ use halfclose::device::Loopback;
 use halfclose::{Error, Timeouts};
 
 use crate::clock::{StepClock, Timer};
-#[cfg(feature = "client")]
+#[cfg(all(feature = "client", feature = "messages"))]
 use crate::out;
-#[cfg(feature = "server")]
+#[cfg(all(feature = "server", feature = "messages"))]
 use crate::out::Quoted;
-use crate::out::{dec, hex, line};
+#[cfg(not(feature = "messages"))]
+use crate::out::Record;
+use crate::out::line;
+#[cfg(feature = "messages")]
+use crate::out::{dec, hex};
 use crate::{board, payload, stack};
 
 /// The loopback's medium and packet size: bare IP packets by default; Ethernet frames (14 bytes
@@ -177,7 +181,10 @@ fn timer_taken() -> bool {
 #[cold]
 #[inline(never)]
 fn set_up_failed(error: &Error) {
+    #[cfg(feature = "messages")]
     line!("error: setting up: ", error);
+    #[cfg(not(feature = "messages"))]
+    Record::new("setup-error").error(error).end();
 }
 
 /// [`build`], its error printed here: `run` gets the parts or nothing, and its frame, under the
@@ -397,15 +404,23 @@ fn poll_client(client: &mut Client, now: Instant, sockets: &mut SocketSet<'_>) -
 }
 
 /// The medium's name, for the banner.
-#[cfg(not(feature = "ethernet"))]
+#[cfg(all(feature = "messages", not(feature = "ethernet")))]
 const MEDIUM_NAME: &str = "Ip";
-#[cfg(feature = "ethernet")]
+#[cfg(all(feature = "messages", feature = "ethernet"))]
 const MEDIUM_NAME: &str = "Ethernet";
+
+/// What the image holds, as bits: the server, the client, the Ethernet medium. The first number
+/// of the small build's records, which `scripts/summary.py` reads their layout from.
+#[cfg(not(feature = "messages"))]
+const LAYOUT: u64 = cfg!(feature = "server") as u64
+    | (cfg!(feature = "client") as u64) << 1
+    | (cfg!(feature = "ethernet") as u64) << 2;
 
 /// Out of line, like [`report`], so that printing's stack frames are not added to the
 /// transfer's.
 #[inline(never)]
 fn banner() {
+    #[cfg(feature = "messages")]
     line!(
         "halfclose on ",
         board::NAME,
@@ -428,6 +443,15 @@ fn banner() {
         " byte payload, crc32 ",
         hex(payload::CRC),
     );
+    // The same as a record: `scripts/summary.py` has the words, and the board's name.
+    #[cfg(not(feature = "messages"))]
+    Record::new("halfclose")
+        .num(LAYOUT)
+        .num(MTU as u64)
+        .num(SLOTS as u64)
+        .num(payload::LEN as u64)
+        .num(payload::CRC.into())
+        .end();
 }
 
 /// Print the summary; returns whether the run went as this image expects.
@@ -438,7 +462,71 @@ fn report(
     results: &Results,
     #[cfg(feature = "client")] client: &Client,
 ) -> bool {
-    let mut passed = !outcome.over;
+    #[cfg(feature = "messages")]
+    words(
+        outcome,
+        clock,
+        results,
+        #[cfg(feature = "client")]
+        client,
+    );
+    #[cfg(not(feature = "messages"))]
+    record(
+        outcome,
+        clock,
+        results,
+        #[cfg(feature = "client")]
+        client,
+    );
+    passed(
+        outcome,
+        results,
+        #[cfg(feature = "client")]
+        client,
+    )
+}
+
+/// Whether the run went as this image expects: over in time, the server's exchange done (or,
+/// with no client in the image, no exchange), the client's file byte-exact (or, with no server
+/// in the image, its connection refused).
+fn passed(
+    outcome: &Outcome,
+    results: &Results,
+    #[cfg(feature = "client")] client: &Client,
+) -> bool {
+    if outcome.over {
+        return false;
+    }
+    #[cfg(feature = "server")]
+    match &results.server {
+        Some(Ok(_)) => {}
+        Some(Err(_)) => return false,
+        // Expected only where no client runs.
+        None if cfg!(feature = "client") => return false,
+        None => {}
+    }
+    #[cfg(not(feature = "server"))]
+    let _ = results;
+    #[cfg(feature = "client")]
+    {
+        use halfclose::client::State;
+        match client.state() {
+            State::Done(_) if client.sink().is_payload() => {}
+            State::Failed(Error::Refused) if !cfg!(feature = "server") => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The summary in words (`messages`).
+#[cfg(feature = "messages")]
+fn words(
+    outcome: &Outcome,
+    clock: &StepClock,
+    results: &Results,
+    #[cfg(feature = "client")] client: &Client,
+) {
     if outcome.over {
         line!(
             "error: not over after ",
@@ -465,16 +553,9 @@ fn report(
             dec(report.duration().total_micros()),
             " us",
         ),
-        Some(Err(error)) => {
-            line!("server: error: ", error);
-            passed = false;
-        }
+        Some(Err(error)) => line!("server: error: ", error),
+        // Without a client in the image, the expected end; else the limit passed.
         None => {
-            // Expected only where no client runs.
-            #[cfg(feature = "client")]
-            {
-                passed = false;
-            }
             #[cfg(not(feature = "client"))]
             line!(
                 "server: listened ",
@@ -483,6 +564,8 @@ fn report(
             );
         }
     }
+    #[cfg(not(feature = "server"))]
+    let _ = results;
 
     #[cfg(feature = "client")]
     {
@@ -515,7 +598,6 @@ fn report(
                         None => line.str("none"),
                     };
                     line.print();
-                    passed = false;
                 }
             }
             // With no server in the image, nobody listens: a refused connection is the
@@ -531,10 +613,9 @@ fn report(
                     dec(check.bytes()),
                     " bytes received)"
                 );
-                passed = false;
             }
             // Not over: the limit passed, reported above.
-            _ => passed = false,
+            _ => {}
         }
     }
 
@@ -580,5 +661,85 @@ fn report(
         dec(core::mem::size_of::<halfclose::client::Client<payload::Check>>() as u64),
         " bytes"
     );
-    passed
+}
+
+/// The summary as a record (the small build): the numbers of [`words`], in its order, each
+/// side's outcome as a code (0: none, 1: done, 2: an error) and that outcome's numbers.
+/// `scripts/summary.py` prints it as [`words`] would.
+#[cfg(not(feature = "messages"))]
+fn record(
+    outcome: &Outcome,
+    clock: &StepClock,
+    results: &Results,
+    #[cfg(feature = "client")] client: &Client,
+) {
+    let mut record = Record::new("summary");
+    // Over the limit: the limit, in ms; else 0.
+    let over = if outcome.over {
+        LIMIT.total_millis()
+    } else {
+        0
+    };
+    record.num(LAYOUT).num(over);
+
+    #[cfg(feature = "server")]
+    match &results.server {
+        Some(Ok(report)) => {
+            record
+                .num(1)
+                .num(report.bytes)
+                .num(report.reply_timing.duration().total_micros())
+                .num(report.reply_timing.is_before_fin().into())
+                .num(report.duration().total_micros())
+                .num(report.reply.kept().len() as u64);
+            for &byte in report.reply.kept() {
+                record.num(byte.into());
+            }
+        }
+        Some(Err(error)) => {
+            record.num(2).error(error);
+        }
+        None => {
+            record.num(0);
+            // With no client in the image: how long the server listened, in ms.
+            #[cfg(not(feature = "client"))]
+            record.num(LISTEN_ALONE.total_millis());
+        }
+    }
+    #[cfg(not(feature = "server"))]
+    let _ = results;
+
+    #[cfg(feature = "client")]
+    {
+        use halfclose::client::State;
+        let check = client.sink();
+        match client.state() {
+            State::Done(report) => record
+                .num(1)
+                .num(report.bytes)
+                .num(report.transfer_time().total_micros())
+                .num(check.crc().into())
+                // The first difference's offset plus one; 0: none.
+                .num(check.first_mismatch().map_or(0, |at| at + 1)),
+            State::Failed(error) => record.num(2).error(error).num(check.bytes()),
+            _ => record.num(0),
+        };
+    }
+
+    record
+        .num((clock.now() - Instant::ZERO).total_micros())
+        .num(clock.steps().into())
+        .num(outcome.cycles)
+        .num(stack::peak() as u64)
+        .num(stack::size() as u64)
+        .num(outcome.stack_peak as u64)
+        .num(SOCKET_BUFFERS as u64)
+        .num(core::mem::size_of::<Loopback<MTU, SLOTS>>() as u64)
+        .num(core::mem::size_of::<Interface>() as u64)
+        .num(core::mem::size_of::<tcp::Socket>() as u64);
+    #[cfg(feature = "server")]
+    record.num(core::mem::size_of::<halfclose::server::Server<&[u8], 1>>() as u64);
+    #[cfg(feature = "client")]
+    record.num(core::mem::size_of::<halfclose::client::Client<payload::Check>>() as u64);
+    record.end();
 }
